@@ -1,0 +1,336 @@
+#!/usr/bin/env bash
+# Native stack control for product-views: Bun, PostgreSQL, Apache Kafka (KRaft), API and worker,
+# with no Docker engine. Everything it downloads or writes lives in .cache/ and .data/ (both ignored).
+#
+#   scripts/stack.sh up        infrastructure + migrations + API + worker, in the background
+#   scripts/stack.sh infra     infrastructure + migrations only (what the tests need)
+#   scripts/stack.sh down      stop what `up` started (API, worker, Kafka, Postgres)
+#   scripts/stack.sh status    what runs, on which port
+#   scripts/stack.sh restart-app   restart API and worker only
+#   scripts/stack.sh start|stop kafka|postgres|api|worker   one component (used by the fault tests)
+#
+# DATABASE_URL / KAFKA_BROKERS pointing at reachable servers make it use those and start none of its own.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE="$ROOT/.cache"
+DATA="${PV_DATA_DIR:-$ROOT/.data}"
+LOGS="$DATA/logs"
+RUN="$DATA/run"
+BUN_VERSION=$(sed -n 's/.*"packageManager": *"bun@\([^"]*\)".*/\1/p' "$ROOT/package.json")
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/scripts/kafka/pom.xml")
+
+# Set by the user: use those servers and start none of our own.
+EXT_DB="${DATABASE_URL:-}"
+EXT_KAFKA="${KAFKA_BROKERS:-}"
+PG_PORT="${PG_PORT:-5432}"
+PG_DB="${PG_DB:-product_views}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_HEAP="${KAFKA_HEAP:-768m}"
+PORT="${PORT:-8080}"
+WORKER_METRICS_PORT="${WORKER_METRICS_PORT:-9464}"
+
+log() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[31m[stack] %s\033[0m\n' "$*" >&2; exit 1; }
+is_root() { [ "$(id -u)" = 0 ]; }
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+pid_alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+wait_for() { # wait_for <seconds> <description> <command...>
+  local secs=$1 what=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@"; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.2
+  done
+}
+
+apt_install() {
+  is_root || die "missing: $*. Install them (Debian: sudo apt-get install -y $*) and run again."
+  command -v apt-get >/dev/null || die "missing: $*; no apt-get here, install them with your package manager."
+  log "installing $* from Debian packages"
+  if [ ! -f "$CACHE/.apt-updated" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    mkdir -p "$CACHE" && touch "$CACHE/.apt-updated"
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# ---------------------------------------------------------------- Bun and dependencies
+ensure_bun() {
+  local local_bin="$CACHE/bun/node_modules/.bin"
+  if [ -x "$local_bin/bun" ]; then export PATH="$local_bin:$PATH"; fi
+  if command -v bun >/dev/null && [ "$(bun --version)" = "$BUN_VERSION" ]; then return; fi
+  command -v npm >/dev/null || die "neither bun $BUN_VERSION nor npm found: install Node.js + npm (or bun $BUN_VERSION)."
+  log "installing bun $BUN_VERSION from the npm registry into .cache/bun"
+  mkdir -p "$CACHE/bun"
+  npm install --prefix "$CACHE/bun" --no-save --no-audit --no-fund --loglevel=error "bun@$BUN_VERSION" >/dev/null
+  export PATH="$local_bin:$PATH"
+  [ "$(bun --version)" = "$BUN_VERSION" ] || die "bun $BUN_VERSION did not install"
+}
+
+ensure_deps() {
+  if [ ! -d "$ROOT/node_modules" ] || [ "$ROOT/bun.lock" -nt "$ROOT/node_modules/.installed" ]; then
+    log "installing npm dependencies (bun install --frozen-lockfile)"
+    (cd "$ROOT" && bun install --frozen-lockfile >/dev/null)
+    touch "$ROOT/node_modules/.installed"
+  fi
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+pg_bindir() {
+  if command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ]; then pg_config --bindir; return; fi
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+# Postgres refuses to run as root; as root the cluster belongs to the postgres user, and it must be able to
+# reach the data folder (a checkout under /root is not reachable, so that case gets a folder of its own).
+pg_datadir() {
+  local dir="$DATA/pg"
+  if is_root; then
+    mkdir -p "$DATA"
+    if ! runuser -u postgres -- test -x "$DATA" 2>/dev/null; then
+      dir="/var/lib/product-views/$(printf '%s' "$ROOT" | md5sum | cut -c1-12)/pg"
+    fi
+  fi
+  printf '%s' "$dir"
+}
+
+as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+start_postgres() {
+  if [ -n "$EXT_DB" ]; then
+    command -v pg_isready >/dev/null || apt_install postgresql-client
+    pg_isready -q -d "$DATABASE_URL" || die "DATABASE_URL is set but the server does not answer: $DATABASE_URL"
+    log "postgres: using DATABASE_URL (external), starting none"
+    return
+  fi
+  local bin; bin=$(pg_bindir)
+  if [ -z "$bin" ]; then apt_install postgresql; bin=$(pg_bindir); fi
+  [ -n "$bin" ] || die "PostgreSQL binaries not found after install"
+  is_root && ! id postgres >/dev/null 2>&1 && useradd --system --home /var/lib/postgresql postgres
+  local dir; dir=$(pg_datadir)
+  if [ -f "$dir/postmaster.pid" ] && as_pg "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+    log "postgres: already running on 127.0.0.1:$PG_PORT"
+  else
+    port_open 127.0.0.1 "$PG_PORT" && die "port $PG_PORT is in use by another process: stop it, or set PG_PORT (or DATABASE_URL to use that server)"
+    mkdir -p "$dir" "$LOGS"
+    is_root && chown postgres: "$dir" "$(dirname "$dir")" && chmod 700 "$dir"
+    if [ ! -f "$dir/PG_VERSION" ]; then
+      log "postgres: creating cluster in $dir"
+      as_pg "$bin/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+      cat >>"$dir/postgresql.conf" <<EOF
+# product-views local cluster
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+shared_buffers = 256MB
+max_connections = 200
+wal_compression = on
+checkpoint_timeout = 15min
+max_wal_size = 2GB
+EOF
+    fi
+    touch "$LOGS/postgres.log"; is_root && chown postgres: "$LOGS/postgres.log"
+    as_pg "$bin/pg_ctl" -D "$dir" -l "$LOGS/postgres.log" -o "-p $PG_PORT" -w -t 60 start >/dev/null \
+      || die "postgres did not start; see $LOGS/postgres.log"
+    log "postgres: started on 127.0.0.1:$PG_PORT (data $dir)"
+  fi
+  export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB"
+  ensure_database "$PG_DB"
+}
+
+ensure_database() {
+  local bin; bin=$(pg_bindir)
+  if ! "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAc "select 1 from pg_database where datname='$1'" | grep -q 1; then
+    "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$1"
+    log "postgres: created database $1"
+  fi
+}
+
+stop_postgres() {
+  [ -z "$EXT_DB" ] || return 0
+  local bin dir; bin=$(pg_bindir); dir=$(pg_datadir)
+  [ -n "$bin" ] && [ -f "$dir/postmaster.pid" ] || return 0
+  as_pg "$bin/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 && log "postgres: stopped" || true
+}
+
+# ---------------------------------------------------------------- Apache Kafka (KRaft, one combined node)
+ensure_java() {
+  local v=0
+  if command -v java >/dev/null; then
+    v=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)
+  fi
+  [ "${v:-0}" -ge 17 ] || apt_install openjdk-17-jre-headless
+  command -v mvn >/dev/null || apt_install maven
+}
+
+kafka_libs() { printf '%s' "$CACHE/kafka/$KAFKA_VERSION/libs"; }
+
+ensure_kafka_libs() {
+  local libs; libs=$(kafka_libs)
+  [ -f "$libs/.complete" ] && return
+  ensure_java
+  log "kafka: resolving org.apache.kafka:kafka_2.13:$KAFKA_VERSION and its runtime dependencies (Maven Central)"
+  rm -rf "$libs"; mkdir -p "$libs"
+  mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$libs" -DincludeScope=runtime >"$CACHE/kafka/mvn.log" 2>&1 \
+    || die "maven could not resolve Kafka; see $CACHE/kafka/mvn.log"
+  touch "$libs/.complete"
+}
+
+kafka_java() { java -Xms256m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -Djava.awt.headless=true \
+  -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.properties" -cp "$(kafka_libs)/*" "$@"; }
+
+start_kafka() {
+  if [ -n "$EXT_KAFKA" ]; then
+    local first=${KAFKA_BROKERS%%,*}
+    port_open "${first%:*}" "${first##*:}" || die "KAFKA_BROKERS is set but $first does not answer"
+    log "kafka: using KAFKA_BROKERS=$KAFKA_BROKERS (external), starting none"
+    return
+  fi
+  export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+  if pid_alive kafka; then log "kafka: already running on $KAFKA_BROKERS"; return; fi
+  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+    port_open 127.0.0.1 "$p" && die "port $p is in use by another process: stop it, or set KAFKA_PORT/KAFKA_CONTROLLER_PORT (or KAFKA_BROKERS to use that cluster)"
+  done
+  ensure_kafka_libs
+  local dir="$DATA/kafka"
+  mkdir -p "$dir/logs" "$LOGS" "$RUN"
+  cat >"$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/logs
+num.partitions=${KAFKA_PARTITIONS:-6}
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+log.retention.hours=72
+EOF
+  if [ ! -f "$dir/logs/meta.properties" ]; then
+    log "kafka: formatting KRaft storage"
+    kafka_java kafka.tools.StorageTool format -t "$(kafka_java kafka.tools.StorageTool random-uuid)" \
+      -c "$dir/server.properties" >>"$LOGS/kafka.log" 2>&1 || die "kafka storage format failed; see $LOGS/kafka.log"
+  fi
+  # The subshell becomes the JVM (exec), so the pid file names the broker itself.
+  (cd "$dir" && exec -a product-views-kafka java -Xms256m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.properties" -cp "$(kafka_libs)/*" \
+    kafka.Kafka "$dir/server.properties" >>"$LOGS/kafka.log" 2>&1 </dev/null) &
+  echo $! >"$RUN/kafka.pid"
+  wait_for 90 "kafka" port_open 127.0.0.1 "$KAFKA_PORT" || die "kafka did not open port $KAFKA_PORT in 90 s; see $LOGS/kafka.log"
+  log "kafka: started on $KAFKA_BROKERS (pid $(cat "$RUN/kafka.pid"))"
+}
+
+stop_pidfile() { # stop_pidfile <name> <seconds>
+  pid_alive "$1" || { rm -f "$RUN/$1.pid"; return 0; }
+  local pid; pid=$(cat "$RUN/$1.pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + $2))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then log "$1: did not stop in $2 s, killing"; kill -KILL "$pid" 2>/dev/null || true; break; fi
+    sleep 0.2
+  done
+  rm -f "$RUN/$1.pid"
+  log "$1: stopped"
+}
+
+# ---------------------------------------------------------------- the app
+bootstrap() { # topic + migrations, both idempotent
+  (cd "$ROOT" && bun src/main.ts setup) || die "setup (topic + migrations) failed"
+}
+
+start_app() { # start_app <api|worker>
+  mkdir -p "$LOGS" "$RUN"
+  if pid_alive "$1"; then log "$1: already running (pid $(cat "$RUN/$1.pid"))"; return; fi
+  local port=$PORT; [ "$1" = worker ] && port=$WORKER_METRICS_PORT
+  port_open 127.0.0.1 "$port" && die "port $port is in use by another process: stop it, or set $( [ "$1" = worker ] && echo WORKER_METRICS_PORT || echo PORT)"
+  (cd "$ROOT" && exec bun src/main.ts "$1" >>"$LOGS/$1.log" 2>&1 </dev/null) &
+  echo $! >"$RUN/$1.pid"
+  wait_for 30 "$1" port_open 127.0.0.1 "$port" || die "$1 did not start; see $LOGS/$1.log"
+  log "$1: started (pid $(cat "$RUN/$1.pid"), port $port, log $LOGS/$1.log)"
+}
+
+infra() {
+  ensure_bun
+  ensure_deps
+  start_postgres
+  start_kafka
+  bootstrap
+}
+
+# Prints the variables the app needs, for `eval "$(scripts/stack.sh env)"`.
+print_env() {
+  printf 'export PATH=%q\n' "$PATH"
+  printf 'export DATABASE_URL=%q\n' "${DATABASE_URL:-postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB}"
+  printf 'export KAFKA_BROKERS=%q\n' "${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
+}
+
+status() {
+  local bin dir; bin=$(pg_bindir); dir=$(pg_datadir)
+  if [ -n "$EXT_DB" ]; then echo "postgres  external  $DATABASE_URL"
+  elif [ -n "$bin" ] && [ -f "$dir/postmaster.pid" ] && as_pg "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+    echo "postgres  running   127.0.0.1:$PG_PORT"
+  else echo "postgres  stopped"; fi
+  if [ -n "$EXT_KAFKA" ]; then echo "kafka     external  $KAFKA_BROKERS"
+  elif pid_alive kafka; then echo "kafka     running   127.0.0.1:$KAFKA_PORT (pid $(cat "$RUN/kafka.pid"))"
+  else echo "kafka     stopped"; fi
+  for c in api worker; do
+    if pid_alive $c; then
+      local port=$PORT; [ $c = worker ] && port=$WORKER_METRICS_PORT
+      printf '%-9s running   http://127.0.0.1:%s (pid %s)\n' $c "$port" "$(cat "$RUN/$c.pid")"
+    else printf '%-9s stopped\n' $c; fi
+  done
+}
+
+cmd=${1:-up}
+case "$cmd" in
+  up)
+    infra
+    export DATABASE_URL KAFKA_BROKERS
+    start_app worker
+    start_app api
+    status
+    log "ready: API http://127.0.0.1:$PORT (Swagger UI at /swagger), logs in $LOGS, stop with: make down"
+    ;;
+  infra) infra; status ;;
+  env) ensure_bun >/dev/null 2>&1 || true; print_env ;;
+  down)
+    stop_pidfile api 30
+    stop_pidfile worker 30
+    stop_pidfile kafka 60
+    stop_postgres
+    ;;
+  status) status ;;
+  restart-app)
+    ensure_bun; eval "$(print_env)"
+    stop_pidfile api 30; stop_pidfile worker 30
+    start_app worker; start_app api
+    ;;
+  start)
+    ensure_bun; eval "$(print_env)"
+    case "${2:-}" in
+      kafka) unset KAFKA_BROKERS; start_kafka ;;
+      postgres) unset DATABASE_URL; start_postgres ;;
+      api|worker) start_app "$2" ;;
+      *) die "usage: $0 start kafka|postgres|api|worker" ;;
+    esac ;;
+  stop)
+    case "${2:-}" in
+      kafka) stop_pidfile kafka 60 ;;
+      postgres) stop_postgres ;;
+      api|worker) stop_pidfile "$2" 30 ;;
+      *) die "usage: $0 stop kafka|postgres|api|worker" ;;
+    esac ;;
+  *) die "usage: $0 up|infra|down|status|env|restart-app|start <c>|stop <c>" ;;
+esac

@@ -1,0 +1,177 @@
+// The one place that reads the environment. Every bad key is reported at once, then the process stops;
+// modules receive only their own frozen part.
+
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+export type AckMode = "durable" | "queued";
+
+export interface HttpConfig {
+  readonly port: number;
+  readonly host: string;
+  readonly bodyLimitBytes: number;
+  readonly adminToken: string | undefined;
+  readonly workers: number;
+  readonly topRefreshMs: number;
+}
+
+export interface KafkaConfig {
+  readonly brokers: readonly string[];
+  readonly topic: string;
+  readonly partitions: number;
+  readonly clientId: string;
+}
+
+export interface ProducerConfig {
+  readonly lingerMs: number;
+  readonly batchMaxMessages: number;
+  readonly compression: "none" | "gzip" | "snappy" | "lz4" | "zstd";
+  readonly ackMode: AckMode;
+  readonly maxInFlight: number;
+  readonly deliveryTimeoutMs: number;
+  readonly lanes: number;
+}
+
+export interface WorkerConfig {
+  readonly groupId: string;
+  readonly flushIntervalMs: number;
+  readonly flushMaxProducts: number;
+  readonly maxPendingProducts: number;
+  readonly fetchBatchSize: number;
+  readonly metricsPort: number;
+}
+
+export interface DbConfig {
+  readonly url: string;
+  readonly poolSize: number;
+}
+
+export interface Config {
+  readonly http: HttpConfig;
+  readonly kafka: KafkaConfig;
+  readonly producer: ProducerConfig;
+  readonly worker: WorkerConfig;
+  readonly db: DbConfig;
+  readonly logLevel: LogLevel;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function reader(env: Env, problems: string[]) {
+  const raw = (key: string): string | undefined => {
+    const v = env[key];
+    return v === undefined || v.trim() === "" ? undefined : v.trim();
+  };
+  const int = (key: string, fallback: number, min: number, max: number): number => {
+    const v = raw(key);
+    if (v === undefined) return fallback;
+    if (!/^-?\d+$/.test(v)) {
+      problems.push(`${key}=${JSON.stringify(v)} is not an integer (expected ${min}..${max})`);
+      return fallback;
+    }
+    const n = Number(v);
+    if (n < min || n > max) problems.push(`${key}=${v} is out of range (expected ${min}..${max})`);
+    return n;
+  };
+  const oneOf = <T extends string>(key: string, fallback: T, allowed: readonly T[]): T => {
+    const v = raw(key);
+    if (v === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(v)) {
+      problems.push(`${key}=${JSON.stringify(v)} must be one of ${allowed.join(", ")}`);
+      return fallback;
+    }
+    return v as T;
+  };
+  const str = (key: string, fallback: string, pattern?: RegExp, expected?: string): string => {
+    const v = raw(key);
+    if (v === undefined) return fallback;
+    if (pattern && !pattern.test(v)) problems.push(`${key}=${JSON.stringify(v)} is invalid (expected ${expected})`);
+    return v;
+  };
+  return { raw, int, oneOf, str };
+}
+
+const BROKER = /^[A-Za-z0-9.\-_]+:\d{1,5}$/;
+const TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
+
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const r = reader(env, problems);
+
+  const url = r.str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/product_views");
+  try {
+    const u = new URL(url);
+    if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") throw new Error();
+  } catch {
+    problems.push(`DATABASE_URL=${JSON.stringify(url)} is not a postgres:// URL`);
+  }
+
+  const brokersRaw = r.str("KAFKA_BROKERS", "127.0.0.1:9092");
+  const brokers = brokersRaw.split(",").map((b) => b.trim()).filter(Boolean);
+  if (brokers.length === 0 || brokers.some((b) => !BROKER.test(b))) {
+    problems.push(`KAFKA_BROKERS=${JSON.stringify(brokersRaw)} must be a comma-separated list of host:port`);
+  }
+
+  const adminToken = r.raw("ADMIN_TOKEN");
+  if (adminToken !== undefined && adminToken.length < 16) {
+    problems.push("ADMIN_TOKEN must be at least 16 characters when set");
+  }
+
+  const config: Config = {
+    http: {
+      port: r.int("PORT", 8080, 1, 65535),
+      host: r.str("HOST", "0.0.0.0"),
+      bodyLimitBytes: r.int("BODY_LIMIT_BYTES", 64 * 1024, 256, 16 * 1024 * 1024),
+      adminToken,
+      workers: r.int("API_WORKERS", 1, 1, 64),
+      topRefreshMs: r.int("TOP_REFRESH_MS", 1000, 50, 60_000),
+    },
+    kafka: {
+      brokers,
+      topic: r.str("KAFKA_TOPIC", "product-views", TOPIC, "letters, digits, '.', '_' or '-', at most 249"),
+      partitions: r.int("KAFKA_PARTITIONS", 6, 1, 10_000),
+      clientId: r.str("KAFKA_CLIENT_ID", "product-views", TOPIC, "letters, digits, '.', '_' or '-'"),
+    },
+    producer: {
+      lingerMs: r.int("KAFKA_LINGER_MS", 5, 0, 1000),
+      batchMaxMessages: r.int("KAFKA_BATCH_MAX_MESSAGES", 10_000, 1, 1_000_000),
+      compression: r.oneOf("KAFKA_COMPRESSION", "lz4", ["none", "gzip", "snappy", "lz4", "zstd"] as const),
+      ackMode: r.oneOf("INGEST_ACK", "durable", ["durable", "queued"] as const),
+      maxInFlight: r.int("INGEST_MAX_IN_FLIGHT", 100_000, 1, 10_000_000),
+      deliveryTimeoutMs: r.int("INGEST_TIMEOUT_MS", 5000, 100, 120_000),
+      lanes: r.int("KAFKA_PRODUCER_LANES", 4, 1, 32),
+    },
+    worker: {
+      groupId: r.str("KAFKA_GROUP_ID", "product-views-worker", TOPIC, "letters, digits, '.', '_' or '-'"),
+      flushIntervalMs: r.int("FLUSH_INTERVAL_MS", 200, 5, 60_000),
+      flushMaxProducts: r.int("FLUSH_MAX_PRODUCTS", 10_000, 1, 1_000_000),
+      maxPendingProducts: r.int("MAX_PENDING_PRODUCTS", 200_000, 1, 10_000_000),
+      fetchBatchSize: r.int("FETCH_BATCH_SIZE", 5000, 1, 100_000),
+      metricsPort: r.int("WORKER_METRICS_PORT", 9464, 1, 65535),
+    },
+    db: {
+      url,
+      poolSize: r.int("DB_POOL_SIZE", 10, 1, 200),
+    },
+    logLevel: r.oneOf("LOG_LEVEL", "info", ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const),
+  };
+
+  if (config.worker.maxPendingProducts < config.worker.flushMaxProducts) {
+    problems.push("MAX_PENDING_PRODUCTS must be >= FLUSH_MAX_PRODUCTS");
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === "object") {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

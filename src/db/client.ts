@@ -1,0 +1,56 @@
+import postgres from "postgres";
+import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
+import type { DbConfig } from "../config.ts";
+import { AppError } from "../errors.ts";
+import * as schema from "./schema.ts";
+
+export type Sql = postgres.Sql;
+export type Db = PostgresJsDatabase<typeof schema>;
+
+export interface Database {
+  sql: Sql;
+  db: Db;
+  close(): Promise<void>;
+}
+
+export function connect(config: DbConfig, appName: string, statementTimeoutMs = 5000): Database {
+  const sql = postgres(config.url, {
+    max: config.poolSize,
+    idle_timeout: 30,
+    connect_timeout: 5,
+    onnotice: () => {},
+    connection: { application_name: appName, statement_timeout: statementTimeoutMs },
+  });
+  return {
+    sql,
+    db: drizzle(sql, { schema }),
+    close: () => sql.end({ timeout: 5 }),
+  };
+}
+
+// Connection-level failures (server down, restarting, out of connections): the same request may succeed
+// later, so they become a retryable 503, never a 500 with driver text.
+const UNAVAILABLE = new Set([
+  "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "CONNECT_TIMEOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED", "57P01", "57P02", "57P03", "08000", "08001", "08003", "08006", "53300", "57014",
+]);
+
+export function isUnavailable(err: unknown): boolean {
+  // drizzle wraps the driver's error (DrizzleQueryError), so the code may sit one or two causes down.
+  for (let e = err as { code?: unknown; cause?: unknown } | null, depth = 0; e && depth < 4; depth++) {
+    if (typeof e.code === "string" && UNAVAILABLE.has(e.code)) return true;
+    e = e.cause as typeof e;
+  }
+  return false;
+}
+
+export async function guard<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (cause) {
+    if (isUnavailable(cause)) {
+      throw new AppError("database_unavailable", "the database is temporarily unavailable; retry later", { cause, retryable: true });
+    }
+    throw cause;
+  }
+}

@@ -1,0 +1,46 @@
+import { asc, desc, eq, sql } from "drizzle-orm";
+import type { Db } from "./client.ts";
+import { products } from "./schema.ts";
+import type { NewProduct, Product } from "../domain/product.ts";
+
+type Row = typeof products.$inferSelect;
+
+function toProduct(r: Row): Product {
+  return {
+    id: r.id,
+    name: r.name,
+    description: r.description,
+    view_count: r.viewCount,
+    created_at: r.createdAt.toISOString(),
+    updated_at: r.updatedAt.toISOString(),
+  };
+}
+
+export async function createProduct(db: Db, p: NewProduct): Promise<Product> {
+  const [row] = await db
+    .insert(products)
+    .values({ name: p.name, description: p.description, viewCount: p.viewCount })
+    .returning();
+  return toProduct(row!);
+}
+
+export async function getProduct(db: Db, id: string): Promise<Product | null> {
+  const [row] = await db.select().from(products).where(eq(products.id, id)).limit(1);
+  return row ? toProduct(row) : null;
+}
+
+export async function topProducts(db: Db, limit: number): Promise<Product[]> {
+  const rows = await db.select().from(products).orderBy(desc(products.viewCount), asc(products.id)).limit(limit);
+  return rows.map(toProduct);
+}
+
+/** The subset of `ids` that exist. */
+export async function existingIds(db: Db, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  // One array parameter, not one parameter per id: the statement text stays the same for any batch size.
+  const rows = await db
+    .select({ id: products.id })
+    .from(products)
+    .where(sql`${products.id} = ANY(${sql.param(ids)}::uuid[])`);
+  return new Set(rows.map((r) => r.id));
+}

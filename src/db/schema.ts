@@ -1,0 +1,33 @@
+import { sql } from "drizzle-orm";
+import { bigint, check, integer, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+
+// Source of truth for the tables; sql/ holds the migrations that create them, and
+// test/integration/migrations.test.ts checks that both agree column by column.
+
+export const products = pgTable(
+  "products",
+  {
+    id: uuid("id").primaryKey().default(sql`gen_random_uuid()`),
+    name: text("name").notNull(),
+    description: text("description").notNull().default(""),
+    viewCount: bigint("view_count", { mode: "number" }).notNull().default(0),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [check("products_view_count_check", sql`${t.viewCount} >= 0`)],
+);
+
+/**
+ * The worker's position per topic partition, written in the same transaction as the counts it covers:
+ * counts and offsets move together, so a replayed message is recognised and skipped (exactly-once effect).
+ */
+export const viewOffsets = pgTable(
+  "view_offsets",
+  {
+    topic: text("topic").notNull(),
+    partition: integer("partition").notNull(),
+    nextOffset: bigint("next_offset", { mode: "number" }).notNull(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.topic, t.partition] })],
+);

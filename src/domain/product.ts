@@ -1,0 +1,51 @@
+import { Type, type Static } from "@sinclair/typebox";
+import { Uuid } from "./view.ts";
+
+export const MAX_TOP_LIMIT = 100;
+export const DEFAULT_TOP_LIMIT = 10;
+
+export const Product = Type.Object(
+  {
+    id: Uuid,
+    name: Type.String(),
+    description: Type.String(),
+    view_count: Type.Integer({ minimum: 0 }),
+    created_at: Type.String({ format: "date-time" }),
+    updated_at: Type.String({ format: "date-time" }),
+  },
+  { description: "A product and its view count" },
+);
+export type Product = Static<typeof Product>;
+
+export const CreateProductRequest = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+  description: Type.Optional(Type.String({ maxLength: 2000, default: "" })),
+  view_count: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 })),
+});
+export type CreateProductRequest = Static<typeof CreateProductRequest>;
+
+export interface NewProduct {
+  name: string;
+  description: string;
+  viewCount: number;
+}
+
+/** Trims the name and applies defaults; a name that is only white space is not a name. */
+export function normaliseNewProduct(req: CreateProductRequest): NewProduct | string {
+  const name = req.name.trim();
+  if (name.length === 0) return "name must not be blank";
+  return { name, description: req.description ?? "", viewCount: req.view_count ?? 0 };
+}
+
+/**
+ * `limit` of GET /top: absent -> default; otherwise exactly one decimal integer 1..100.
+ * "1e3", "-1", "0", "abc", "10.0" and repeated parameters are all rejected.
+ */
+export function parseTopLimit(raw: unknown): number | string {
+  if (raw === undefined) return DEFAULT_TOP_LIMIT;
+  if (typeof raw !== "string") return "limit must be given once";
+  if (!/^\d{1,3}$/.test(raw)) return `limit must be an integer between 1 and ${MAX_TOP_LIMIT}`;
+  const n = Number(raw);
+  if (n < 1 || n > MAX_TOP_LIMIT) return `limit must be an integer between 1 and ${MAX_TOP_LIMIT}`;
+  return n;
+}

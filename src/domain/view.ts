@@ -1,0 +1,65 @@
+import { Type, type Static } from "@sinclair/typebox";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+
+// One schema serves the HTTP body, the Kafka payload and the TypeScript type of a view.
+
+/** Canonical UUID text: case-insensitive on input, normalised to lower case before it becomes a Kafka key. */
+export const Uuid = Type.String({
+  pattern: "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+  description: "Product id (UUID)",
+  example: "3f2b8c1e-6d7a-4e1b-9c3d-2a1f0e9b8c7d",
+});
+
+export const MAX_VIEWS_PER_ITEM = 1000;
+export const MAX_BATCH_ITEMS = 1000;
+
+export const ViewRequest = Type.Object({ product_id: Uuid }, { description: "One product view" });
+export type ViewRequest = Static<typeof ViewRequest>;
+
+export const BatchViewItem = Type.Object({
+  product_id: Uuid,
+  count: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_VIEWS_PER_ITEM, default: 1 })),
+});
+export const BatchViewRequest = Type.Object({
+  views: Type.Array(BatchViewItem, { minItems: 1, maxItems: MAX_BATCH_ITEMS }),
+});
+export type BatchViewRequest = Static<typeof BatchViewRequest>;
+
+/** What travels through Kafka (key = product_id). */
+export const ViewEvent = Type.Object({
+  product_id: Uuid,
+  count: Type.Integer({ minimum: 1, maximum: MAX_VIEWS_PER_ITEM * MAX_BATCH_ITEMS }),
+});
+export type ViewEvent = Static<typeof ViewEvent>;
+
+const checkEvent = TypeCompiler.Compile(ViewEvent);
+
+export function encodeViewEvent(e: ViewEvent): Buffer {
+  return Buffer.from(`{"product_id":"${e.product_id}","count":${e.count}}`);
+}
+
+/** Returns null for anything that is not a well-formed view event (a poison pill is skipped, never retried). */
+export function decodeViewEvent(payload: Uint8Array | undefined | null): ViewEvent | null {
+  if (!payload || payload.length === 0 || payload.length > 1024) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString("utf8"));
+  } catch {
+    return null;
+  }
+  if (!checkEvent.Check(v)) return null;
+  return { product_id: v.product_id.toLowerCase(), count: v.count };
+}
+
+/**
+ * Sums the counts per product of a batch request, so a hot product costs one Kafka message per request
+ * instead of one per item. Ids come out lower-cased, in first-seen order.
+ */
+export function coalesceBatch(items: BatchViewRequest["views"]): ViewEvent[] {
+  const sums = new Map<string, number>();
+  for (const item of items) {
+    const id = item.product_id.toLowerCase();
+    sums.set(id, (sums.get(id) ?? 0) + (item.count ?? 1));
+  }
+  return Array.from(sums, ([product_id, count]) => ({ product_id, count }));
+}

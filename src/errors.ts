@@ -1,0 +1,45 @@
+// The fixed list of error codes. The HTTP status of each lives in src/http/errors.ts, and only there.
+export const ERROR_CODES = [
+  "invalid_json",
+  "invalid_request",
+  "unsupported_media_type",
+  "payload_too_large",
+  "not_found",
+  "product_not_found",
+  "method_not_allowed",
+  "unauthorized",
+  "forbidden",
+  "ingest_unavailable",
+  "database_unavailable",
+  "not_ready",
+  "internal",
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface AppErrorOptions {
+  cause?: unknown;
+  /** Whether the same request may succeed later unchanged (clients get Retry-After). */
+  retryable?: boolean;
+  /** Extra machine-readable detail for the client, e.g. the unknown ids of a batch. */
+  details?: Record<string, unknown>;
+}
+
+export class AppError extends Error {
+  readonly retryable: boolean;
+  readonly details: Record<string, unknown> | undefined;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options: AppErrorOptions = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = "AppError";
+    this.retryable = options.retryable ?? false;
+    this.details = options.details;
+  }
+}
+
+export function isAppError(e: unknown): e is AppError {
+  return e instanceof AppError;
+}

@@ -1,0 +1,253 @@
+import { timingSafeEqual as bytesEqual } from "node:crypto";
+import { Elysia } from "elysia";
+import { Type } from "@sinclair/typebox";
+import type { HttpConfig } from "../config.ts";
+import { AppError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Registry } from "../metrics.ts";
+import { BatchViewRequest, coalesceBatch, Uuid, ViewRequest, type ViewEvent } from "../domain/view.ts";
+import { CreateProductRequest, normaliseNewProduct, parseTopLimit, Product, type NewProduct } from "../domain/product.ts";
+import { readJsonBody } from "./body.ts";
+import { errorResponse, type ErrorBody } from "./errors.ts";
+import { describeValidationError } from "./validation.ts";
+import { docs } from "./docs.ts";
+
+export interface ApiDeps {
+  http: HttpConfig;
+  log: Logger;
+  metrics: Registry;
+  views: { record(events: readonly ViewEvent[]): Promise<void> };
+  products: {
+    create(p: NewProduct): Promise<Product>;
+    get(id: string): Promise<Product | null>;
+    top(limit: number): Product[];
+  };
+  ready(): Promise<Record<string, boolean>>;
+}
+
+const ErrorSchema = Type.Object(
+  { error: Type.String(), code: Type.String() },
+  { description: "Every error: a human message and a stable machine code", additionalProperties: true },
+);
+const err = (description: string) => ({ ...ErrorSchema, description });
+
+const Accepted = Type.Object({ status: Type.Literal("accepted"), message: Type.String() });
+const ACCEPTED = { status: "accepted", message: "View recorded successfully" } as const;
+
+const API = "/api/v1/products";
+
+// Method + path pairs, for telling 405 (known path, other method) from 404.
+const ROUTES: ReadonlyArray<[string, RegExp]> = [
+  ["POST", /^\/api\/v1\/products\/view$/],
+  ["POST", /^\/api\/v1\/products\/views$/],
+  ["GET", /^\/api\/v1\/products\/top$/],
+  ["GET", /^\/api\/v1\/products\/[^/]+$/],
+  ["POST", /^\/api\/v1\/products$/],
+  ["GET", /^\/(health|ready|metrics)$/],
+  ["GET", /^\/swagger(\/.*)?$/],
+];
+
+function allowedMethods(path: string): string[] {
+  return [...new Set(ROUTES.filter(([, re]) => re.test(path)).map(([m]) => m))];
+}
+
+export function createApp(deps: ApiDeps) {
+  const { http, log, metrics } = deps;
+  const requests = metrics.histogram("http_request_duration_seconds", "HTTP request latency by route and status",
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]);
+  const started = new WeakMap<Request, number>();
+
+  const unauthorizedHeaders = { "www-authenticate": 'Bearer realm="product-views"' };
+
+  return new Elysia()
+    .onRequest(({ request }) => {
+      started.set(request, performance.now());
+    })
+    .onParse(({ request }) => readJsonBody(request, http.bodyLimitBytes))
+    .onAfterResponse(({ request, route, set }) => {
+      const t0 = started.get(request);
+      if (t0 === undefined) return;
+      const status = typeof set.status === "number" ? set.status : 200;
+      requests.observe((performance.now() - t0) / 1000, { route: route || "unmatched", method: request.method, status });
+    })
+    .onError(({ code, error, request, set }) => {
+      let e: unknown = error;
+      if (code === "VALIDATION") e = new AppError("invalid_request", describeValidationError(error));
+      else if (code === "PARSE") {
+        // Elysia wraps whatever the body parser threw; our parser throws AppErrors (413, 415, 400).
+        const cause = (error as Error).cause;
+        e = cause instanceof AppError ? cause : new AppError("invalid_json", "request body is not valid JSON");
+      }
+      else if (code === "NOT_FOUND") {
+        const path = new URL(request.url).pathname;
+        const allow = allowedMethods(path);
+        if (allow.length > 0 && !allow.includes(request.method)) {
+          set.status = 405;
+          return errorResponse(new AppError("method_not_allowed", `method ${request.method} is not allowed here`), log, {
+            allow: allow.join(", "),
+          });
+        }
+        e = new AppError("not_found", `no route for ${request.method} ${path}`);
+      }
+      const res = errorResponse(e, log, e instanceof AppError && e.code === "unauthorized" ? unauthorizedHeaders : {});
+      set.status = res.status;
+      return res;
+    })
+    .use(docs())
+    .get("/health", () => ({ status: "ok" as const }), {
+      detail: { summary: "Liveness: the process answers", tags: ["ops"] },
+      response: { 200: Type.Object({ status: Type.Literal("ok") }) },
+    })
+    .get(
+      "/ready",
+      async ({ set }) => {
+        const checks = await deps.ready();
+        const ok = Object.values(checks).every(Boolean);
+        if (!ok) set.status = 503;
+        return { status: ok ? "ready" : "not_ready", checks };
+      },
+      {
+        detail: { summary: "Readiness: Postgres and Kafka reachable", tags: ["ops"] },
+        response: {
+          200: Type.Object({ status: Type.String(), checks: Type.Record(Type.String(), Type.Boolean()) }),
+          503: Type.Object({ status: Type.String(), checks: Type.Record(Type.String(), Type.Boolean()) }),
+        },
+      },
+    )
+    .get("/metrics", () => new Response(metrics.render(), { headers: { "content-type": "text/plain; version=0.0.4" } }), {
+      detail: { summary: "Prometheus metrics", tags: ["ops"] },
+    })
+    .post(
+      `${API}/view`,
+      async ({ body, set }) => {
+        await deps.views.record([{ product_id: body.product_id.toLowerCase(), count: 1 }]);
+        set.status = 202;
+        return ACCEPTED;
+      },
+      {
+        body: ViewRequest,
+        detail: {
+          summary: "Record one product view",
+          description:
+            "Answers 202 once Kafka has acknowledged the event (acks=all). With INGEST_ACK=queued, 202 means queued in the producer.",
+          tags: ["views"],
+        },
+        response: {
+          202: Accepted,
+          400: err("Malformed JSON or a missing / non-UUID product_id"),
+          404: err("Unknown product (no event produced)"),
+          413: err("Body larger than BODY_LIMIT_BYTES"),
+          415: err("Content-Type is not application/json"),
+          503: err("Kafka could not take the event in time; retry after Retry-After seconds"),
+        },
+      },
+    )
+    .post(
+      `${API}/views`,
+      async ({ body, set }) => {
+        const events = coalesceBatch(body.views);
+        await deps.views.record(events);
+        set.status = 202;
+        return { accepted: body.views.reduce((n, v) => n + (v.count ?? 1), 0) };
+      },
+      {
+        body: BatchViewRequest,
+        detail: {
+          summary: "Record a batch of views (1..1000 items, count 1..1000 each)",
+          description: "All or nothing: the first bad item is named by its index; unknown products are listed in unknown_ids.",
+          tags: ["views"],
+        },
+        response: {
+          202: Type.Object({ accepted: Type.Integer({ minimum: 1 }) }),
+          400: err("Malformed JSON or an invalid item (the error names its index)"),
+          404: err("Some products are unknown (unknown_ids lists them); nothing was recorded"),
+          413: err("Body larger than BODY_LIMIT_BYTES"),
+          415: err("Content-Type is not application/json"),
+          503: err("Kafka could not take the events in time; retry after Retry-After seconds"),
+        },
+      },
+    )
+    .get(
+      `${API}/top`,
+      ({ request }) => {
+        // Read from the raw URL: a repeated ?limit= must be refused, not silently reduced to one value.
+        const limits = new URL(request.url).searchParams.getAll("limit");
+        const limit = parseTopLimit(limits.length > 1 ? limits : limits[0]);
+        if (typeof limit === "string") throw new AppError("invalid_request", limit);
+        return deps.products.top(limit);
+      },
+      {
+        query: Type.Object({ limit: Type.Optional(Type.String({ description: "Integer 1..100, default 10" })) }),
+        detail: {
+          summary: "Most viewed products (view_count desc, ties by id)",
+          description: "Served from memory, refreshed after every worker flush: at most flush interval + one refresh old.",
+          tags: ["products"],
+        },
+        response: {
+          200: Type.Array(Product),
+          400: err("limit is not an integer in 1..100"),
+          503: err("The database has been unreachable for too long to serve a fresh list"),
+        },
+      },
+    )
+    .get(
+      `${API}/:id`,
+      async ({ params }) => {
+        const product = await deps.products.get(params.id.toLowerCase());
+        if (!product) throw new AppError("product_not_found", `product ${params.id} not found`);
+        return product;
+      },
+      {
+        params: Type.Object({ id: Uuid }),
+        detail: { summary: "A product by id", tags: ["products"] },
+        response: {
+          200: Product,
+          400: err("id is not a UUID"),
+          404: err("Unknown product"),
+          503: err("The database is unavailable"),
+        },
+      },
+    )
+    .post(
+      API,
+      async ({ body, headers, set }) => {
+        if (http.adminToken !== undefined) {
+          const auth = headers.authorization;
+          if (!auth) throw new AppError("unauthorized", "this route requires Authorization: Bearer <admin token>");
+          if (!timingSafeEqual(auth, `Bearer ${http.adminToken}`)) throw new AppError("forbidden", "the admin token is not valid");
+        }
+        const input = normaliseNewProduct(body);
+        if (typeof input === "string") throw new AppError("invalid_request", input);
+        const product = await deps.products.create(input);
+        set.status = 201;
+        set.headers.location = `${API}/${product.id}`;
+        return product;
+      },
+      {
+        body: CreateProductRequest,
+        detail: {
+          summary: "Create a product",
+          description: "Requires Authorization: Bearer <ADMIN_TOKEN> when ADMIN_TOKEN is set.",
+          tags: ["products"],
+          security: [{ bearer: [] }],
+        },
+        response: {
+          201: Product,
+          400: err("Invalid body"),
+          401: err("Missing bearer token (ADMIN_TOKEN is set)"),
+          403: err("Wrong bearer token"),
+          413: err("Body larger than BODY_LIMIT_BYTES"),
+          415: err("Content-Type is not application/json"),
+          503: err("The database is unavailable"),
+        },
+      },
+    );
+}
+
+function timingSafeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && bytesEqual(x, y);
+}
+
+export type { ErrorBody };

@@ -1,0 +1,44 @@
+import { AppError } from "../errors.ts";
+
+// Bodies are read here, not by Bun's parser, so the size limit holds for chunked bodies too and every
+// refusal is a JSON error: Bun's own 413 has an empty body and never reaches onError.
+
+export async function readJsonBody(request: Request, limit: number): Promise<unknown> {
+  const type = request.headers.get("content-type") ?? "";
+  const mediaType = type.split(";")[0]!.trim().toLowerCase();
+  if (mediaType !== "application/json" && !/^application\/[a-z0-9.+-]+\+json$/.test(mediaType)) {
+    throw new AppError("unsupported_media_type", "content-type must be application/json");
+  }
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
+  const text = await readLimited(request, limit);
+  if (text.trim() === "") throw new AppError("invalid_json", "request body is empty; expected a JSON object");
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new AppError("invalid_json", "request body is not valid JSON");
+  }
+}
+
+function tooLarge(limit: number) {
+  return new AppError("payload_too_large", `request body exceeds ${limit} bytes`);
+}
+
+async function readLimited(request: Request, limit: number): Promise<string> {
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      void reader.cancel().catch(() => {});
+      throw tooLarge(limit);
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return new TextDecoder().decode(chunks[0]);
+  return new TextDecoder().decode(Buffer.concat(chunks));
+}

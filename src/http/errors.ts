@@ -1,0 +1,43 @@
+import { AppError, type ErrorCode } from "../errors.ts";
+import type { Logger } from "../log.ts";
+
+// The only place where error codes meet HTTP statuses.
+const STATUS: Record<ErrorCode, number> = {
+  invalid_json: 400,
+  invalid_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  product_not_found: 404,
+  method_not_allowed: 405,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  internal: 500,
+  ingest_unavailable: 503,
+  database_unavailable: 503,
+  not_ready: 503,
+};
+
+export const RETRY_AFTER_SECONDS = 1;
+
+export function statusOf(code: ErrorCode): number {
+  return STATUS[code];
+}
+
+export interface ErrorBody {
+  error: string;
+  code: ErrorCode;
+  [detail: string]: unknown;
+}
+
+/** Turns anything thrown into the client's JSON error; internals (stack, SQL, paths) are only logged. */
+export function errorResponse(err: unknown, log: Logger, headers: Record<string, string> = {}): Response {
+  const e = err instanceof AppError ? err : null;
+  if (!e || e.code === "internal") log.error({ err }, "unhandled error");
+  else if (e.retryable) log.debug({ code: e.code, cause: e.cause }, e.message);
+  const code: ErrorCode = e?.code ?? "internal";
+  const body: ErrorBody = { ...(e?.details ?? {}), error: e ? e.message : "internal server error", code };
+  const h: Record<string, string> = { "content-type": "application/json", ...headers };
+  if (e?.retryable) h["retry-after"] = String(RETRY_AFTER_SECONDS);
+  return new Response(JSON.stringify(body), { status: STATUS[code], headers: h });
+}

@@ -1,0 +1,176 @@
+import { KafkaClient, type KafkaProducer, type MessageProducer } from "kafka-crab-js";
+import type { KafkaConfig, ProducerConfig } from "../config.ts";
+import { AppError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Registry } from "../metrics.ts";
+import { encodeViewEvent, type ViewEvent } from "../domain/view.ts";
+
+// Why lanes: kafka-crab-js confirms a send() only through flush(), and flush() waits in ~100 ms steps while
+// anything is in flight, but answers at once when nothing is. So each lane owns one librdkafka producer and
+// one batch at a time: it enqueues the batch (librdkafka lingers and compresses), watches inFlightCount()
+// fall to zero (1 ms polls), then flush() hands back exactly that batch's delivery reports. Requests that
+// arrive meanwhile queue up and ride the next free lane, so batches grow with load and latency stays ~linger.
+
+export interface ViewProducer {
+  /** Resolves once Kafka acknowledged every event (durable), or once they are queued (INGEST_ACK=queued). */
+  publish(events: readonly ViewEvent[]): Promise<void>;
+  /** Events accepted but not yet acknowledged by Kafka. */
+  inFlight(): number;
+  /** Stops taking events and waits until every accepted one is acknowledged or failed. */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+interface Entry {
+  messages: MessageProducer[];
+  enqueuedAt: number;
+  resolve(): void;
+  reject(e: AppError): void;
+}
+
+const unavailable = (message: string, cause?: unknown) =>
+  new AppError("ingest_unavailable", message, { retryable: true, cause });
+
+export function createProducer(
+  kafka: KafkaConfig,
+  config: ProducerConfig,
+  log: Logger,
+  metrics: Registry,
+): ViewProducer {
+  const produced = metrics.counter("views_produced_total", "View events acknowledged by Kafka");
+  const deliveryErrors = metrics.counter("producer_delivery_errors_total", "View events Kafka did not acknowledge");
+  const rejected = metrics.counter("producer_rejected_total", "View events refused before Kafka (queue full, timeout)");
+  const batchSize = metrics.histogram("producer_batch_messages", "Messages per producer batch", [1, 10, 100, 1000, 10000]);
+
+  const client = new KafkaClient({ brokers: kafka.brokers.join(","), clientId: kafka.clientId, logLevel: "error" });
+  const lanes: KafkaProducer[] = Array.from({ length: config.lanes }, () =>
+    client.createProducer({
+      autoFlush: false,
+      configuration: {
+        "linger.ms": config.lingerMs,
+        "batch.num.messages": config.batchMaxMessages,
+        "compression.type": config.compression,
+        acks: "all",
+        "enable.idempotence": true,
+        // librdkafka fails a message after this long, so every accepted request gets an answer in time.
+        "message.timeout.ms": config.deliveryTimeoutMs,
+        "queue.buffering.max.messages": Math.max(config.maxInFlight, 1000),
+        "reconnect.backoff.ms": 100,
+        "reconnect.backoff.max.ms": 1000,
+      },
+    }),
+  );
+  metrics.gauge("producer_queue_depth", "View events accepted and not yet acknowledged", () => inFlightCount);
+
+  const queue: Entry[] = [];
+  let queuedMessages = 0;
+  let inFlightCount = 0;
+  let idleLanes = lanes.slice();
+  let closing = false;
+  let drained: (() => void) | null = null;
+  // After a failed batch, refuse new events for a moment instead of letting them wait out a full timeout.
+  let openUntil = 0;
+
+  function settle(entries: Entry[], error: AppError | null) {
+    for (const e of entries) {
+      inFlightCount -= e.messages.length;
+      if (error) e.reject(error);
+      else e.resolve();
+    }
+    if (drained && inFlightCount === 0) drained();
+  }
+
+  function take(): { entries: Entry[]; messages: MessageProducer[] } {
+    const entries: Entry[] = [];
+    const messages: MessageProducer[] = [];
+    while (queue.length > 0 && messages.length < config.batchMaxMessages) {
+      const e = queue.shift()!;
+      entries.push(e);
+      for (const m of e.messages) messages.push(m);
+    }
+    queuedMessages -= messages.length;
+    return { entries, messages };
+  }
+
+  async function runLane(lane: KafkaProducer): Promise<void> {
+    while (queue.length > 0) {
+      const { entries, messages } = take();
+      batchSize.observe(messages.length);
+      try {
+        await lane.send({ topic: kafka.topic, messages });
+        const deadline = performance.now() + config.deliveryTimeoutMs + 2000;
+        while (lane.inFlightCount() > 0 && performance.now() < deadline) await Bun.sleep(1);
+        const reports = await lane.flush();
+        const failed = reports.filter((r) => r.error).length + Math.max(0, messages.length - reports.length);
+        if (failed > 0) {
+          // Reports carry no message identity, so one failure fails the batch: no 202 for an unconfirmed event.
+          deliveryErrors.inc(undefined, failed);
+          produced.inc(undefined, messages.length - failed);
+          const first = reports.find((r) => r.error)?.error;
+          openUntil = performance.now() + 1000;
+          log.warn({ failed, batch: messages.length, error: first?.message }, "kafka did not acknowledge a batch");
+          settle(entries, unavailable("the event stream is unavailable; retry later", first));
+        } else {
+          produced.inc(undefined, messages.length);
+          settle(entries, null);
+        }
+      } catch (err) {
+        deliveryErrors.inc(undefined, messages.length);
+        openUntil = performance.now() + 1000;
+        log.warn({ err, batch: messages.length }, "producer send failed");
+        settle(entries, unavailable("the event stream is unavailable; retry later", err));
+      }
+    }
+    idleLanes.push(lane);
+  }
+
+  function kick() {
+    while (idleLanes.length > 0 && queue.length > 0) void runLane(idleLanes.pop()!);
+  }
+
+  // Events that could not even start their trip in time are answered, not left hanging.
+  const sweeper = setInterval(() => {
+    const limit = performance.now() - config.deliveryTimeoutMs;
+    while (queue.length > 0 && queue[0]!.enqueuedAt < limit) {
+      const e = queue.shift()!;
+      queuedMessages -= e.messages.length;
+      rejected.inc(undefined, e.messages.length);
+      settle([e], unavailable("the event stream did not accept the view in time; retry later"));
+    }
+  }, 100);
+  sweeper.unref();
+
+  return {
+    publish(events) {
+      if (closing) return Promise.reject(unavailable("the service is shutting down"));
+      if (inFlightCount + events.length > config.maxInFlight) {
+        rejected.inc(undefined, events.length);
+        return Promise.reject(unavailable("too many views in flight; retry later"));
+      }
+      if (openUntil > 0 && performance.now() < openUntil && inFlightCount > 0) {
+        rejected.inc(undefined, events.length);
+        return Promise.reject(unavailable("the event stream is unavailable; retry later"));
+      }
+      const messages = events.map((e) => ({ key: Buffer.from(e.product_id), payload: encodeViewEvent(e) }));
+      inFlightCount += messages.length;
+      queuedMessages += messages.length;
+      const p = new Promise<void>((resolve, reject) => {
+        queue.push({ messages, enqueuedAt: performance.now(), resolve, reject });
+      });
+      kick();
+      if (config.ackMode === "queued") {
+        p.catch(() => {}); // counted in producer_delivery_errors_total
+        return Promise.resolve();
+      }
+      return p;
+    },
+    inFlight: () => inFlightCount,
+    async close(timeoutMs = config.deliveryTimeoutMs + 3000) {
+      closing = true;
+      if (inFlightCount > 0) {
+        await Promise.race([new Promise<void>((r) => (drained = r)), Bun.sleep(timeoutMs)]);
+      }
+      clearInterval(sweeper);
+      if (inFlightCount > 0) log.error({ inFlight: inFlightCount, queued: queuedMessages }, "producer closed with events unconfirmed");
+    },
+  };
+}

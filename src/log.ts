@@ -1,0 +1,15 @@
+import pino, { type Logger } from "pino";
+import type { LogLevel } from "./config.ts";
+
+export type { Logger };
+
+// One root per process; components take a child so every line says where it came from.
+export function createLogger(level: LogLevel, name: string): Logger {
+  return pino({
+    name,
+    level,
+    base: { pid: process.pid },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  });
+}

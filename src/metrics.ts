@@ -1,0 +1,122 @@
+// A small Prometheus text-format registry: counters, gauges and histograms with labels.
+// Hot paths only add to numbers in a Map; the text is built when /metrics is scraped.
+
+type Labels = Record<string, string | number>;
+
+interface Metric {
+  render(): string;
+}
+
+function labelKey(labels: Labels | undefined): string {
+  if (!labels) return "";
+  const parts = Object.keys(labels)
+    .sort()
+    .map((k) => `${k}="${String(labels[k]).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`);
+  return parts.length ? `{${parts.join(",")}}` : "";
+}
+
+function withLabel(key: string, extra: string): string {
+  return key ? `{${key.slice(1, -1)},${extra}}` : `{${extra}}`;
+}
+
+export class Registry {
+  private readonly metrics: Metric[] = [];
+
+  counter(name: string, help: string): Counter {
+    return this.add(new Counter(name, help));
+  }
+  gauge(name: string, help: string, collect?: () => number): Gauge {
+    return this.add(new Gauge(name, help, collect));
+  }
+  histogram(name: string, help: string, buckets: readonly number[]): Histogram {
+    return this.add(new Histogram(name, help, buckets));
+  }
+  render(): string {
+    return this.metrics.map((m) => m.render()).join("");
+  }
+  private add<T extends Metric>(m: T): T {
+    this.metrics.push(m);
+    return m;
+  }
+}
+
+export class Counter implements Metric {
+  private readonly values = new Map<string, number>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+  inc(labels?: Labels, by = 1): void {
+    const k = labelKey(labels);
+    this.values.set(k, (this.values.get(k) ?? 0) + by);
+  }
+  get(labels?: Labels): number {
+    return this.values.get(labelKey(labels)) ?? 0;
+  }
+  render(): string {
+    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} counter\n`;
+    if (this.values.size === 0) out += `${this.name} 0\n`;
+    for (const [k, v] of this.values) out += `${this.name}${k} ${v}\n`;
+    return out;
+  }
+}
+
+export class Gauge implements Metric {
+  private readonly values = new Map<string, number>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly collect?: () => number,
+  ) {}
+  set(value: number, labels?: Labels): void {
+    this.values.set(labelKey(labels), value);
+  }
+  render(): string {
+    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} gauge\n`;
+    if (this.collect) return out + `${this.name} ${this.collect()}\n`;
+    if (this.values.size === 0) out += `${this.name} 0\n`;
+    for (const [k, v] of this.values) out += `${this.name}${k} ${v}\n`;
+    return out;
+  }
+}
+
+interface Series {
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+export class Histogram implements Metric {
+  private readonly series = new Map<string, Series>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly buckets: readonly number[],
+  ) {}
+  observe(value: number, labels?: Labels): void {
+    const k = labelKey(labels);
+    let s = this.series.get(k);
+    if (!s) {
+      s = { counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 };
+      this.series.set(k, s);
+    }
+    // Buckets are few and sorted: the first one that fits takes the sample; render() makes them cumulative.
+    const i = this.buckets.findIndex((b) => value <= b);
+    if (i >= 0) s.counts[i]!++;
+    s.sum += value;
+    s.count++;
+  }
+  render(): string {
+    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} histogram\n`;
+    for (const [k, s] of this.series) {
+      let acc = 0;
+      this.buckets.forEach((b, i) => {
+        acc += s.counts[i]!;
+        out += `${this.name}_bucket${withLabel(k, `le="${b}"`)} ${acc}\n`;
+      });
+      out += `${this.name}_bucket${withLabel(k, 'le="+Inf"')} ${s.count}\n`;
+      out += `${this.name}_sum${k} ${s.sum}\n${this.name}_count${k} ${s.count}\n`;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,104 @@
+import type { ViewEvent } from "../domain/view.ts";
+
+// Pure in-memory state of the worker: per partition, the views counted since the last flush and the
+// offsets they cover. No I/O here; the consumer feeds it and the writer persists what take() returns.
+//
+// `base` is the partition's next_offset as stored in Postgres (-1: nothing stored yet). Messages below it
+// were already counted by an earlier flush (ours or another worker's) and are skipped: that is what makes a
+// replay after a crash or rebalance harmless. A partition is unknown until setBase() is called for it.
+
+export const NO_OFFSET = -1;
+
+export interface PartitionSlice {
+  partition: number;
+  /** next_offset stored in Postgres when this slice started: the writer's fence. */
+  base: number;
+  /** next_offset to store once the slice is applied (highest offset taken + 1). */
+  next: number;
+  /** Product id -> views. Keys partition the products (Kafka key = product id), so slices never share ids. */
+  counts: Map<string, number>;
+  views: number;
+}
+
+export type AddResult = "counted" | "duplicate" | "gap" | "malformed" | "unknown_partition";
+
+export interface Batch {
+  slices: PartitionSlice[];
+  products: number;
+  views: number;
+}
+
+export interface Coalescer {
+  hasBase(partition: number): boolean;
+  setBase(partition: number, nextOffset: number): void;
+  /** `event` null means the message was malformed: it is skipped, but its offset still moves on. */
+  add(partition: number, offset: number, event: ViewEvent | null): AddResult;
+  /** Forgets a partition entirely (revoked, or fenced by another worker); its pending views are dropped. */
+  drop(partition: number): void;
+  /** Distinct products pending across partitions. */
+  size(): number;
+  /** Hands over everything pending and starts new slices whose base is the handed-over `next`. */
+  take(): Batch | null;
+  partitions(): number[];
+}
+
+interface State {
+  base: number;
+  next: number;
+  counts: Map<string, number>;
+  views: number;
+}
+
+export function createCoalescer(): Coalescer {
+  const states = new Map<number, State>();
+  let products = 0;
+
+  return {
+    hasBase: (p) => states.has(p),
+    setBase(p, nextOffset) {
+      const s = states.get(p);
+      if (s) products -= s.counts.size;
+      states.set(p, { base: nextOffset, next: nextOffset, counts: new Map(), views: 0 });
+    },
+    add(p, offset, event) {
+      const s = states.get(p);
+      if (!s) return "unknown_partition";
+      // Offsets of this topic are contiguous (plain idempotent producer, no compaction). Below `next`: a replay
+      // of what is stored or pending. Above it: a message from a fetch position older than the last rebalance
+      // or seek, arriving late; counting it would skip the ones in between, so it waits for its turn.
+      if (s.next !== NO_OFFSET) {
+        if (offset < s.next) return "duplicate";
+        if (offset > s.next) return "gap";
+      }
+      s.next = offset + 1;
+      if (!event) return "malformed";
+      const before = s.counts.get(event.product_id);
+      if (before === undefined) products++;
+      s.counts.set(event.product_id, (before ?? 0) + event.count);
+      s.views += event.count;
+      return "counted";
+    },
+    drop(p) {
+      const s = states.get(p);
+      if (!s) return;
+      products -= s.counts.size;
+      states.delete(p);
+    },
+    size: () => products,
+    take() {
+      const slices: PartitionSlice[] = [];
+      let views = 0;
+      for (const [partition, s] of states) {
+        if (s.next === s.base) continue; // nothing new since the last flush
+        slices.push({ partition, base: s.base, next: s.next, counts: s.counts, views: s.views });
+        views += s.views;
+        states.set(partition, { base: s.next, next: s.next, counts: new Map(), views: 0 });
+      }
+      if (slices.length === 0) return null;
+      const taken = products;
+      products = 0;
+      return { slices, products: taken, views };
+    },
+    partitions: () => [...states.keys()],
+  };
+}
