@@ -272,7 +272,8 @@ infra() {
 # Prints the variables the app needs, for `eval "$(scripts/stack.sh env)"`.
 print_env() {
   printf 'export PATH=%q\n' "$PATH"
-  printf 'export DATABASE_URL=%q\n' "${DATABASE_URL:-postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB}"
+  if [ -n "$EXT_DB" ]; then printf 'export DATABASE_URL=%q\n' "$EXT_DB"
+  else printf 'export DATABASE_URL=%q\n' "postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB"; fi
   printf 'export KAFKA_BROKERS=%q\n' "${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
 }
 

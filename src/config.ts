@@ -124,7 +124,7 @@ export function loadConfig(env: Env = process.env): Config {
 
   const config: Config = {
     http: {
-      port: r.int("PORT", 8080, 1, 65535),
+      port: r.int("PORT", 8080, 0, 65535),
       host: r.str("HOST", "0.0.0.0"),
       bodyLimitBytes: r.int("BODY_LIMIT_BYTES", 64 * 1024, 256, 16 * 1024 * 1024),
       adminToken,
@@ -152,7 +152,7 @@ export function loadConfig(env: Env = process.env): Config {
       flushMaxProducts: r.int("FLUSH_MAX_PRODUCTS", 10_000, 1, 1_000_000),
       maxPendingProducts: r.int("MAX_PENDING_PRODUCTS", 200_000, 1, 10_000_000),
       fetchBatchSize: r.int("FETCH_BATCH_SIZE", 5000, 1, 100_000),
-      metricsPort: r.int("WORKER_METRICS_PORT", 9464, 1, 65535),
+      metricsPort: r.int("WORKER_METRICS_PORT", 9464, 0, 65535),
     },
     db: {
       url,

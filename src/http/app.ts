@@ -41,7 +41,7 @@ const ROUTES: ReadonlyArray<[string, RegExp]> = [
   ["POST", /^\/api\/v1\/products\/view$/],
   ["POST", /^\/api\/v1\/products\/views$/],
   ["GET", /^\/api\/v1\/products\/top$/],
-  ["GET", /^\/api\/v1\/products\/[^/]+$/],
+  ["GET", /^\/api\/v1\/products\/(?!(view|views|top)$)[^/]+$/],
   ["POST", /^\/api\/v1\/products$/],
   ["GET", /^\/(health|ready|metrics)$/],
   ["GET", /^\/swagger(\/.*)?$/],
@@ -72,22 +72,24 @@ export function createApp(deps: ApiDeps) {
     })
     .onError(({ code, error, request, set }) => {
       let e: unknown = error;
+      if (code === "NOT_FOUND" || code === "VALIDATION") {
+        // GET /view would otherwise reach GET /:id and fail as "not a UUID": it is a known path, wrong method.
+        const path = new URL(request.url).pathname;
+        const allow = allowedMethods(path);
+        if (allow.length > 0 && !allow.includes(request.method)) {
+          const res = errorResponse(new AppError("method_not_allowed", `method ${request.method} is not allowed here`), log, {
+            allow: allow.join(", "),
+          });
+          set.status = 405;
+          return res;
+        }
+        if (code === "NOT_FOUND") e = new AppError("not_found", `no route for ${request.method} ${path}`);
+      }
       if (code === "VALIDATION") e = new AppError("invalid_request", describeValidationError(error));
       else if (code === "PARSE") {
         // Elysia wraps whatever the body parser threw; our parser throws AppErrors (413, 415, 400).
         const cause = (error as Error).cause;
         e = cause instanceof AppError ? cause : new AppError("invalid_json", "request body is not valid JSON");
-      }
-      else if (code === "NOT_FOUND") {
-        const path = new URL(request.url).pathname;
-        const allow = allowedMethods(path);
-        if (allow.length > 0 && !allow.includes(request.method)) {
-          set.status = 405;
-          return errorResponse(new AppError("method_not_allowed", `method ${request.method} is not allowed here`), log, {
-            allow: allow.join(", "),
-          });
-        }
-        e = new AppError("not_found", `no route for ${request.method} ${path}`);
       }
       const res = errorResponse(e, log, e instanceof AppError && e.code === "unauthorized" ? unauthorizedHeaders : {});
       set.status = res.status;

@@ -13,11 +13,17 @@ export async function readJsonBody(request: Request, limit: number): Promise<unk
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
   const text = await readLimited(request, limit);
   if (text.trim() === "") throw new AppError("invalid_json", "request body is empty; expected a JSON object");
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     throw new AppError("invalid_json", "request body is not valid JSON");
   }
+  // Every JSON route takes an object; saying so here beats a schema message about its first missing field.
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new AppError("invalid_request", "request body must be a JSON object");
+  }
+  return value;
 }
 
 function tooLarge(limit: number) {

@@ -39,8 +39,8 @@ function expectation(schema: Record<string, unknown>): string {
 
 export function describeValidationError(error: unknown): string {
   const e = error as { all?: ValueErrorLike[]; type?: string };
-  const first = Array.isArray(e.all) ? e.all[0] : undefined;
   const where = e.type === "query" ? "query" : e.type === "params" ? "path" : "body";
+  const first = Array.isArray(e.all) ? e.all[0] : undefined;
   if (!first) return `invalid request ${where}`;
   const path = first.path ?? "";
   const field = fieldName(path);

@@ -1,0 +1,14 @@
+# The two commands of README.md, and a few more for operators.
+.PHONY: up test down status bench soak faults
+up:      ## PostgreSQL + Kafka + migrations + API + worker, in the background
+	@bash scripts/stack.sh up
+test:    ## the whole test suite (brings up what it needs)
+	@bash scripts/test.sh
+down:
+	@bash scripts/stack.sh down
+status:
+	@bash scripts/stack.sh status
+bench:
+	@bash bench/run.sh
+soak:
+	@bash bench/run.sh soak

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite on real Kafka and Postgres: brings up what the tests need (scripts/stack.sh infra, with
+# a database of its own), runs `bun test`, and ends with one line "N passed, N failed".
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+external="${DATABASE_URL:-}${KAFKA_BROKERS:-}"
+[ -n "${DATABASE_URL:-}" ] || export PG_DB="${PG_DB:-product_views_test}"
+bash scripts/stack.sh infra || exit 1
+eval "$(bash scripts/stack.sh env)"
+# Fault tests stop and start Kafka and Postgres; only allowed on servers this project started.
+if [ -z "$external" ]; then export PV_MANAGED_STACK=1; fi
+
+mkdir -p .data
+report=.data/test-results.xml
+rm -f "$report"
+bun test --reporter=junit --reporter-outfile="$report" "$@"
+rc=$?
+bun scripts/junit-summary.ts "$report" || rc=1
+exit $rc

@@ -1,0 +1,248 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { start as startApi } from "../../src/entry/api.ts";
+import { start as startWorker } from "../../src/entry/worker.ts";
+import { loadConfig } from "../../src/config.ts";
+import { decodeViewEvent } from "../../src/domain/view.ts";
+import { post, prepare, readTopic, seedProducts, testEnv, viewCounts, waitFor } from "./harness.ts";
+
+const ADMIN = "test-admin-token-0123456789";
+
+async function expectError(res: Response, status: number, code: string) {
+  expect(res.status).toBe(status);
+  expect(res.headers.get("content-type")).toContain("application/json");
+  const body = (await res.json()) as Record<string, unknown>;
+  expect(body.code).toBe(code);
+  expect(typeof body.error).toBe("string");
+  // Never internals: no stack frames, SQL or file paths in what a client sees.
+  expect(JSON.stringify(body)).not.toMatch(/\n\s+at |SELECT |INSERT |UPDATE |\/src\/|node_modules|\.ts:\d/);
+  return body;
+}
+
+describe("HTTP API on real Kafka and Postgres", () => {
+  const env = testEnv({ ADMIN_TOKEN: ADMIN });
+  let ctx: Awaited<ReturnType<typeof prepare>>;
+  let api: Awaited<ReturnType<typeof startApi>>;
+  let worker: Awaited<ReturnType<typeof startWorker>>;
+  let url: string;
+  let ids: string[];
+
+  beforeAll(async () => {
+    ctx = await prepare(env);
+    ids = await seedProducts(ctx.db, 5, "api");
+    api = await startApi(ctx.config);
+    worker = await startWorker(ctx.config);
+    url = `http://127.0.0.1:${api.port}`;
+  });
+  afterAll(async () => {
+    await api?.stop();
+    await worker?.stop();
+    await ctx.db.close();
+  });
+
+  test("POST /view answers the original body with 202 and the event is in the topic under the product's key", async () => {
+    const res = await post(`${url}/api/v1/products/view`, { product_id: ids[0] });
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ status: "accepted", message: "View recorded successfully" });
+    const msgs = await readTopic(ctx.config, 1);
+    const mine = msgs.filter((m) => m.key?.toString() === ids[0]);
+    expect(mine).toHaveLength(1);
+    expect(decodeViewEvent(mine[0]!.payload)).toEqual({ product_id: ids[0]!, count: 1 });
+  });
+
+  test("an upper-case UUID is the same product", async () => {
+    const res = await post(`${url}/api/v1/products/view`, { product_id: ids[4]!.toUpperCase() });
+    expect(res.status).toBe(202);
+    await waitFor("count", async () => (await viewCounts(ctx.db, [ids[4]!])).get(ids[4]!) === 1);
+  });
+
+  test("a view of an unknown product is 404 and produces nothing", async () => {
+    const ghost = crypto.randomUUID();
+    await expectError(await post(`${url}/api/v1/products/view`, { product_id: ghost }), 404, "product_not_found");
+    const msgs = await readTopic(ctx.config, 0, 3000);
+    expect(msgs.filter((m) => m.key?.toString() === ghost)).toHaveLength(0);
+  });
+
+  test("POST /views accepts a batch, counts every view, and the views reach view_count", async () => {
+    const before = await viewCounts(ctx.db, [ids[1]!, ids[2]!]);
+    const res = await post(`${url}/api/v1/products/views`, {
+      views: [{ product_id: ids[1] }, { product_id: ids[2], count: 7 }, { product_id: ids[1], count: 2 }],
+    });
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ accepted: 10 });
+    await waitFor("batch counted", async () => {
+      const now = await viewCounts(ctx.db, [ids[1]!, ids[2]!]);
+      return now.get(ids[1]!)! - before.get(ids[1]!)! === 3 && now.get(ids[2]!)! - before.get(ids[2]!)! === 7;
+    });
+  });
+
+  test("a batch naming an unknown product is refused whole, listing it", async () => {
+    const ghost = crypto.randomUUID();
+    const body = await expectError(
+      await post(`${url}/api/v1/products/views`, { views: [{ product_id: ids[3] }, { product_id: ghost }] }),
+      404,
+      "product_not_found",
+    );
+    expect(body.unknown_ids).toEqual([ghost]);
+    const msgs = await readTopic(ctx.config, 0, 3000);
+    expect(msgs.filter((m) => m.key?.toString() === ids[3])).toHaveLength(0);
+  });
+
+  test.each([
+    ["missing product_id", {}, "product_id is required"],
+    ["non-UUID product_id", { product_id: "42" }, "product_id must be a UUID"],
+    ["UUID in braces", { product_id: `{${crypto.randomUUID()}}` }, "product_id must be a UUID"],
+    ["SQL text", { product_id: "'; DROP TABLE products; --" }, "product_id must be a UUID"],
+    ["number id", { product_id: 123 }, "product_id must be a UUID"],
+    ["array body", [], "must be a JSON object"],
+    ["string body", "\"x\"", "must be a JSON object"],
+    ["null body", "null", "must be a JSON object"],
+  ])("POST /view with %s is 400", async (_, body, message) => {
+    const res = await post(`${url}/api/v1/products/view`, body);
+    const b = await expectError(res, 400, "invalid_request");
+    expect(String(b.error)).toContain(message);
+  });
+
+  test("malformed JSON is 400 invalid_json", async () => {
+    await expectError(await post(`${url}/api/v1/products/view`, "{not json"), 400, "invalid_json");
+    await expectError(await post(`${url}/api/v1/products/view`, ""), 400, "invalid_json");
+  });
+
+  test("a non-JSON content type is 415", async () => {
+    await expectError(await post(`${url}/api/v1/products/view`, "{}", { "content-type": "text/plain" }), 415, "unsupported_media_type");
+  });
+
+  test("a body over the limit is 413, declared or chunked", async () => {
+    const big = JSON.stringify({ product_id: ids[0], pad: "x".repeat(100_000) });
+    await expectError(await post(`${url}/api/v1/products/view`, big), 413, "payload_too_large");
+    const chunked = new ReadableStream({
+      start(c) {
+        for (let i = 0; i < 20; i++) c.enqueue(new TextEncoder().encode("x".repeat(8192)));
+        c.close();
+      },
+    });
+    const res = await fetch(`${url}/api/v1/products/view`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: chunked,
+    });
+    await expectError(res, 413, "payload_too_large");
+  });
+
+  test("batch validation is all-or-nothing and names the first bad index", async () => {
+    const b = await expectError(
+      await post(`${url}/api/v1/products/views`, { views: [{ product_id: ids[0] }, { product_id: ids[0], count: 0 }, { product_id: "x" }] }),
+      400,
+      "invalid_request",
+    );
+    expect(String(b.error)).toContain("views[1].count");
+    await expectError(await post(`${url}/api/v1/products/views`, { views: [] }), 400, "invalid_request");
+    const tooMany = { views: Array.from({ length: 1001 }, () => ({ product_id: ids[0] })) };
+    await expectError(await post(`${url}/api/v1/products/views`, tooMany), 400, "invalid_request");
+  });
+
+  test("GET /top orders by view_count desc then id, honours limit, and rejects bad limits", async () => {
+    await waitFor("top refreshed", async () => {
+      const top = (await (await fetch(`${url}/api/v1/products/top?limit=100`)).json()) as Array<{ id: string; view_count: number }>;
+      return top.some((p) => p.id === ids[2] && p.view_count >= 7);
+    });
+    const top = (await (await fetch(`${url}/api/v1/products/top?limit=100`)).json()) as Array<{ id: string; view_count: number }>;
+    for (let i = 1; i < top.length; i++) {
+      const [a, b] = [top[i - 1]!, top[i]!];
+      expect(a.view_count > b.view_count || (a.view_count === b.view_count && a.id < b.id)).toBe(true);
+    }
+    const two = await fetch(`${url}/api/v1/products/top?limit=2`);
+    expect(((await two.json()) as unknown[]).length).toBeLessThanOrEqual(2);
+    const dflt = (await (await fetch(`${url}/api/v1/products/top`)).json()) as unknown[];
+    expect(dflt.length).toBeLessThanOrEqual(10);
+    for (const bad of ["0", "-1", "101", "1e3", "abc", "1&limit=2", "10.5", ""]) {
+      await expectError(await fetch(`${url}/api/v1/products/top?limit=${bad}`), 400, "invalid_request");
+    }
+  });
+
+  test("GET /products/:id returns the product, 404 when unknown, 400 when not a UUID", async () => {
+    const res = await fetch(`${url}/api/v1/products/${ids[0]}`);
+    expect(res.status).toBe(200);
+    const p = (await res.json()) as Record<string, unknown>;
+    expect(Object.keys(p).sort()).toEqual(["created_at", "description", "id", "name", "updated_at", "view_count"]);
+    expect(p.id).toBe(ids[0]);
+    await expectError(await fetch(`${url}/api/v1/products/${crypto.randomUUID()}`), 404, "product_not_found");
+    await expectError(await fetch(`${url}/api/v1/products/not-a-uuid`), 400, "invalid_request");
+  });
+
+  test("POST /products needs the admin token when one is set, and answers 201 with Location", async () => {
+    const body = { name: "Lamp ✨ — ランプ", description: "unicode is fine", view_count: 3 };
+    await expectError(await post(`${url}/api/v1/products`, body), 401, "unauthorized");
+    await expectError(await post(`${url}/api/v1/products`, body, { authorization: "Bearer wrong-token-wrong-token" }), 403, "forbidden");
+    const res = await post(`${url}/api/v1/products`, body, { authorization: `Bearer ${ADMIN}` });
+    expect(res.status).toBe(201);
+    const p = (await res.json()) as { id: string; name: string; view_count: number; description: string };
+    expect(res.headers.get("location")).toBe(`/api/v1/products/${p.id}`);
+    expect(p).toMatchObject({ name: body.name, description: body.description, view_count: 3 });
+    // Known at once: a view right after creation is accepted even though the id was looked up before.
+    expect((await post(`${url}/api/v1/products/view`, { product_id: p.id })).status).toBe(202);
+  });
+
+  test.each([
+    ["no name", { description: "x" }],
+    ["empty name", { name: "" }],
+    ["blank name", { name: "   " }],
+    ["long name", { name: "x".repeat(201) }],
+    ["long description", { name: "x", description: "d".repeat(2001) }],
+    ["negative view_count", { name: "x", view_count: -1 }],
+    ["fractional view_count", { name: "x", view_count: 1.5 }],
+  ])("POST /products with %s is 400", async (_, body) => {
+    await expectError(await post(`${url}/api/v1/products`, body, { authorization: `Bearer ${ADMIN}` }), 400, "invalid_request");
+  });
+
+  test("unknown routes are 404 and wrong methods 405, in the error shape", async () => {
+    await expectError(await fetch(`${url}/nope`), 404, "not_found");
+    const res = await fetch(`${url}/api/v1/products/top`, { method: "DELETE" });
+    await expectError(res, 405, "method_not_allowed");
+    expect(res.headers.get("allow")).toContain("GET");
+    await expectError(await fetch(`${url}/api/v1/products/view`), 405, "method_not_allowed");
+  });
+
+  test("health, readiness and metrics answer", async () => {
+    expect(await (await fetch(`${url}/health`)).json()).toEqual({ status: "ok" });
+    const ready = await fetch(`${url}/ready`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: "ready", checks: { postgres: true, kafka: true } });
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toContain("views_produced_total");
+    expect(metrics).toMatch(/http_request_duration_seconds_bucket\{.*route="\/api\/v1\/products\/view".*status="202"/);
+    expect(metrics).toContain("producer_queue_depth");
+  });
+
+  test("the OpenAPI document lists every route with its error responses, and the UI is served offline", async () => {
+    const spec = (await (await fetch(`${url}/swagger/json`)).json()) as { openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    expect(spec.openapi).toMatch(/^3\./);
+    expect(Object.keys(spec.paths).sort()).toEqual(
+      ["/api/v1/products", "/api/v1/products/top", "/api/v1/products/view", "/api/v1/products/views", "/api/v1/products/{id}", "/health", "/metrics", "/ready"].sort(),
+    );
+    expect(Object.keys(spec.paths["/api/v1/products/view"]!.post!.responses).sort()).toEqual(["202", "400", "404", "413", "415", "503"]);
+    for (const page of ["/swagger", "/swagger/index.html"]) {
+      const html = await (await fetch(`${url}${page}`)).text();
+      expect(html).toContain("/swagger/assets/swagger-ui-bundle.js");
+      expect(html).not.toMatch(/https?:\/\//);
+    }
+    const js = await fetch(`${url}/swagger/assets/swagger-ui-bundle.js`);
+    expect(js.status).toBe(200);
+    expect((await js.arrayBuffer()).byteLength).toBeGreaterThan(100_000);
+  });
+});
+
+describe("HTTP API without an admin token", () => {
+  test("product creation is open when ADMIN_TOKEN is unset", async () => {
+    const env = testEnv();
+    const { config, db } = await prepare(env);
+    const api = await startApi(loadConfig(env));
+    try {
+      const res = await post(`http://127.0.0.1:${api.port}/api/v1/products`, { name: "open" });
+      expect(res.status).toBe(201);
+    } finally {
+      await api.stop();
+      await db.close();
+    }
+    expect(config.http.adminToken).toBeUndefined();
+  });
+});

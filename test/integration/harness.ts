@@ -1,0 +1,162 @@
+// Shared pieces of the integration tests: real Kafka and Postgres (brought up by scripts/test.sh), a topic and
+// consumer group of their own per test file, API and worker in-process or as child processes.
+import { KafkaClient, type Message } from "kafka-crab-js";
+import { loadConfig, type Config } from "../../src/config.ts";
+import { connect, type Database } from "../../src/db/client.ts";
+import { migrate } from "../../src/db/migrate.ts";
+import { ensureTopic } from "../../src/kafka/admin.ts";
+
+export const ROOT = new URL("../..", import.meta.url).pathname;
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** Environment for one test file: its own topic and group; everything else from the process environment. */
+export function testEnv(overrides: Record<string, string> = {}): Record<string, string> {
+  const base = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
+  return {
+    ...base,
+    KAFKA_TOPIC: uniqueName("views-test"),
+    KAFKA_GROUP_ID: uniqueName("workers-test"),
+    KAFKA_PARTITIONS: "6",
+    PORT: "0",
+    WORKER_METRICS_PORT: "0",
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error",
+    FLUSH_INTERVAL_MS: "100",
+    TOP_REFRESH_MS: "500",
+    ...overrides,
+  };
+}
+
+export async function prepare(env: Record<string, string>): Promise<{ config: Config; db: Database }> {
+  const config = loadConfig(env);
+  const db = connect(config.db, "product-views-test");
+  await migrate(db.sql);
+  await ensureTopic(config.kafka);
+  return { config, db };
+}
+
+export async function seedProducts(db: Database, n: number, prefix = "p"): Promise<string[]> {
+  const rows = await db.sql<{ id: string }[]>`
+    INSERT INTO products (name) SELECT ${prefix} || '-' || g FROM generate_series(1, ${n}) AS g RETURNING id`;
+  return rows.map((r) => r.id);
+}
+
+export async function viewCounts(db: Database, ids: readonly string[]): Promise<Map<string, number>> {
+  const rows = await db.sql<{ id: string; view_count: string }[]>`
+    SELECT id, view_count FROM products WHERE id = ANY(${ids as string[]}::uuid[])`;
+  return new Map(rows.map((r) => [r.id, Number(r.view_count)]));
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v as T;
+    } catch (e) {
+      last = e;
+    }
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
+    await Bun.sleep(everyMs);
+  }
+}
+
+/** Every message of a topic from the beginning, read with a throw-away consumer group. */
+export async function readTopic(config: Config, expected: number, timeoutMs = 20_000): Promise<Message[]> {
+  const client = new KafkaClient({ brokers: config.kafka.brokers.join(","), clientId: "test-reader", logLevel: "error" });
+  const consumer = client.createConsumer({
+    groupId: uniqueName("reader"),
+    enableAutoCommit: false,
+    configuration: { "auto.offset.reset": "earliest" },
+  });
+  await consumer.subscribe(config.kafka.topic);
+  const out: Message[] = [];
+  const deadline = performance.now() + timeoutMs;
+  let quietSince = performance.now();
+  try {
+    while (performance.now() < deadline) {
+      const batch = await consumer.recvBatch(1000, 200);
+      if (batch.length > 0) quietSince = performance.now();
+      out.push(...batch);
+      // Past the expected count, keep reading briefly so an extra (duplicate) message would be seen too.
+      if (out.length >= expected && performance.now() - quietSince > 1000) break;
+    }
+  } finally {
+    await consumer.disconnect();
+  }
+  return out;
+}
+
+export async function freePort(): Promise<number> {
+  const s = Bun.serve({ port: 0, fetch: () => new Response() });
+  const port = s.port!;
+  s.stop(true);
+  return port;
+}
+
+export interface Child {
+  proc: ReturnType<typeof Bun.spawn>;
+  port: number;
+  url: string;
+  output(): string;
+  kill(signal?: NodeJS.Signals | number): Promise<number>;
+}
+
+/** `bun src/main.ts api|worker` as a child process, ready when its HTTP port answers /health. */
+export async function spawnService(kind: "api" | "worker", env: Record<string, string>): Promise<Child> {
+  const port = await freePort();
+  let log = "";
+  const proc = Bun.spawn(["bun", "src/main.ts", kind], {
+    cwd: ROOT,
+    env: { ...env, ...(kind === "api" ? { PORT: String(port) } : { WORKER_METRICS_PORT: String(port) }) },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  for (const stream of [proc.stdout, proc.stderr]) {
+    void (async () => {
+      for await (const chunk of stream as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
+    })();
+  }
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`${kind} on ${port}`, async () => {
+    if (proc.exitCode !== null) throw new Error(`${kind} exited ${proc.exitCode}: ${log}`);
+    return (await fetch(`${url}/health`)).ok;
+  }, 30_000, 50);
+  return {
+    proc,
+    port,
+    url,
+    output: () => log,
+    async kill(signal = "SIGKILL") {
+      proc.kill(signal);
+      return proc.exited;
+    },
+  };
+}
+
+export async function metric(url: string, name: string, labels = ""): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}${labels} `) || (labels === "" && l.startsWith(`${name} `)));
+  return line ? Number(line.split(" ").pop()) : 0;
+}
+
+export function stack(...args: string[]) {
+  // Without DATABASE_URL / KAFKA_BROKERS, stack.sh acts on the servers it manages itself.
+  const { DATABASE_URL: _d, KAFKA_BROKERS: _k, ...env } = process.env;
+  const r = Bun.spawnSync(["bash", "scripts/stack.sh", ...args], { cwd: ROOT, env: env as Record<string, string> });
+  if (r.exitCode !== 0) throw new Error(`stack.sh ${args.join(" ")} failed: ${r.stderr.toString()}`);
+}
+
+/** Fault tests stop and start the servers themselves; they only run against the stack scripts/stack.sh manages. */
+export const managedStack = process.env.PV_MANAGED_STACK === "1";
+
+export function post(url: string, body: unknown, headers: Record<string, string> = {}) {
+  return fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}

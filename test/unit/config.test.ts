@@ -1,0 +1,70 @@
+import { describe, expect, test } from "bun:test";
+import { ConfigError, loadConfig } from "../../src/config.ts";
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (e) {
+    if (e instanceof ConfigError) return [...e.problems];
+    throw e;
+  }
+  return [];
+}
+
+describe("config", () => {
+  test("defaults need no environment and are frozen", () => {
+    const c = loadConfig({});
+    expect(c.http.port).toBe(8080);
+    expect(c.kafka.topic).toBe("product-views");
+    expect(c.kafka.partitions).toBe(6);
+    expect(c.producer.lingerMs).toBe(5);
+    expect(c.producer.ackMode).toBe("durable");
+    expect(c.worker.flushIntervalMs).toBe(200);
+    expect(Object.isFrozen(c.http)).toBe(true);
+  });
+
+  const bad: Array<[string, string]> = [
+    ["PORT", "eighty"],
+    ["PORT", "70000"],
+    ["HOST", ""],
+    ["DATABASE_URL", "mysql://x@y/z"],
+    ["DATABASE_URL", "not a url"],
+    ["KAFKA_BROKERS", "localhost"],
+    ["KAFKA_BROKERS", "a:1,,b"],
+    ["KAFKA_TOPIC", "bad topic!"],
+    ["KAFKA_PARTITIONS", "0"],
+    ["KAFKA_CLIENT_ID", "a b"],
+    ["KAFKA_GROUP_ID", "g/h"],
+    ["KAFKA_LINGER_MS", "-1"],
+    ["KAFKA_BATCH_MAX_MESSAGES", "0"],
+    ["KAFKA_COMPRESSION", "brotli"],
+    ["KAFKA_PRODUCER_LANES", "0"],
+    ["INGEST_ACK", "maybe"],
+    ["INGEST_MAX_IN_FLIGHT", "1.5"],
+    ["INGEST_TIMEOUT_MS", "10"],
+    ["BODY_LIMIT_BYTES", "1"],
+    ["ADMIN_TOKEN", "short"],
+    ["API_WORKERS", "0"],
+    ["TOP_REFRESH_MS", "1"],
+    ["FLUSH_INTERVAL_MS", "0"],
+    ["FLUSH_MAX_PRODUCTS", "x"],
+    ["MAX_PENDING_PRODUCTS", "5"],
+    ["FETCH_BATCH_SIZE", "0"],
+    ["WORKER_METRICS_PORT", "-5"],
+    ["DB_POOL_SIZE", "1000"],
+    ["LOG_LEVEL", "loud"],
+  ];
+  for (const [key, value] of bad) {
+    test(`rejects ${key}=${JSON.stringify(value)} naming the variable`, () => {
+      const p = problems({ [key]: value });
+      // HOST="" means unset (default); every other case must be reported.
+      if (key === "HOST") expect(p).toEqual([]);
+      else expect(p.some((line) => line.includes(key))).toBe(true);
+    });
+  }
+
+  test("reports every bad key at once", () => {
+    const p = problems({ PORT: "x", KAFKA_LINGER_MS: "y", LOG_LEVEL: "z" });
+    expect(p).toHaveLength(3);
+  });
+});

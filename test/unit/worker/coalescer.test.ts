@@ -1,0 +1,86 @@
+import { describe, expect, test } from "bun:test";
+import { createCoalescer, NO_OFFSET } from "../../../src/worker/coalescer.ts";
+
+const A = "00000000-0000-4000-8000-00000000000a";
+const B = "00000000-0000-4000-8000-00000000000b";
+const view = (id: string, count = 1) => ({ product_id: id, count });
+
+describe("coalescer", () => {
+  test("sums views per product and records the offsets they cover", () => {
+    const c = createCoalescer();
+    c.setBase(0, 10);
+    expect(c.add(0, 10, view(A))).toBe("counted");
+    expect(c.add(0, 11, view(A, 4))).toBe("counted");
+    expect(c.add(0, 12, view(B))).toBe("counted");
+    expect(c.size()).toBe(2);
+    const batch = c.take()!;
+    expect(batch.views).toBe(6);
+    expect(batch.slices).toHaveLength(1);
+    expect(batch.slices[0]).toMatchObject({ partition: 0, base: 10, next: 13 });
+    expect(Object.fromEntries(batch.slices[0]!.counts)).toEqual({ [A]: 5, [B]: 1 });
+    expect(c.size()).toBe(0);
+  });
+
+  test("skips messages below the stored offset (replays after a crash count once)", () => {
+    const c = createCoalescer();
+    c.setBase(3, 100);
+    expect(c.add(3, 98, view(A))).toBe("duplicate");
+    expect(c.add(3, 99, view(A))).toBe("duplicate");
+    expect(c.add(3, 100, view(A))).toBe("counted");
+    expect(c.add(3, 100, view(A))).toBe("duplicate");
+    expect(c.take()!.views).toBe(1);
+  });
+
+  test("holds back a message that skips ahead of the expected offset", () => {
+    const c = createCoalescer();
+    c.setBase(1, 50);
+    expect(c.add(1, 60, view(A))).toBe("gap");
+    expect(c.add(1, 50, view(A))).toBe("counted");
+    expect(c.take()!.slices[0]).toMatchObject({ base: 50, next: 51 });
+  });
+
+  test("with nothing stored, the first message sets the start", () => {
+    const c = createCoalescer();
+    c.setBase(2, NO_OFFSET);
+    expect(c.add(2, 7, view(A))).toBe("counted");
+    expect(c.take()!.slices[0]).toMatchObject({ base: NO_OFFSET, next: 8 });
+  });
+
+  test("a malformed message moves the offset but counts nothing", () => {
+    const c = createCoalescer();
+    c.setBase(0, 0);
+    expect(c.add(0, 0, null)).toBe("malformed");
+    const batch = c.take()!;
+    expect(batch.views).toBe(0);
+    expect(batch.slices[0]).toMatchObject({ next: 1 });
+    expect(batch.slices[0]!.counts.size).toBe(0);
+  });
+
+  test("the next slice starts where the taken one ended", () => {
+    const c = createCoalescer();
+    c.setBase(0, 0);
+    c.add(0, 0, view(A));
+    c.take();
+    c.add(0, 1, view(A));
+    expect(c.take()!.slices[0]).toMatchObject({ base: 1, next: 2 });
+    expect(c.take()).toBeNull();
+  });
+
+  test("messages of a partition without a base are not counted", () => {
+    const c = createCoalescer();
+    expect(c.add(4, 0, view(A))).toBe("unknown_partition");
+    expect(c.take()).toBeNull();
+  });
+
+  test("dropping a partition forgets its pending views and its base", () => {
+    const c = createCoalescer();
+    c.setBase(0, 0);
+    c.setBase(1, 0);
+    c.add(0, 0, view(A));
+    c.add(1, 0, view(B));
+    c.drop(0);
+    expect(c.size()).toBe(1);
+    expect(c.hasBase(0)).toBe(false);
+    expect(c.take()!.slices.map((s) => s.partition)).toEqual([1]);
+  });
+});
