@@ -15,7 +15,7 @@ if [ -z "$external" ]; then export PV_MANAGED_STACK=1; fi
 mkdir -p .data
 report=.data/test-results.xml
 rm -f "$report"
-bun test --reporter=junit --reporter-outfile="$report" "$@"
+bun test --timeout 120000 --reporter=junit --reporter-outfile="$report" "$@"
 rc=$?
 bun scripts/junit-summary.ts "$report" || rc=1
 exit $rc

@@ -52,7 +52,7 @@ export function startConsumer(
     configuration: {
       "auto.offset.reset": "earliest",
       "enable.auto.offset.store": false,
-      "session.timeout.ms": 10_000,
+      "session.timeout.ms": 6000,
       "heartbeat.interval.ms": 1000,
       "max.poll.interval.ms": 60_000,
       "fetch.wait.max.ms": 50,
@@ -225,6 +225,10 @@ export function startConsumer(
         if (r === "failed") await Bun.sleep(backoff(i));
       }
       if (inFlight || coalescer.size() > 0) log.error({ pending: coalescer.size() }, "stopped with views not flushed; they will be replayed");
+      // unsubscribe() sends LeaveGroup, so the partitions move to the other workers at once instead of after
+      // the session timeout; disconnect() alone leaves the membership to expire.
+      consumer.unsubscribe();
+      await Bun.sleep(200);
       await consumer.disconnect();
     },
   };

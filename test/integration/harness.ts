@@ -1,5 +1,6 @@
 // Shared pieces of the integration tests: real Kafka and Postgres (brought up by scripts/test.sh), a topic and
 // consumer group of their own per test file, API and worker in-process or as child processes.
+import { expect } from "bun:test";
 import { KafkaClient, type Message } from "kafka-crab-js";
 import { loadConfig, type Config } from "../../src/config.ts";
 import { connect, type Database } from "../../src/db/client.ts";
@@ -159,4 +160,79 @@ export function post(url: string, body: unknown, headers: Record<string, string>
     headers: { "content-type": "application/json", ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
+}
+
+/** Picks indexes 0..n-1 with probability ~ 1/(i+1)^s: a few very hot products and a long tail. */
+export function zipf(n: number, s = 1.1): () => number {
+  const cdf: number[] = [];
+  let total = 0;
+  for (let i = 0; i < n; i++) cdf.push((total += 1 / (i + 1) ** s));
+  return () => {
+    const r = Math.random() * total;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cdf[mid]! < r) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+}
+
+/**
+ * Publishes `total` views (Zipf over `ids`) through the project's producer, `perBatch` at a time, and returns how
+ * many views each product got acknowledged: the ground truth the counts must reach exactly.
+ */
+export async function publishViews(
+  publish: (events: { product_id: string; count: number }[]) => Promise<void>,
+  ids: readonly string[],
+  total: number,
+  opts: { perCall?: number; concurrency?: number; paceMs?: number } = {},
+): Promise<Map<string, number>> {
+  const pick = zipf(ids.length);
+  const acked = new Map<string, number>();
+  const perCall = opts.perCall ?? 10;
+  let sent = 0;
+  async function lane() {
+    while (sent < total) {
+      const n = Math.min(perCall, total - sent);
+      sent += n;
+      const events = Array.from({ length: n }, () => ({ product_id: ids[pick()]!, count: 1 }));
+      await publish(events);
+      for (const e of events) acked.set(e.product_id, (acked.get(e.product_id) ?? 0) + 1);
+      if (opts.paceMs) await Bun.sleep(opts.paceMs);
+    }
+  }
+  await Promise.all(Array.from({ length: opts.concurrency ?? 4 }, lane));
+  return acked;
+}
+
+/** Waits until every product's count grew by exactly its acknowledged views, then checks it stays there. */
+export async function expectExactCounts(
+  db: Database,
+  before: Map<string, number>,
+  acked: Map<string, number>,
+  ids: readonly string[],
+  timeoutMs = 60_000,
+): Promise<void> {
+  const diff = async () => {
+    const now = await viewCounts(db, ids);
+    const wrong: string[] = [];
+    for (const id of ids) {
+      const got = (now.get(id) ?? 0) - (before.get(id) ?? 0);
+      const want = acked.get(id) ?? 0;
+      if (got !== want) wrong.push(`${id}: counted ${got}, acknowledged ${want}`);
+    }
+    return wrong;
+  };
+  try {
+    await waitFor("exact counts", async () => (await diff()).length === 0, timeoutMs, 200);
+  } catch {
+    const wrong = await diff();
+    throw new Error(`counts not exact for ${wrong.length} products, e.g. ${wrong.slice(0, 5).join("; ")}`);
+  }
+  // A late duplicate would show up after the counts first matched.
+  await Bun.sleep(1000);
+  expect(await diff()).toEqual([]);
 }
