@@ -1,4 +1,5 @@
 // Prints "N passed, N failed[, N skipped]" from bun test's JUnit report (bun prints no such line itself).
+export {};
 const file = process.argv[2];
 if (!file) throw new Error("usage: junit-summary.ts <report.xml>");
 const xml = await Bun.file(file).text().catch(() => "");

@@ -23,6 +23,8 @@ export interface ViewProducer {
 interface Entry {
   messages: MessageProducer[];
   enqueuedAt: number;
+  /** Answered already (by the deadline sweep); the lane's later report only updates the accounting. */
+  answered: boolean;
   resolve(): void;
   reject(e: AppError): void;
 }
@@ -45,6 +47,8 @@ export function createProducer(
   const lanes: KafkaProducer[] = Array.from({ length: config.lanes }, () =>
     client.createProducer({
       autoFlush: false,
+      // flush() is only called once nothing is in flight (or past the deadline), so it never needs long.
+      queueTimeout: 1000,
       configuration: {
         "linger.ms": config.lingerMs,
         "batch.num.messages": config.batchMaxMessages,
@@ -70,11 +74,17 @@ export function createProducer(
   // After a failed batch, refuse new events for a moment instead of letting them wait out a full timeout.
   let openUntil = 0;
 
+  function answer(e: Entry, error: AppError | null) {
+    if (e.answered) return;
+    e.answered = true;
+    if (error) e.reject(error);
+    else e.resolve();
+  }
+
   function settle(entries: Entry[], error: AppError | null) {
     for (const e of entries) {
       inFlightCount -= e.messages.length;
-      if (error) e.reject(error);
-      else e.resolve();
+      answer(e, error);
     }
     if (drained && inFlightCount === 0) drained();
   }
@@ -91,9 +101,12 @@ export function createProducer(
     return { entries, messages };
   }
 
+  const sending = new Set<Entry[]>();
+
   async function runLane(lane: KafkaProducer): Promise<void> {
     while (queue.length > 0) {
       const { entries, messages } = take();
+      sending.add(entries);
       batchSize.observe(messages.length);
       try {
         await lane.send({ topic: kafka.topic, messages });
@@ -119,6 +132,7 @@ export function createProducer(
         log.warn({ err, batch: messages.length }, "producer send failed");
         settle(entries, unavailable("the event stream is unavailable; retry later", err));
       }
+      sending.delete(entries);
     }
     idleLanes.push(lane);
   }
@@ -127,7 +141,8 @@ export function createProducer(
     while (idleLanes.length > 0 && queue.length > 0) void runLane(idleLanes.pop()!);
   }
 
-  // Events that could not even start their trip in time are answered, not left hanging.
+  // No request waits past its deadline: queued events that never left are dropped and answered 503; events
+  // already handed to librdkafka are answered 503 too (they may still land: 503 means "not confirmed").
   const sweeper = setInterval(() => {
     const limit = performance.now() - config.deliveryTimeoutMs;
     while (queue.length > 0 && queue[0]!.enqueuedAt < limit) {
@@ -135,6 +150,11 @@ export function createProducer(
       queuedMessages -= e.messages.length;
       rejected.inc(undefined, e.messages.length);
       settle([e], unavailable("the event stream did not accept the view in time; retry later"));
+    }
+    for (const entries of sending) {
+      for (const e of entries) {
+        if (!e.answered && e.enqueuedAt < limit) answer(e, unavailable("kafka did not confirm the view in time; retry later"));
+      }
     }
   }, 100);
   sweeper.unref();
@@ -154,7 +174,7 @@ export function createProducer(
       inFlightCount += messages.length;
       queuedMessages += messages.length;
       const p = new Promise<void>((resolve, reject) => {
-        queue.push({ messages, enqueuedAt: performance.now(), resolve, reject });
+        queue.push({ messages, enqueuedAt: performance.now(), answered: false, resolve, reject });
       });
       kick();
       if (config.ackMode === "queued") {

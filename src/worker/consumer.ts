@@ -29,6 +29,7 @@ export function startConsumer(
   const m = {
     consumed: metrics.counter("worker_messages_total", "Messages read from Kafka, by outcome"),
     flushes: metrics.counter("worker_flushes_total", "Flush transactions committed"),
+    fetchFailures: metrics.counter("worker_fetch_failures_total", "Kafka fetches that failed and were retried"),
     flushFailures: metrics.counter("worker_flush_failures_total", "Flush attempts that failed and will be retried"),
     flushSeconds: metrics.histogram("worker_flush_duration_seconds", "Flush transaction duration", [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5]),
     flushProducts: metrics.histogram("worker_flush_products", "Distinct products per flush", [1, 10, 100, 1000, 10000, 100000]),
@@ -99,6 +100,7 @@ export function startConsumer(
   async function consumeLoop() {
     await consumer.subscribe(kafka.topic);
     let first = true;
+    let fetchFailures = 0;
     while (!stopping) {
       if (coalescer.size() >= config.maxPendingProducts) {
         // Postgres is behind (or away): hold memory bounded by not fetching until a flush drains the map.
@@ -115,7 +117,17 @@ export function startConsumer(
         consumer.resume();
         log.info("consumption resumed");
       }
-      const messages = await consumer.recvBatch(config.fetchBatchSize, 100);
+      let messages: Message[];
+      try {
+        messages = await consumer.recvBatch(config.fetchBatchSize, 100);
+        fetchFailures = 0;
+      } catch (err) {
+        // Broker away or restarting: librdkafka reconnects by itself; keep asking, without a log line per try.
+        if (fetchFailures++ === 0) log.warn({ err }, "fetch failed; retrying until Kafka answers");
+        m.fetchFailures.inc();
+        await Bun.sleep(backoff(Math.min(fetchFailures, 4)));
+        continue;
+      }
       if (first) {
         first = false;
         readyDeferred.resolve();

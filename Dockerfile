@@ -1,0 +1,16 @@
+# One image for API, worker and migrations: `bun src/main.ts api|worker|migrate`.
+FROM oven/bun:1.4.5-debian AS deps
+WORKDIR /app
+COPY package.json bun.lock bunfig.toml ./
+RUN bun install --frozen-lockfile --production
+
+FROM oven/bun:1.4.5-debian
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json tsconfig.json ./
+COPY src ./src
+COPY sql ./sql
+USER bun
+EXPOSE 8080 9464
+CMD ["bun", "src/main.ts", "api"]
