@@ -1,0 +1,359 @@
+// Bench driver: seeds 100 000 products, runs the k6 scenarios against the running stack and a bare Bun
+// baseline, checks the accounting after every ingest scenario, samples RSS/CPU, and writes
+// bench/results/<timestamp>.json plus a readable .md summary. Started by bench/run.sh (`make bench`).
+//
+//   bun bench/run.ts [all|baseline|ingest|batch|top|mixed|soak]
+import postgres from "postgres";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const ROOT = join(import.meta.dir, "..");
+const DATA = join(ROOT, ".data", "bench");
+const RESULTS = join(ROOT, "bench", "results");
+const K6 = process.env.K6 ?? join(ROOT, ".cache", "k6", "bin", "k6");
+const API = process.env.API_URL ?? "http://127.0.0.1:8080";
+const WORKER = process.env.WORKER_URL ?? "http://127.0.0.1:9464";
+const BASELINE_PORT = 8090;
+const BASELINE = `http://127.0.0.1:${BASELINE_PORT}`;
+const STEP = process.env.BENCH_STEP ?? "15s";
+const SEED = Number(process.env.BENCH_PRODUCTS ?? 100_000);
+const sql = postgres(process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/product_views", { max: 2, onnotice: () => {} });
+
+mkdirSync(DATA, { recursive: true });
+mkdirSync(RESULTS, { recursive: true });
+
+// ------------------------------------------------------------------ helpers
+function pidOf(name: string): number | null {
+  try {
+    return Number(readFileSync(join(ROOT, ".data", "run", `${name}.pid`), "utf8"));
+  } catch {
+    return null;
+  }
+}
+
+interface ProcSample { rssMB: number; cpuTicks: number }
+function sampleProc(pid: number | null): ProcSample | null {
+  if (!pid) return null;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return { rssMB: rss, cpuTicks: Number(stat[11]) + Number(stat[12]) };
+  } catch {
+    return null;
+  }
+}
+
+/** Samples RSS and CPU of the named processes every 500 ms until stopped. */
+function monitor(pids: Record<string, number | null>) {
+  const peak: Record<string, number> = {};
+  const series: Record<string, number[]> = {};
+  const first: Record<string, ProcSample | null> = {};
+  const t0 = performance.now();
+  for (const [k, pid] of Object.entries(pids)) first[k] = sampleProc(pid);
+  const timer = setInterval(() => {
+    for (const [k, pid] of Object.entries(pids)) {
+      const s = sampleProc(pid);
+      if (!s) continue;
+      peak[k] = Math.max(peak[k] ?? 0, s.rssMB);
+      (series[k] ??= []).push(Math.round(s.rssMB));
+    }
+  }, 500);
+  return () => {
+    clearInterval(timer);
+    const secs = (performance.now() - t0) / 1000;
+    const out: Record<string, { peakRssMB: number; cpuCores: number; rssSeries: number[] }> = {};
+    for (const [k, pid] of Object.entries(pids)) {
+      const a = first[k];
+      const b = sampleProc(pid);
+      out[k] = {
+        peakRssMB: Math.round(peak[k] ?? b?.rssMB ?? 0),
+        cpuCores: a && b ? Number(((b.cpuTicks - a.cpuTicks) / 100 / secs).toFixed(2)) : 0,
+        rssSeries: series[k] ?? [],
+      };
+    }
+    return out;
+  };
+}
+
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return text
+    .split("\n")
+    .filter((l) => l.startsWith(name) && !l.startsWith("#") && (l[name.length] === " " || l[name.length] === "{"))
+    .reduce((s, l) => s + Number(l.split(" ").pop()), 0);
+}
+
+async function totalViews(): Promise<number> {
+  const [r] = await sql<{ s: string }[]>`SELECT coalesce(sum(view_count), 0)::text AS s FROM products`;
+  return Number(r!.s);
+}
+
+interface K6Result {
+  scenario: string;
+  rate: number;
+  passed: boolean;
+  reqs: number;
+  achievedRps: number;
+  failedRate: number;
+  dropped: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  acceptedViews: number;
+}
+
+async function k6(
+  scenario: string, target: string, rate: number, duration: string, extra: Record<string, string> = {},
+  onSpawn?: (p: ReturnType<typeof Bun.spawn>) => void,
+): Promise<K6Result> {
+  const out = join(DATA, `k6-${scenario}-${rate}-${Date.now()}.json`);
+  const proc = Bun.spawn([K6, "run", "--quiet", "--no-color", `--summary-export=${out}`, join(ROOT, "bench", "k6", "load.js")], {
+    env: { ...process.env, SCENARIO: scenario, TARGET: target, RATE: String(rate), DURATION: duration, IDS: join(DATA, "ids.json"), ...extra },
+    stdout: "ignore",
+    stderr: "pipe",
+  });
+  onSpawn?.(proc);
+  const code = await proc.exited;
+  const s = JSON.parse(readFileSync(out, "utf8")) as { metrics: Record<string, Record<string, number>> };
+  const d = s.metrics.http_req_duration ?? {};
+  const reqs = s.metrics.http_reqs?.count ?? 0;
+  const secs = Number.parseFloat(duration);
+  return {
+    scenario,
+    rate,
+    // k6 exits 99 when a threshold fails.
+    passed: code === 0,
+    reqs,
+    achievedRps: Math.round(reqs / secs),
+    failedRate: s.metrics.http_req_failed?.value ?? 0,
+    dropped: s.metrics.dropped_iterations?.count ?? 0,
+    p50: round(d.med),
+    p95: round(d["p(95)"]),
+    p99: round(d["p(99)"]),
+    acceptedViews: s.metrics.accepted_views?.count ?? 0,
+  };
+}
+
+const round = (x: number | undefined) => Math.round((x ?? 0) * 100) / 100;
+
+/** After an ingest run: the counts must grow by exactly the views that got 202, and how long that took. */
+async function account(before: number, accepted: number, rowsBefore: number, viewsBefore: number) {
+  const t0 = performance.now();
+  let now = await totalViews();
+  while (now - before < accepted && performance.now() - t0 < 60_000) {
+    await Bun.sleep(20);
+    now = await totalViews();
+  }
+  const completeMs = Math.round(performance.now() - t0);
+  await Bun.sleep(1500); // a late double count would show here
+  now = await totalViews();
+  const rows = (await metric(WORKER, "worker_rows_updated_total")) - rowsBefore;
+  const views = (await metric(WORKER, "worker_views_applied_total")) - viewsBefore;
+  return {
+    accepted,
+    counted: now - before,
+    lost: Math.max(0, accepted - (now - before)),
+    doubled: Math.max(0, now - before - accepted),
+    exact: now - before === accepted,
+    completeAfterLastResponseMs: completeMs,
+    rowsUpdatedPerView: views > 0 ? Number((rows / views).toFixed(4)) : 0,
+    lagAtEnd: await metric(WORKER, "worker_consumer_lag_messages"),
+  };
+}
+
+/** Runs one ingest-like step with monitoring and accounting. */
+async function ingestStep(scenario: string, rate: number, duration = STEP, extra: Record<string, string> = {}) {
+  const before = await totalViews();
+  const rowsBefore = await metric(WORKER, "worker_rows_updated_total");
+  const viewsBefore = await metric(WORKER, "worker_views_applied_total");
+  const stop = monitor({ api: pidOf("api"), worker: pidOf("worker") });
+  const r = await k6(scenario, API, rate, duration, extra);
+  const proc = stop();
+  const acc = await account(before, r.acceptedViews, rowsBefore, viewsBefore);
+  const line = { ...r, accounting: acc, processes: proc };
+  log(`${scenario} @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} failed=${(r.failedRate * 100).toFixed(3)}% dropped=${r.dropped} ` +
+    `accounting=${acc.exact ? "exact" : `LOST ${acc.lost} DOUBLED ${acc.doubled}`} complete+${acc.completeAfterLastResponseMs}ms rows/view=${acc.rowsUpdatedPerView} ` +
+    `rss api=${proc.api?.peakRssMB}MB worker=${proc.worker?.peakRssMB}MB cpu api=${proc.api?.cpuCores} worker=${proc.worker?.cpuCores}`);
+  return line;
+}
+
+/** Highest rate of `rates` that passes (stops at the first failure after a pass). */
+async function stepSearch<T extends { passed: boolean; rate: number }>(rates: number[], run: (rate: number) => Promise<T>) {
+  const steps: T[] = [];
+  for (const rate of rates) {
+    const r = await run(rate);
+    steps.push(r);
+    if (!r.passed) break;
+  }
+  const best = steps.filter((s) => s.passed).pop() ?? null;
+  return { best, steps };
+}
+
+const lines: string[] = [];
+function log(s: string) {
+  console.log(s);
+  lines.push(s);
+}
+
+// ------------------------------------------------------------------ setup
+async function seed() {
+  const [c] = await sql<{ n: string }[]>`SELECT count(*)::text AS n FROM products WHERE name LIKE 'bench-%'`;
+  const have = Number(c!.n);
+  if (have < SEED) {
+    await sql`INSERT INTO products (name, description) SELECT 'bench-' || g, 'seeded for the bench' FROM generate_series(${have + 1}, ${SEED}) AS g`;
+    log(`seeded ${SEED - have} products`);
+  }
+  const ids = await sql<{ id: string }[]>`SELECT id FROM products WHERE name LIKE 'bench-%' ORDER BY name LIMIT ${SEED}`;
+  writeFileSync(join(DATA, "ids.json"), JSON.stringify(ids.map((r) => r.id)));
+  // The API caches known ids; warm it so the first step measures steady state, not 100k cold lookups.
+  for (let i = 0; i < ids.length; i += 1000) {
+    const views = ids.slice(i, i + 1000).map((r) => ({ product_id: r.id, count: 1 }));
+    await fetch(`${API}/api/v1/products/views`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ views }) });
+  }
+}
+
+async function startBaseline() {
+  const proc = Bun.spawn(["bun", join(ROOT, "bench", "baseline-server.ts")], { env: { ...process.env, PORT: String(BASELINE_PORT) }, stdout: "ignore", stderr: "inherit" });
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(BASELINE, { method: "POST", body: "{}" });
+      return proc;
+    } catch {
+      await Bun.sleep(50);
+    }
+  }
+  throw new Error("baseline server did not start");
+}
+
+function versions() {
+  const run = (cmd: string[]) => {
+    try {
+      return Bun.spawnSync(cmd).stdout.toString().trim().split("\n")[0];
+    } catch {
+      return "?";
+    }
+  };
+  return {
+    bun: Bun.version,
+    k6: run([K6, "version"]),
+    postgres: run(["psql", "--version"]),
+    kafka: readFileSync(join(ROOT, "scripts", "kafka", "pom.xml"), "utf8").match(/<kafka.version>(.*)</)?.[1],
+    cores: navigator.hardwareConcurrency,
+    memoryGB: Math.round(Number(/MemTotal:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1]) / 1024 / 1024),
+  };
+}
+
+// ------------------------------------------------------------------ scenarios
+const RATES = (process.env.BENCH_RATES ?? "1000,2000,3000,4000,5000,6000,7000,8000,10000,12000,14000,16000,20000").split(",").map(Number);
+const BATCH_RATES = (process.env.BENCH_BATCH_RATES ?? "250,500,1000,1500,2000,2500,3000,4000").split(",").map(Number);
+
+async function main() {
+  const what = process.argv[2] ?? "all";
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const result: Record<string, unknown> = { startedAt: new Date().toISOString(), machine: versions(), step: STEP };
+  log(`bench ${what} — ${JSON.stringify(result.machine)}`);
+  await seed();
+  const baselineProc = await startBaseline();
+  try {
+    if (what === "soak") {
+      const rate = Number(process.env.SOAK_RATE ?? 2000);
+      const minutes = Number(process.env.SOAK_MINUTES ?? 10);
+      const r = await ingestStep("view", rate, `${minutes * 60}s`);
+      const first = (s: number[]) => Math.max(...s.slice(0, 120));
+      const last = (s: number[]) => Math.max(...s.slice(-120));
+      const flat = (k: "api" | "worker") => {
+        const s = r.processes[k]?.rssSeries ?? [];
+        return { firstMinutePeakMB: first(s), lastMinutePeakMB: last(s), growthPct: Number((((last(s) - first(s)) / first(s)) * 100).toFixed(1)) };
+      };
+      result.soak = { ...r, rss: { api: flat("api"), worker: flat("worker") } };
+      log(`soak: api ${JSON.stringify(flat("api"))} worker ${JSON.stringify(flat("worker"))}`);
+    } else {
+      let baselineBest = 0;
+      if (what === "all" || what === "baseline" || what === "ingest" || what === "top") {
+        const b = await stepSearch(RATES, async (rate) => {
+          const stop = monitor({ baseline: baselineProc.pid });
+          const r = await k6("view", BASELINE, rate, STEP);
+          const p = stop();
+          log(`baseline @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} dropped=${r.dropped} cpu=${p.baseline?.cpuCores}`);
+          return { ...r, processes: p };
+        });
+        baselineBest = b.best?.rate ?? 0;
+        result.baseline = b;
+      }
+      let ingestBest = 0;
+      if (what === "all" || what === "ingest") {
+        const s = await stepSearch(RATES, (rate) => ingestStep("view", rate));
+        ingestBest = s.best?.rate ?? 0;
+        result.ingest = { ...s, ratioToBaseline: baselineBest ? Number((ingestBest / baselineBest).toFixed(2)) : null };
+        // Freshness at 80 % of the max sustained ingest rate, with a probe product measured view by view.
+        if (ingestBest) result.freshness = await freshnessAt(Math.round(ingestBest * 0.8));
+      }
+      if (what === "all" || what === "batch") {
+        const s = await stepSearch(BATCH_RATES, (rate) => ingestStep("batch", rate));
+        result.batch = { ...s, viewsPerSecond: (s.best?.rate ?? 0) * 100 };
+        log(`batch: best ${s.best?.rate ?? 0} req/s = ${(s.best?.rate ?? 0) * 100} views/s`);
+      }
+      if (what === "all" || what === "top") {
+        const bg = Number(process.env.TOP_BACKGROUND_RATE ?? 1000);
+        let bgProc: ReturnType<typeof Bun.spawn> | undefined;
+        const background = k6("view", API, bg, "3600s", { P99_MS: "1000" }, (p) => (bgProc = p));
+        await Bun.sleep(2000);
+        const s = await stepSearch(RATES, async (rate) => {
+          const stop = monitor({ api: pidOf("api") });
+          const r = await k6("top", API, rate, STEP, { P99_MS: "10" });
+          const p = stop();
+          log(`top (ingest ${bg}/s in background) @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} dropped=${r.dropped}`);
+          return { ...r, processes: p };
+        });
+        result.top = { ...s, backgroundIngestRate: bg, ratioToBaseline: baselineBest ? Number(((s.best?.rate ?? 0) / baselineBest).toFixed(2)) : null };
+        bgProc?.kill("SIGINT");
+        await background.catch(() => {});
+      }
+      if (what === "all" || what === "mixed") {
+        result.mixed = await stepSearch(RATES, (rate) => ingestStep("mixed", rate));
+      }
+    }
+  } finally {
+    baselineProc.kill();
+    result.finishedAt = new Date().toISOString();
+    const file = join(RESULTS, `${stamp}.json`);
+    writeFileSync(file, JSON.stringify(result, null, 2));
+    writeFileSync(join(RESULTS, `${stamp}.md`), lines.join("\n") + "\n");
+    console.log(`results: ${file}`);
+    await sql.end();
+  }
+}
+
+async function freshnessAt(rate: number) {
+  const [probe] = await sql<{ id: string }[]>`INSERT INTO products (name) VALUES ('bench-probe') RETURNING id`;
+  const id = probe!.id;
+  const samples: number[] = [];
+  const before = await totalViews();
+  const rowsBefore = await metric(WORKER, "worker_rows_updated_total");
+  const viewsBefore = await metric(WORKER, "worker_views_applied_total");
+  const load = k6("view", API, rate, STEP);
+  let expected = 0;
+  const until = performance.now() + Number.parseFloat(STEP) * 1000 - 1000;
+  while (performance.now() < until) {
+    const res = await fetch(`${API}/api/v1/products/view`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ product_id: id }) });
+    if (res.status !== 202) continue;
+    expected++;
+    const acked = performance.now();
+    for (;;) {
+      const [r] = await sql<{ v: string }[]>`SELECT view_count::text AS v FROM products WHERE id = ${id}`;
+      if (Number(r!.v) >= expected) break;
+      await Bun.sleep(5);
+    }
+    samples.push(performance.now() - acked);
+  }
+  const r = await load;
+  const acc = await account(before, r.acceptedViews + expected, rowsBefore, viewsBefore);
+  samples.sort((a, b) => a - b);
+  const pct = (p: number) => Math.round(samples[Math.min(samples.length - 1, Math.floor(samples.length * p))] ?? 0);
+  const out = { rate, samples: samples.length, p50: pct(0.5), p95: pct(0.95), p99: pct(0.99), max: pct(1), load: r, accounting: acc };
+  log(`freshness @${rate}/s: ${samples.length} probes, 202 -> counted p50=${out.p50}ms p95=${out.p95}ms p99=${out.p99}ms max=${out.max}ms; accounting=${acc.exact ? "exact" : "NOT EXACT"}`);
+  return out;
+}
+
+await main();
