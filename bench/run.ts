@@ -162,8 +162,24 @@ async function account(before: number, accepted: number, rowsBefore: number, vie
   };
 }
 
+/** Waits until no count moves for a second: views of an earlier step must not be booked to this one. */
+async function settle() {
+  let last = await totalViews();
+  let stableSince = performance.now();
+  const t0 = performance.now();
+  while (performance.now() - stableSince < 1000 && performance.now() - t0 < 60_000) {
+    await Bun.sleep(100);
+    const now = await totalViews();
+    if (now !== last) {
+      last = now;
+      stableSince = performance.now();
+    }
+  }
+}
+
 /** Runs one ingest-like step with monitoring and accounting. */
 async function ingestStep(scenario: string, rate: number, duration = STEP, extra: Record<string, string> = {}) {
+  await settle();
   const before = await totalViews();
   const rowsBefore = await metric(WORKER, "worker_rows_updated_total");
   const viewsBefore = await metric(WORKER, "worker_views_applied_total");
@@ -201,7 +217,7 @@ async function seed() {
   const [c] = await sql<{ n: string }[]>`SELECT count(*)::text AS n FROM products WHERE name LIKE 'bench-%'`;
   const have = Number(c!.n);
   if (have < SEED) {
-    await sql`INSERT INTO products (name, description) SELECT 'bench-' || g, 'seeded for the bench' FROM generate_series(${have + 1}, ${SEED}) AS g`;
+    await sql`INSERT INTO products (name, description) SELECT 'bench-' || g, 'seeded for the bench' FROM generate_series(${have + 1}::int, ${SEED}::int) AS g`;
     log(`seeded ${SEED - have} products`);
   }
   const ids = await sql<{ id: string }[]>`SELECT id FROM products WHERE name LIKE 'bench-%' ORDER BY name LIMIT ${SEED}`;
@@ -329,6 +345,7 @@ async function freshnessAt(rate: number) {
   const [probe] = await sql<{ id: string }[]>`INSERT INTO products (name) VALUES ('bench-probe') RETURNING id`;
   const id = probe!.id;
   const samples: number[] = [];
+  await settle();
   const before = await totalViews();
   const rowsBefore = await metric(WORKER, "worker_rows_updated_total");
   const viewsBefore = await metric(WORKER, "worker_views_applied_total");

@@ -58,6 +58,8 @@ export function createProducer(
         // librdkafka fails a message after this long, so every accepted request gets an answer in time.
         "message.timeout.ms": config.deliveryTimeoutMs,
         "queue.buffering.max.messages": Math.max(config.maxInFlight, 1000),
+        // librdkafka's default is 1 GiB per producer; bounded in-flight views need a few MiB.
+        "queue.buffering.max.kbytes": 32768,
         "reconnect.backoff.ms": 100,
         "reconnect.backoff.max.ms": 1000,
       },

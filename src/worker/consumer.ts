@@ -57,6 +57,9 @@ export function startConsumer(
       "heartbeat.interval.ms": 1000,
       "max.poll.interval.ms": 60_000,
       "fetch.wait.max.ms": 50,
+      // Prefetch bounded well below librdkafka's 64 MiB default: the worker's RSS stays small and flat.
+      "queued.max.messages.kbytes": 16384,
+      "fetch.max.bytes": 8 * 1024 * 1024,
       "reconnect.backoff.max.ms": 1000,
     },
   });
