@@ -26,7 +26,7 @@ function zipfId() {
 
 // Request bodies are built once per VU in the init stage: goja is slow at building JSON, and on a 2-core machine
 // every CPU cycle k6 spends is taken from the system under test. Each body still draws its ids from the Zipf law.
-const POOL = 2000;
+const POOL = Number(__ENV.POOL || 100);
 const viewBodies = [];
 const batchBodies = [];
 if (SCENARIO === "view" || SCENARIO === "mixed") {
