@@ -11,6 +11,7 @@ export interface HttpConfig {
   readonly adminToken: string | undefined;
   readonly workers: number;
   readonly topRefreshMs: number;
+  readonly idleTimeoutS: number;
 }
 
 export interface KafkaConfig {
@@ -130,6 +131,7 @@ export function loadConfig(env: Env = process.env): Config {
       adminToken,
       workers: r.int("API_WORKERS", 1, 1, 64),
       topRefreshMs: r.int("TOP_REFRESH_MS", 1000, 50, 60_000),
+      idleTimeoutS: r.int("HTTP_IDLE_TIMEOUT_S", 10, 1, 255),
     },
     kafka: {
       brokers,

@@ -55,8 +55,12 @@ export async function start(config: Config): Promise<Running> {
     port: config.http.port,
     hostname: config.http.host,
     reusePort: config.http.workers > 1,
-    // Bodies are limited (with a JSON 413) by the app's own parser; Bun's cap only guards that one.
-    maxRequestBodySize: Math.max(config.http.bodyLimitBytes * 4, 1024 * 1024),
+    // A client that stops sending (slow-loris) loses its connection after this many idle seconds.
+    idleTimeout: config.http.idleTimeoutS,
+    // Bodies are limited by the app's own parser, which answers a JSON 413 from the declared length without
+    // reading, and stops reading a chunked body at the limit. Bun's own cap answers an empty 413 that the app
+    // never sees, so it is set far above any body the parser would read.
+    maxRequestBodySize: 1024 * 1024 * 1024,
   });
   const port = server.server!.port!;
   root.info({ port, topic: config.kafka.topic, ack: config.producer.ackMode }, "api listening");

@@ -13,6 +13,10 @@ export async function readJsonBody(request: Request, limit: number): Promise<unk
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
   const text = await readLimited(request, limit);
   if (text.trim() === "") throw new AppError("invalid_json", "request body is empty; expected a JSON object");
+  if (tooDeep(text, MAX_DEPTH)) {
+    // Validating (and describing) a deeply nested value recurses per level: refuse it before it gets there.
+    throw new AppError("invalid_request", `request body nests deeper than ${MAX_DEPTH} levels`);
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -24,6 +28,25 @@ export async function readJsonBody(request: Request, limit: number): Promise<unk
     throw new AppError("invalid_request", "request body must be a JSON object");
   }
   return value;
+}
+
+const MAX_DEPTH = 32;
+
+/** Bracket depth outside strings; the text is at most the body limit, so one pass is cheap. */
+function tooDeep(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \\ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 || c === 91 /* { [ */) {
+      if (++depth > max) return true;
+    } else if (c === 125 || c === 93) depth--;
+  }
+  return false;
 }
 
 function tooLarge(limit: number) {

@@ -46,6 +46,7 @@ describe("config", () => {
     ["ADMIN_TOKEN", "short"],
     ["API_WORKERS", "0"],
     ["TOP_REFRESH_MS", "1"],
+    ["HTTP_IDLE_TIMEOUT_S", "0"],
     ["FLUSH_INTERVAL_MS", "0"],
     ["FLUSH_MAX_PRODUCTS", "x"],
     ["MAX_PENDING_PRODUCTS", "5"],

@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { connect as tcp } from "node:net";
+import { start as startApi } from "../../src/entry/api.ts";
+import { post, prepare, seedProducts, testEnv } from "./harness.ts";
+
+// Hostile and odd input: every answer is a JSON error with the right status, never a 5xx, and the server
+// keeps serving.
+describe("hostile input", () => {
+  const env = testEnv({ HTTP_IDLE_TIMEOUT_S: "2" });
+  let ctx: Awaited<ReturnType<typeof prepare>>;
+  let api: Awaited<ReturnType<typeof startApi>>;
+  let base: string;
+  let id: string;
+
+  beforeAll(async () => {
+    ctx = await prepare(env);
+    [id] = (await seedProducts(ctx.db, 1, "hostile")) as [string];
+    api = await startApi(ctx.config);
+    base = `http://127.0.0.1:${api.port}`;
+  });
+  afterAll(async () => {
+    await api.stop();
+    await ctx.db.close();
+  });
+
+  async function status(res: Response) {
+    const text = await res.text();
+    expect(res.status).toBeLessThan(500);
+    if (res.status >= 400) {
+      const body = JSON.parse(text) as { error: string; code: string };
+      expect(typeof body.error).toBe("string");
+      expect(typeof body.code).toBe("string");
+    }
+    return res.status;
+  }
+
+  test("deeply nested JSON is refused without harm", async () => {
+    const deep = "[".repeat(100_000) + "]".repeat(100_000);
+    expect(await status(await post(`${base}/api/v1/products/view`, deep))).toBe(413);
+    const deepSmall = `{"product_id":${"[".repeat(5000)}${"]".repeat(5000)}}`;
+    expect(await status(await post(`${base}/api/v1/products/view`, deepSmall))).toBe(400);
+  });
+
+  test("a 10 MB body is 413", async () => {
+    const big = JSON.stringify({ product_id: id, junk: "x".repeat(10 * 1024 * 1024) });
+    expect(await status(await post(`${base}/api/v1/products/view`, big))).toBe(413);
+  });
+
+  test.each([
+    ["text/plain", 415],
+    ["application/x-www-form-urlencoded", 415],
+    ["multipart/form-data; boundary=x", 415],
+    ["application/json; charset=utf-8", 202],
+    ["APPLICATION/JSON", 202],
+  ])("content type %s -> %d", async (type, expected) => {
+    const res = await fetch(`${base}/api/v1/products/view`, {
+      method: "POST",
+      headers: { "content-type": type },
+      body: JSON.stringify({ product_id: id }),
+    });
+    expect(await status(res)).toBe(expected);
+  });
+
+  test.each([
+    ["upper case", () => id.toUpperCase(), 202],
+    ["braces", () => `{${id}}`, 400],
+    ["urn prefix", () => `urn:uuid:${id}`, 400],
+    ["no dashes", () => id.replaceAll("-", ""), 400],
+    ["SQL", () => `${id}' OR '1'='1`, 400],
+    ["unicode digits", () => id.replace(/[0-9]/, "٣"), 400],
+    ["null byte", () => `${id}\u0000`, 400],
+  ])("product_id with %s", async (_, make, expected) => {
+    expect(await status(await post(`${base}/api/v1/products/view`, { product_id: make() }))).toBe(expected);
+  });
+
+  test.each(["-1", "0", "101", "1e3", "abc", "0x10", "+5", "5%20", "%00"])("GET /top?limit=%s is 400", async (limit) => {
+    expect(await status(await fetch(`${base}/api/v1/products/top?limit=${limit}`))).toBe(400);
+  });
+
+  test("repeated query parameters are refused", async () => {
+    expect(await status(await fetch(`${base}/api/v1/products/top?limit=5&limit=5`))).toBe(400);
+  });
+
+  test("a SQL-looking product id in the path is just not a UUID", async () => {
+    expect(await status(await fetch(`${base}/api/v1/products/${encodeURIComponent("1; DROP TABLE products")}`))).toBe(400);
+    expect(await status(await fetch(`${base}/api/v1/products/${id}`))).toBe(200);
+  });
+
+  test("unicode names are stored and returned as sent", async () => {
+    const name = "Ünïcødé 商品 🚀 \u202e";
+    const res = await post(`${base}/api/v1/products`, { name, description: "ñ".repeat(2000) });
+    expect(res.status).toBe(201);
+    const p = (await res.json()) as { id: string; name: string };
+    expect(p.name).toBe(name);
+    expect(((await (await fetch(`${base}/api/v1/products/${p.id}`)).json()) as { name: string }).name).toBe(name);
+  });
+
+  test("very long URLs get an answer below 500", async () => {
+    expect(await status(await fetch(`${base}/api/v1/products/${"a".repeat(8000)}`))).toBe(400);
+    const res = await fetch(`${base}/api/v1/products/top?limit=10&pad=${"x".repeat(60_000)}`).catch(() => null);
+    // Bun may refuse an oversized request line itself (431/414) or close the connection; never a 5xx.
+    if (res) expect(res.status).toBeLessThan(500);
+  });
+
+  test("a slow-loris body is cut off by the idle timeout and the server keeps serving", async () => {
+    const closed = await new Promise<number>((resolve, reject) => {
+      const t0 = performance.now();
+      const sock = tcp({ host: "127.0.0.1", port: api.port }, () => {
+        sock.write("POST /api/v1/products/view HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"prod");
+      });
+      sock.on("error", () => {});
+      sock.on("close", () => resolve(performance.now() - t0));
+      setTimeout(() => reject(new Error("connection still open after 15 s")), 15_000);
+    });
+    expect(closed).toBeGreaterThan(1000);
+    expect((await fetch(`${base}/health`)).status).toBe(200);
+  });
+});
