@@ -1,5 +1,5 @@
 # The two commands of README.md, and a few more for operators.
-.PHONY: up test down status bench soak faults
+.PHONY: up test down status bench soak faults fuzz
 up:      ## PostgreSQL + Kafka + migrations + API + worker, in the background
 	@bash scripts/stack.sh up
 test:    ## the whole test suite (brings up what it needs)
@@ -12,3 +12,7 @@ bench:
 	@bash bench/run.sh
 soak:
 	@bash bench/run.sh soak
+faults:  ## fault and hostile-input tests only
+	@SKIP_FUZZ=1 bash scripts/test.sh test/integration/faults.test.ts test/integration/hostile.test.ts
+fuzz:    ## schemathesis against the OpenAPI document
+	@bash scripts/fuzz.sh

@@ -17,5 +17,15 @@ report=.data/test-results.xml
 rm -f "$report"
 bun test --timeout 120000 --reporter=junit --reporter-outfile="$report" "$@"
 rc=$?
-bun scripts/junit-summary.ts "$report" || rc=1
+extra=()
+# The schemathesis fuzz run (scripts/fuzz.sh) counts as one more test; skipped when a subset was asked for.
+if [ $# -eq 0 ] && [ -z "${SKIP_FUZZ:-}" ]; then
+  if FUZZ_EXAMPLES="${FUZZ_EXAMPLES:-50}" bash scripts/fuzz.sh >.data/fuzz.log 2>&1; then
+    extra=(--passed "schemathesis fuzz (see .data/fuzz.log)")
+  else
+    echo "schemathesis fuzz failed:"; tail -40 .data/fuzz.log
+    extra=(--failed "schemathesis fuzz (see .data/fuzz.log)")
+  fi
+fi
+bun scripts/junit-summary.ts "$report" "${extra[@]}" || rc=1
 exit $rc

@@ -8,6 +8,7 @@ export interface HttpConfig {
   readonly port: number;
   readonly host: string;
   readonly bodyLimitBytes: number;
+  readonly batchBodyLimitBytes: number;
   readonly adminToken: string | undefined;
   readonly workers: number;
   readonly topRefreshMs: number;
@@ -128,6 +129,8 @@ export function loadConfig(env: Env = process.env): Config {
       port: r.int("PORT", 8080, 0, 65535),
       host: r.str("HOST", "0.0.0.0"),
       bodyLimitBytes: r.int("BODY_LIMIT_BYTES", 64 * 1024, 256, 16 * 1024 * 1024),
+      // A full batch (1000 items of ~67 bytes) must fit, with room for pretty-printed JSON.
+      batchBodyLimitBytes: r.int("BATCH_BODY_LIMIT_BYTES", 256 * 1024, 80 * 1024, 64 * 1024 * 1024),
       adminToken,
       workers: r.int("API_WORKERS", 1, 1, 64),
       topRefreshMs: r.int("TOP_REFRESH_MS", 1000, 50, 60_000),

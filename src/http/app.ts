@@ -10,7 +10,7 @@ import { CreateProductRequest, normaliseNewProduct, parseTopLimit, Product, type
 import { readJsonBody } from "./body.ts";
 import { errorResponse, type ErrorBody } from "./errors.ts";
 import { describeValidationError } from "./validation.ts";
-import { docs } from "./docs.ts";
+import { docs, openApiDocument, RAW_SPEC } from "./docs.ts";
 
 export interface ApiDeps {
   http: HttpConfig;
@@ -22,7 +22,7 @@ export interface ApiDeps {
     get(id: string): Promise<Product | null>;
     top(limit: number): Product[];
   };
-  ready(): Promise<Record<string, boolean>>;
+  ready(): Promise<{ postgres: boolean; kafka: boolean }>;
 }
 
 const ErrorSchema = Type.Object(
@@ -30,6 +30,11 @@ const ErrorSchema = Type.Object(
   { description: "Every error: a human message and a stable machine code", additionalProperties: true },
 );
 const err = (description: string) => ({ ...ErrorSchema, description });
+
+const Readiness = Type.Object({
+  status: Type.Union([Type.Literal("ready"), Type.Literal("not_ready")]),
+  checks: Type.Object({ postgres: Type.Boolean(), kafka: Type.Boolean() }),
+});
 
 const Accepted = Type.Object({ status: Type.Literal("accepted"), message: Type.String() });
 const ACCEPTED = { status: "accepted", message: "View recorded successfully" } as const;
@@ -59,11 +64,14 @@ export function createApp(deps: ApiDeps) {
 
   const unauthorizedHeaders = { "www-authenticate": 'Bearer realm="product-views"' };
 
-  return new Elysia()
+  let spec: Record<string, unknown> | null = null;
+  const app = new Elysia()
     .onRequest(({ request }) => {
       started.set(request, performance.now());
     })
-    .onParse(({ request }) => readJsonBody(request, http.bodyLimitBytes))
+    .onParse(({ request }) =>
+      readJsonBody(request, request.url.includes("/products/views") ? http.batchBodyLimitBytes : http.bodyLimitBytes),
+    )
     .onAfterResponse(({ request, route, set }) => {
       const t0 = started.get(request);
       if (t0 === undefined) return;
@@ -111,8 +119,8 @@ export function createApp(deps: ApiDeps) {
       {
         detail: { summary: "Readiness: Postgres and Kafka reachable", tags: ["ops"] },
         response: {
-          200: Type.Object({ status: Type.String(), checks: Type.Record(Type.String(), Type.Boolean()) }),
-          503: Type.Object({ status: Type.String(), checks: Type.Record(Type.String(), Type.Boolean()) }),
+          200: Readiness,
+          503: Readiness,
         },
       },
     )
@@ -163,7 +171,7 @@ export function createApp(deps: ApiDeps) {
           202: Type.Object({ accepted: Type.Integer({ minimum: 1 }) }),
           400: err("Malformed JSON or an invalid item (the error names its index)"),
           404: err("Some products are unknown (unknown_ids lists them); nothing was recorded"),
-          413: err("Body larger than BODY_LIMIT_BYTES"),
+          413: err("Body larger than BATCH_BODY_LIMIT_BYTES"),
           415: err("Content-Type is not application/json"),
           503: err("Kafka could not take the events in time; retry after Retry-After seconds"),
         },
@@ -179,8 +187,11 @@ export function createApp(deps: ApiDeps) {
         return deps.products.top(limit);
       },
       {
-        query: Type.Object({ limit: Type.Optional(Type.String({ description: "Integer 1..100, default 10" })) }),
         detail: {
+          // Documented here, parsed by the handler: the raw string must be checked ("1e3", "007", repeats).
+          parameters: [
+            { name: "limit", in: "query", required: false, schema: { type: "integer", minimum: 1, maximum: 100, default: 10 } },
+          ],
           summary: "Most viewed products (view_count desc, ties by id)",
           description: "Served from memory, refreshed after every worker flush: at most flush interval + one refresh old.",
           tags: ["products"],
@@ -243,7 +254,19 @@ export function createApp(deps: ApiDeps) {
           503: err("The database is unavailable"),
         },
       },
+    )
+    .get(
+      "/swagger/json",
+      async () => {
+        spec ??= openApiDocument(
+          (await (await app.handle(new Request(`http://localhost${RAW_SPEC}`))).json()) as Record<string, unknown>,
+          http.adminToken !== undefined,
+        );
+        return spec;
+      },
+      { detail: { hide: true } },
     );
+  return app;
 }
 
 function timingSafeEqual(a: string, b: string): boolean {

@@ -9,6 +9,8 @@ import { dirname, join } from "node:path";
 const ASSETS = dirname(require.resolve("swagger-ui-dist/package.json"));
 const SERVED = new Set(["swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png"]);
 const SPEC = "/swagger/json";
+/** What the plugin generates; /swagger/json serves it cleaned up by openApiDocument(). */
+export const RAW_SPEC = "/swagger/raw.json";
 
 const PAGE = `<!doctype html>
 <html lang="en">
@@ -27,6 +29,50 @@ const PAGE = `<!doctype html>
   </script>
 </body>
 </html>`;
+
+type Json = unknown;
+
+function walk(node: Json, fix: (o: Record<string, Json>) => void): Json {
+  if (Array.isArray(node)) node.forEach((n) => walk(n, fix));
+  else if (node && typeof node === "object") {
+    fix(node as Record<string, Json>);
+    for (const v of Object.values(node)) walk(v, fix);
+  }
+  return node;
+}
+
+/**
+ * The plugin's document, made exact for this API: every body is JSON only (the plugin also lists multipart
+ * and text/plain, which the API refuses with 415), JSON Schema `const` becomes OpenAPI 3.0 `enum`, every
+ * response has a description, and the bearer requirement is only declared when ADMIN_TOKEN is set.
+ */
+export function openApiDocument(raw: Record<string, Json>, adminTokenSet: boolean): Record<string, Json> {
+  const spec = structuredClone(raw) as { paths: Record<string, Record<string, Record<string, Json>>> } & Record<string, Json>;
+  for (const ops of Object.values(spec.paths)) {
+    for (const op of Object.values(ops)) {
+      const body = op.requestBody as { content?: Record<string, Json>; required?: boolean } | undefined;
+      if (body?.content?.["application/json"]) {
+        body.content = { "application/json": body.content["application/json"] };
+        body.required = true;
+      }
+      for (const [status, res] of Object.entries((op.responses ?? {}) as Record<string, Record<string, Json>>)) {
+        const content = res.content as Record<string, Json> | undefined;
+        if (content?.["application/json"]) res.content = { "application/json": content["application/json"] };
+        res.description ??= Number(status) < 400 ? "Success" : "Error";
+        // The plugin leaves an array schema's keywords on the response object itself; only these belong there.
+        for (const key of Object.keys(res)) if (!["description", "content", "headers", "links"].includes(key)) delete res[key];
+      }
+      if (!adminTokenSet) delete op.security;
+    }
+  }
+  walk(spec, (o) => {
+    if ("const" in o) {
+      o.enum = [o.const];
+      delete o.const;
+    }
+  });
+  return spec;
+}
 
 export function docs() {
   const page = () => new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
@@ -51,7 +97,7 @@ export function docs() {
       swagger({
         // The plugin's CDN page is parked on a path nobody links to; /swagger above is the offline one.
         path: "/swagger/cdn" as "/swagger",
-        specPath: SPEC,
+        specPath: RAW_SPEC,
         exclude: [/^\/swagger/],
         documentation: {
           info: {

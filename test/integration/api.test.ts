@@ -136,8 +136,15 @@ describe("HTTP API on real Kafka and Postgres", () => {
     );
     expect(String(b.error)).toContain("views[1].count");
     await expectError(await post(`${url}/api/v1/products/views`, { views: [] }), 400, "invalid_request");
-    const tooMany = { views: Array.from({ length: 1001 }, () => ({ product_id: ids[0] })) };
+    const tooMany = { views: Array.from({ length: 1001 }, () => ({ product_id: ids[0], count: 1000 })) };
     await expectError(await post(`${url}/api/v1/products/views`, tooMany), 400, "invalid_request");
+  });
+
+  test("the largest valid batch fits the body limit: 1000 items, count 1000 each, pretty-printed", async () => {
+    const full = { views: Array.from({ length: 1000 }, () => ({ product_id: ids[3]!.toUpperCase(), count: 1000 })) };
+    const res = await post(`${url}/api/v1/products/views`, JSON.stringify(full, null, 2));
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ accepted: 1_000_000 });
   });
 
   test("GET /top orders by view_count desc then id, honours limit, and rejects bad limits", async () => {

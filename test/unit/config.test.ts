@@ -43,6 +43,7 @@ describe("config", () => {
     ["INGEST_MAX_IN_FLIGHT", "1.5"],
     ["INGEST_TIMEOUT_MS", "10"],
     ["BODY_LIMIT_BYTES", "1"],
+    ["BATCH_BODY_LIMIT_BYTES", "1024"],
     ["ADMIN_TOKEN", "short"],
     ["API_WORKERS", "0"],
     ["TOP_REFRESH_MS", "1"],
