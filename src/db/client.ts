@@ -44,13 +44,27 @@ export function isUnavailable(err: unknown): boolean {
   return false;
 }
 
-export async function guard<T>(work: Promise<T>): Promise<T> {
+const unavailableError = (cause?: unknown) =>
+  new AppError("database_unavailable", "the database is temporarily unavailable; retry later", { cause, retryable: true });
+
+/**
+ * Maps connection failures to a retryable 503 and bounds the wait: while Postgres shuts down or restarts,
+ * the driver can hold a query for seconds (reconnect attempts), and a request must not hang that long.
+ */
+export async function guard<T>(work: Promise<T>, timeoutMs = 2000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(unavailableError("timed out")), timeoutMs);
+  });
   try {
-    return await work;
+    return await Promise.race([work, timeout]);
   } catch (cause) {
-    if (isUnavailable(cause)) {
-      throw new AppError("database_unavailable", "the database is temporarily unavailable; retry later", { cause, retryable: true });
-    }
+    if (cause instanceof AppError) throw cause;
+    if (isUnavailable(cause)) throw unavailableError(cause);
     throw cause;
+  } finally {
+    clearTimeout(timer);
+    // A query that lost the race may still fail later; that failure has been answered already.
+    work.catch(() => {});
   }
 }

@@ -20,7 +20,7 @@ export type Product = Static<typeof Product>;
 export const CreateProductRequest = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 200 }),
   description: Type.Optional(Type.String({ maxLength: 2000, default: "" })),
-  view_count: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 })),
+  view_count: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000_000, default: 0 })),
 });
 export type CreateProductRequest = Static<typeof CreateProductRequest>;
 

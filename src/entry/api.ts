@@ -23,7 +23,7 @@ export async function start(config: Config): Promise<Running> {
   await migrate(database.sql);
 
   const producer = createProducer(config.kafka, config.producer, root.child({ component: "producer" }), metrics);
-  const catalog = createCatalog((ids) => existingIds(database.db, ids));
+  const catalog = createCatalog((ids) => guard(existingIds(database.db, ids)));
   const top = createTopCache(database, root.child({ component: "top" }), config.http.topRefreshMs);
   await top.start();
 

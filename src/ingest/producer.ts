@@ -43,6 +43,13 @@ export function createProducer(
   const rejected = metrics.counter("producer_rejected_total", "View events refused before Kafka (queue full, timeout)");
   const batchSize = metrics.histogram("producer_batch_messages", "Messages per producer batch", [1, 10, 100, 1000, 10000]);
 
+  // A view's deadline splits into: time queued here (half), librdkafka's message timeout (half), and ~1 s for
+  // librdkafka's timeout scan, which runs about once a second. At the deadline itself the view is answered 503
+  // whatever happened (the sweep below): by then librdkafka has normally failed it for good.
+  const budgetMs = config.deliveryTimeoutMs - 1000;
+  const messageTimeoutMs = Math.round(budgetMs / 2);
+  const queueBudgetMs = budgetMs - messageTimeoutMs;
+
   const client = new KafkaClient({ brokers: kafka.brokers.join(","), clientId: kafka.clientId, logLevel: "error" });
   const lanes: KafkaProducer[] = Array.from({ length: config.lanes }, () =>
     client.createProducer({
@@ -55,8 +62,9 @@ export function createProducer(
         "compression.type": config.compression,
         acks: "all",
         "enable.idempotence": true,
-        // librdkafka fails a message after this long, so every accepted request gets an answer in time.
-        "message.timeout.ms": config.deliveryTimeoutMs,
+        // librdkafka settles every message (delivered or failed) before the request's deadline, so a 503 at
+        // the deadline is a real failure, not a view that lands later.
+        "message.timeout.ms": messageTimeoutMs,
         "queue.buffering.max.messages": Math.max(config.maxInFlight, 1000),
         // librdkafka's default is 1 GiB per producer; bounded in-flight views need a few MiB.
         "queue.buffering.max.kbytes": 32768,
@@ -94,12 +102,20 @@ export function createProducer(
   function take(): { entries: Entry[]; messages: MessageProducer[] } {
     const entries: Entry[] = [];
     const messages: MessageProducer[] = [];
+    const stale = performance.now() - queueBudgetMs;
     while (queue.length > 0 && messages.length < config.batchMaxMessages) {
       const e = queue.shift()!;
+      queuedMessages -= e.messages.length;
+      if (e.enqueuedAt < stale) {
+        // Too late to be confirmed within its deadline: refuse it now rather than send it and answer 503
+        // while it might still land.
+        rejected.inc(undefined, e.messages.length);
+        settle([e], unavailable("the event stream did not accept the view in time; retry later"));
+        continue;
+      }
       entries.push(e);
       for (const m of e.messages) messages.push(m);
     }
-    queuedMessages -= messages.length;
     return { entries, messages };
   }
 
@@ -108,6 +124,7 @@ export function createProducer(
   async function runLane(lane: KafkaProducer): Promise<void> {
     while (queue.length > 0) {
       const { entries, messages } = take();
+      if (entries.length === 0) continue;
       sending.add(entries);
       batchSize.observe(messages.length);
       try {
@@ -147,7 +164,8 @@ export function createProducer(
   // already handed to librdkafka are answered 503 too (they may still land: 503 means "not confirmed").
   const sweeper = setInterval(() => {
     const limit = performance.now() - config.deliveryTimeoutMs;
-    while (queue.length > 0 && queue[0]!.enqueuedAt < limit) {
+    const stale = performance.now() - queueBudgetMs;
+    while (queue.length > 0 && queue[0]!.enqueuedAt < stale) {
       const e = queue.shift()!;
       queuedMessages -= e.messages.length;
       rejected.inc(undefined, e.messages.length);
@@ -158,7 +176,7 @@ export function createProducer(
         if (!e.answered && e.enqueuedAt < limit) answer(e, unavailable("kafka did not confirm the view in time; retry later"));
       }
     }
-  }, 100);
+  }, 50);
   sweeper.unref();
 
   return {

@@ -144,11 +144,13 @@ export async function metric(url: string, name: string, labels = ""): Promise<nu
   return line ? Number(line.split(" ").pop()) : 0;
 }
 
-export function stack(...args: string[]) {
+/** scripts/stack.sh as a child process; async, so an API running in this process keeps serving meanwhile. */
+export async function stack(...args: string[]): Promise<void> {
   // Without DATABASE_URL / KAFKA_BROKERS, stack.sh acts on the servers it manages itself.
   const { DATABASE_URL: _d, KAFKA_BROKERS: _k, ...env } = process.env;
-  const r = Bun.spawnSync(["bash", "scripts/stack.sh", ...args], { cwd: ROOT, env: env as Record<string, string> });
-  if (r.exitCode !== 0) throw new Error(`stack.sh ${args.join(" ")} failed: ${r.stderr.toString()}`);
+  const p = Bun.spawn(["bash", "scripts/stack.sh", ...args], { cwd: ROOT, env: env as Record<string, string>, stdout: "ignore", stderr: "pipe" });
+  const [code, err] = await Promise.all([p.exited, new Response(p.stderr).text()]);
+  if (code !== 0) throw new Error(`stack.sh ${args.join(" ")} failed: ${err}`);
 }
 
 /** Fault tests stop and start the servers themselves; they only run against the stack scripts/stack.sh manages. */
@@ -235,4 +237,65 @@ export async function expectExactCounts(
   // A late duplicate would show up after the counts first matched.
   await Bun.sleep(1000);
   expect(await diff()).toEqual([]);
+}
+
+export interface LoadStats {
+  sent: number;
+  accepted: Map<string, number>;
+  acceptedTotal: number;
+  unavailable: number;
+  otherStatus: Map<number, number>;
+  connectionErrors: number;
+  maxLatencyMs: number;
+}
+
+/**
+ * A steady HTTP load generator: `concurrency` loops posting single views (Zipf over `ids`) to `url`,
+ * each pausing `paceMs` between requests, until stop() is called. Counts what every answer was.
+ */
+export function steadyLoad(url: () => string, ids: readonly string[], opts: { concurrency?: number; paceMs?: number } = {}) {
+  const pick = zipf(ids.length);
+  const stats: LoadStats = { sent: 0, accepted: new Map(), acceptedTotal: 0, unavailable: 0, otherStatus: new Map(), connectionErrors: 0, maxLatencyMs: 0 };
+  let running = true;
+  async function loop() {
+    while (running) {
+      const id = ids[pick()]!;
+      stats.sent++;
+      const t0 = performance.now();
+      try {
+        const res = await post(`${url()}/api/v1/products/view`, { product_id: id });
+        await res.arrayBuffer();
+        stats.maxLatencyMs = Math.max(stats.maxLatencyMs, performance.now() - t0);
+        if (res.status === 202) {
+          stats.accepted.set(id, (stats.accepted.get(id) ?? 0) + 1);
+          stats.acceptedTotal++;
+        } else if (res.status === 503) stats.unavailable++;
+        else stats.otherStatus.set(res.status, (stats.otherStatus.get(res.status) ?? 0) + 1);
+      } catch {
+        stats.connectionErrors++;
+        await Bun.sleep(50);
+      }
+      if (opts.paceMs) await Bun.sleep(opts.paceMs);
+    }
+  }
+  const loops = Array.from({ length: opts.concurrency ?? 8 }, loop);
+  return {
+    stats,
+    async stop(): Promise<LoadStats> {
+      running = false;
+      await Promise.all(loops);
+      return stats;
+    },
+  };
+}
+
+/** Increase of each product's count since `before`, and the total. */
+export async function countedSince(db: Database, before: Map<string, number>, ids: readonly string[]) {
+  const now = await viewCounts(db, ids);
+  const per = new Map(ids.map((id) => [id, (now.get(id) ?? 0) - (before.get(id) ?? 0)]));
+  return { per, total: [...per.values()].reduce((a, b) => a + b, 0) };
+}
+
+export function verdict(name: string, fields: Record<string, unknown>) {
+  console.log(`verdict ${name}: ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(" ")}`);
 }
