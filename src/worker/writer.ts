@@ -43,8 +43,9 @@ export async function flush(db: Db, topic: string, batch: Batch): Promise<FlushR
     const stored = new Map(locked.map((r) => [Number(r.partition), Number(r.next_offset)]));
 
     const fenced: FlushResult["fenced"] = [];
-    const ids: string[] = [];
-    const counts: number[] = [];
+    // One entry per product: UPDATE ... FROM applies only one joined row per target row, so an id listed
+    // twice (a product whose partition changed when partitions were added) would lose views.
+    const totals = new Map<string, number>();
     const offsets: Array<[number, number]> = [];
     let views = 0;
     for (const slice of batch.slices) {
@@ -53,20 +54,16 @@ export async function flush(db: Db, topic: string, batch: Batch): Promise<FlushR
         fenced.push({ partition: slice.partition, stored: current });
         continue;
       }
-      for (const [id, n] of slice.counts) {
-        ids.push(id);
-        counts.push(n);
-      }
+      for (const [id, n] of slice.counts) totals.set(id, (totals.get(id) ?? 0) + n);
       offsets.push([slice.partition, slice.next]);
       views += slice.views;
     }
 
     let rowsUpdated = 0;
-    if (ids.length > 0) {
+    if (totals.size > 0) {
       // Sorted ids: every worker locks product rows in the same order, so two flushes cannot deadlock.
-      const order = ids.map((_, i) => i).sort((a, b) => (ids[a]! < ids[b]! ? -1 : 1));
-      const sortedIds = order.map((i) => ids[i]!);
-      const sortedCounts = order.map((i) => counts[i]!);
+      const sortedIds = [...totals.keys()].sort();
+      const sortedCounts = sortedIds.map((id) => totals.get(id)!);
       const res = await tx.execute(sql`
         UPDATE products p SET view_count = p.view_count + v.n, updated_at = now()
         FROM unnest(${sql.param(sortedIds)}::uuid[], ${sql.param(sortedCounts)}::bigint[]) AS v(id, n)
@@ -80,7 +77,7 @@ export async function flush(db: Db, topic: string, batch: Batch): Promise<FlushR
         WHERE o.topic = ${topic} AND o.partition = v.partition`);
       await tx.execute(sql`SELECT pg_notify(${FLUSH_CHANNEL}, '')`);
     }
-    return { rowsUpdated, unknownProducts: ids.length - rowsUpdated, fenced, views };
+    return { rowsUpdated, unknownProducts: totals.size - rowsUpdated, fenced, views };
   });
 }
 

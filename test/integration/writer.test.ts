@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { flush, loadOffsets } from "../../src/worker/writer.ts";
+import { NO_OFFSET, type Batch } from "../../src/worker/coalescer.ts";
+import { prepare, seedProducts, testEnv, uniqueName, viewCounts } from "./harness.ts";
+
+// The writer alone against real Postgres: the fence, and sums across partitions.
+describe("flush writer", () => {
+  const env = testEnv();
+  let ctx: Awaited<ReturnType<typeof prepare>>;
+  let ids: string[];
+  beforeAll(async () => {
+    ctx = await prepare(env);
+    ids = await seedProducts(ctx.db, 3, "writer");
+  });
+  afterAll(() => ctx.db.close());
+
+  const slice = (partition: number, base: number, next: number, counts: Record<string, number>) => ({
+    partition, base, next, counts: new Map(Object.entries(counts)), views: Object.values(counts).reduce((a, b) => a + b, 0),
+  });
+
+  test("applies counts and offsets together, and refuses a slice whose base moved (another worker)", async () => {
+    const topic = uniqueName("writer");
+    const before = await viewCounts(ctx.db, ids);
+    const first: Batch = { slices: [slice(0, NO_OFFSET, 10, { [ids[0]!]: 4 })], products: 1, views: 4 };
+    expect((await flush(ctx.db.db, topic, first)).fenced).toEqual([]);
+    expect((await loadOffsets(ctx.db.db, topic, [0, 1])).get(0)).toBe(10);
+    // A zombie still believing the partition is at NO_OFFSET must not apply its views again.
+    const zombie = await flush(ctx.db.db, topic, first);
+    expect(zombie.fenced).toEqual([{ partition: 0, stored: 10 }]);
+    expect(zombie.views).toBe(0);
+    const after = await viewCounts(ctx.db, ids);
+    expect(after.get(ids[0]!)! - before.get(ids[0]!)!).toBe(4);
+  });
+
+  test("a product present in two partitions' slices gets the sum of both", async () => {
+    const topic = uniqueName("writer");
+    const before = await viewCounts(ctx.db, ids);
+    const batch: Batch = {
+      slices: [slice(0, NO_OFFSET, 5, { [ids[1]!]: 2, [ids[2]!]: 1 }), slice(1, NO_OFFSET, 3, { [ids[1]!]: 3 })],
+      products: 3,
+      views: 6,
+    };
+    const res = await flush(ctx.db.db, topic, batch);
+    expect(res).toMatchObject({ rowsUpdated: 2, unknownProducts: 0, views: 6 });
+    const after = await viewCounts(ctx.db, ids);
+    expect(after.get(ids[1]!)! - before.get(ids[1]!)!).toBe(5);
+    expect(after.get(ids[2]!)! - before.get(ids[2]!)!).toBe(1);
+  });
+});
