@@ -32,23 +32,38 @@ export const ViewEvent = Type.Object({
 });
 export type ViewEvent = Static<typeof ViewEvent>;
 
-const checkEvent = TypeCompiler.Compile(ViewEvent);
+/**
+ * Several products' views in one Kafka message: the products of one batch request that share a partition
+ * travel together (key = the first one's id, which hashes to that same partition).
+ */
+export const ViewGroup = Type.Object({ views: Type.Array(ViewEvent, { minItems: 1, maxItems: MAX_BATCH_ITEMS }) });
+export type ViewGroup = Static<typeof ViewGroup>;
 
-export function encodeViewEvent(e: ViewEvent): Buffer {
-  return Buffer.from(`{"product_id":"${e.product_id}","count":${e.count}}`);
+const checkEvent = TypeCompiler.Compile(ViewEvent);
+const checkGroup = TypeCompiler.Compile(ViewGroup);
+
+const eventJson = (e: ViewEvent) => `{"product_id":"${e.product_id}","count":${e.count}}`;
+
+/** One event as its own payload; several as a group. */
+export function encodeViewEvents(events: readonly ViewEvent[]): Buffer {
+  if (events.length === 1) return Buffer.from(eventJson(events[0]!));
+  return Buffer.from(`{"views":[${events.map(eventJson).join(",")}]}`);
 }
 
-/** Returns null for anything that is not a well-formed view event (a poison pill is skipped, never retried). */
-export function decodeViewEvent(payload: Uint8Array | undefined | null): ViewEvent | null {
-  if (!payload || payload.length === 0 || payload.length > 1024) return null;
+const MAX_PAYLOAD = 128 * 1024;
+
+/** The views a message carries, or null when it is malformed (a poison pill is skipped, never retried). */
+export function decodeViewEvents(payload: Uint8Array | undefined | null): ViewEvent[] | null {
+  if (!payload || payload.length === 0 || payload.length > MAX_PAYLOAD) return null;
   let v: unknown;
   try {
     v = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString("utf8"));
   } catch {
     return null;
   }
-  if (!checkEvent.Check(v)) return null;
-  return { product_id: v.product_id.toLowerCase(), count: v.count };
+  if (checkEvent.Check(v)) return [{ product_id: v.product_id.toLowerCase(), count: v.count }];
+  if (checkGroup.Check(v)) return v.views.map((e) => ({ product_id: e.product_id.toLowerCase(), count: e.count }));
+  return null;
 }
 
 /**

@@ -31,8 +31,8 @@ export interface Batch {
 export interface Coalescer {
   hasBase(partition: number): boolean;
   setBase(partition: number, nextOffset: number): void;
-  /** `event` null means the message was malformed: it is skipped, but its offset still moves on. */
-  add(partition: number, offset: number, event: ViewEvent | null): AddResult;
+  /** `events` null means the message was malformed: it is skipped, but its offset still moves on. */
+  add(partition: number, offset: number, events: readonly ViewEvent[] | null): AddResult;
   /** Forgets a partition entirely (revoked, or fenced by another worker); its pending views are dropped. */
   drop(partition: number): void;
   /** Distinct products pending across partitions. */
@@ -60,7 +60,7 @@ export function createCoalescer(): Coalescer {
       if (s) products -= s.counts.size;
       states.set(p, { base: nextOffset, next: nextOffset, counts: new Map(), views: 0 });
     },
-    add(p, offset, event) {
+    add(p, offset, events) {
       const s = states.get(p);
       if (!s) return "unknown_partition";
       // Offsets of this topic are contiguous (plain idempotent producer, no compaction). Below `next`: a replay
@@ -71,11 +71,13 @@ export function createCoalescer(): Coalescer {
         if (offset > s.next) return "gap";
       }
       s.next = offset + 1;
-      if (!event) return "malformed";
-      const before = s.counts.get(event.product_id);
-      if (before === undefined) products++;
-      s.counts.set(event.product_id, (before ?? 0) + event.count);
-      s.views += event.count;
+      if (!events) return "malformed";
+      for (const e of events) {
+        const before = s.counts.get(e.product_id);
+        if (before === undefined) products++;
+        s.counts.set(e.product_id, (before ?? 0) + e.count);
+        s.views += e.count;
+      }
       return "counted";
     },
     drop(p) {

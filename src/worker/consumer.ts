@@ -2,7 +2,7 @@ import { KafkaClient, type KafkaConsumer, type KafkaEvent, type Message } from "
 import type { KafkaConfig, WorkerConfig } from "../config.ts";
 import type { Db } from "../db/client.ts";
 import { isUnavailable } from "../db/client.ts";
-import { decodeViewEvent } from "../domain/view.ts";
+import { decodeViewEvents } from "../domain/view.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { createCoalescer, type Batch } from "./coalescer.ts";
@@ -138,7 +138,7 @@ export function startConsumer(
       if (messages.length === 0) continue;
       await ensureBases(messages);
       for (const msg of messages) {
-        const result = coalescer.add(msg.partition, msg.offset, decodeViewEvent(msg.payload));
+        const result = coalescer.add(msg.partition, msg.offset, decodeViewEvents(msg.payload));
         m.consumed.inc({ outcome: result });
         if (result === "malformed") log.warn({ partition: msg.partition, offset: msg.offset }, "malformed message skipped");
       }

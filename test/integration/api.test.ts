@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { start as startApi } from "../../src/entry/api.ts";
 import { start as startWorker } from "../../src/entry/worker.ts";
 import { loadConfig } from "../../src/config.ts";
-import { decodeViewEvent } from "../../src/domain/view.ts";
+import { decodeViewEvents } from "../../src/domain/view.ts";
 import { post, prepare, readTopic, seedProducts, testEnv, viewCounts, waitFor } from "./harness.ts";
 
 const ADMIN = "test-admin-token-0123456789";
@@ -46,7 +46,7 @@ describe("HTTP API on real Kafka and Postgres", () => {
     const msgs = await readTopic(ctx.config, 1);
     const mine = msgs.filter((m) => m.key?.toString() === ids[0]);
     expect(mine).toHaveLength(1);
-    expect(decodeViewEvent(mine[0]!.payload)).toEqual({ product_id: ids[0]!, count: 1 });
+    expect(decodeViewEvents(mine[0]!.payload)).toEqual([{ product_id: ids[0]!, count: 1 }]);
   });
 
   test("an upper-case UUID is the same product", async () => {

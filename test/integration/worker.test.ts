@@ -4,7 +4,7 @@ import { start as startWorker } from "../../src/entry/worker.ts";
 import { createLogger } from "../../src/log.ts";
 import { Registry } from "../../src/metrics.ts";
 import { createProducer, type ViewProducer } from "../../src/ingest/producer.ts";
-import { encodeViewEvent } from "../../src/domain/view.ts";
+import { encodeViewEvents } from "../../src/domain/view.ts";
 import { loadConfig } from "../../src/config.ts";
 import {
   expectExactCounts, metric, prepare, publishViews, seedProducts, spawnService, testEnv, uniqueName, viewCounts, waitFor,
@@ -58,7 +58,7 @@ describe("worker on real Kafka and Postgres", () => {
         messages: [
           { key: Buffer.from(ids[0]!), payload: Buffer.from("{this is not json") },
           { key: Buffer.from(ids[0]!), payload: Buffer.from('{"product_id":"nope","count":1}') },
-          { key: Buffer.from(ghost), payload: encodeViewEvent({ product_id: ghost, count: 1 }) },
+          { key: Buffer.from(ghost), payload: encodeViewEvents([{ product_id: ghost, count: 1 }]) },
         ],
       });
       const before = await viewCounts(ctx.db, [ids[1]!]);
@@ -112,7 +112,7 @@ describe("worker on real Kafka and Postgres", () => {
   test("SIGTERM: the worker flushes what it holds and exits 0", async () => {
     const before = await viewCounts(ctx.db, ids);
     const w = await spawnService("worker", { ...withGroup(), FLUSH_INTERVAL_MS: "60000", FLUSH_MAX_PRODUCTS: "1000000", MAX_PENDING_PRODUCTS: "1000000" });
-    const acked = await publishViews((e) => producer.publish(e), ids, 2000, { perCall: 50 });
+    const acked = await publishViews((e) => producer.publish(e), ids, 2000, { perCall: 1, concurrency: 16 });
     await waitFor("worker caught up", async () => (await metric(w.url, "worker_messages_total", '{outcome="counted"}')) >= 2000 || undefined, 30_000);
     expect(await w.kill("SIGTERM")).toBe(0);
     await expectExactCounts(ctx.db, before, acked, ids, 5000);

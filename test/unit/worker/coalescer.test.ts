@@ -3,7 +3,7 @@ import { createCoalescer, NO_OFFSET } from "../../../src/worker/coalescer.ts";
 
 const A = "00000000-0000-4000-8000-00000000000a";
 const B = "00000000-0000-4000-8000-00000000000b";
-const view = (id: string, count = 1) => ({ product_id: id, count });
+const view = (id: string, count = 1) => [{ product_id: id, count }];
 
 describe("coalescer", () => {
   test("sums views per product and records the offsets they cover", () => {
