@@ -12,7 +12,8 @@ export const FLUSH_CHANNEL = "product_views_flushed";
 // for longer than maxStaleMs (Postgres away), reads get 503 rather than silently old data.
 
 export interface TopCache {
-  top(limit: number): Product[];
+  /** The top `limit` products as JSON text, serialised once per refresh and limit: no per-request work. */
+  topJson(limit: number): string;
   /** Schedules a refresh (coalesced: at most one query in flight, one queued). */
   invalidate(): void;
   start(): Promise<void>;
@@ -23,6 +24,7 @@ export interface TopCache {
 
 export function createTopCache(database: Database, log: Logger, refreshMs: number): TopCache {
   let rows: Product[] = [];
+  let json = new Map<number, string>();
   let freshAt = 0;
   let running: Promise<void> | null = null;
   let dirty = false;
@@ -37,6 +39,7 @@ export function createTopCache(database: Database, log: Logger, refreshMs: numbe
       const started = performance.now();
       try {
         rows = await topProducts(database.db, MAX_TOP_LIMIT);
+        json = new Map();
         freshAt = started;
         if (failing) log.info("top-N refresh recovered");
         failing = false;
@@ -56,12 +59,22 @@ export function createTopCache(database: Database, log: Logger, refreshMs: numbe
     running = refreshLoop().finally(() => (running = null));
   }
 
+  function top(limit: number): Product[] {
+    if (performance.now() - freshAt > maxStaleMs) {
+      throw new AppError("database_unavailable", "the top list is temporarily unavailable; retry later", { retryable: true });
+    }
+    return rows.length <= limit ? rows : rows.slice(0, limit);
+  }
+
   return {
-    top(limit) {
-      if (performance.now() - freshAt > maxStaleMs) {
-        throw new AppError("database_unavailable", "the top list is temporarily unavailable; retry later", { retryable: true });
+    topJson(limit) {
+      const list = top(limit);
+      let text = json.get(limit);
+      if (text === undefined) {
+        text = JSON.stringify(list);
+        json.set(limit, text);
       }
-      return rows.length <= limit ? rows : rows.slice(0, limit);
+      return text;
     },
     invalidate,
     async start() {

@@ -40,7 +40,7 @@ export async function start(config: Config): Promise<Running> {
         return product;
       },
       get: (id) => guard(getProduct(database.db, id)),
-      top: (limit) => top.top(limit),
+      topJson: (limit) => top.topJson(limit),
     },
     async ready() {
       const [postgres, kafka] = await Promise.all([

@@ -20,7 +20,8 @@ export interface ApiDeps {
   products: {
     create(p: NewProduct): Promise<Product>;
     get(id: string): Promise<Product | null>;
-    top(limit: number): Product[];
+    /** The top list as JSON text (served as is). */
+    topJson(limit: number): string;
   };
   ready(): Promise<{ postgres: boolean; kafka: boolean }>;
 }
@@ -184,7 +185,7 @@ export function createApp(deps: ApiDeps) {
         const limits = new URL(request.url).searchParams.getAll("limit");
         const limit = parseTopLimit(limits.length > 1 ? limits : limits[0]);
         if (typeof limit === "string") throw new AppError("invalid_request", limit);
-        return deps.products.top(limit);
+        return new Response(deps.products.topJson(limit), { headers: { "content-type": "application/json" } });
       },
       {
         detail: {
