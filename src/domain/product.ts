@@ -17,9 +17,12 @@ export const Product = Type.Object(
 );
 export type Product = Static<typeof Product>;
 
+// Postgres text cannot hold NUL: refused as input, not discovered as a failed INSERT.
+const NO_NUL = "^[^\\u0000]*$";
+
 export const CreateProductRequest = Type.Object({
-  name: Type.String({ minLength: 1, maxLength: 200 }),
-  description: Type.Optional(Type.String({ maxLength: 2000, default: "" })),
+  name: Type.String({ minLength: 1, maxLength: 200, pattern: NO_NUL }),
+  description: Type.Optional(Type.String({ maxLength: 2000, default: "", pattern: NO_NUL })),
   view_count: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000_000, default: 0 })),
 });
 export type CreateProductRequest = Static<typeof CreateProductRequest>;
@@ -30,11 +33,9 @@ export interface NewProduct {
   viewCount: number;
 }
 
-/** Trims the name and applies defaults; a name that is only white space is not a name. */
-export function normaliseNewProduct(req: CreateProductRequest): NewProduct | string {
-  const name = req.name.trim();
-  if (name.length === 0) return "name must not be blank";
-  return { name, description: req.description ?? "", viewCount: req.view_count ?? 0 };
+/** Applies the defaults; the name is stored as sent (1..200 characters, as the schema says). */
+export function normaliseNewProduct(req: CreateProductRequest): NewProduct {
+  return { name: req.name, description: req.description ?? "", viewCount: req.view_count ?? 0 };
 }
 
 /**

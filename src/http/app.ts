@@ -230,9 +230,7 @@ export function createApp(deps: ApiDeps) {
           if (!auth) throw new AppError("unauthorized", "this route requires Authorization: Bearer <admin token>");
           if (!timingSafeEqual(auth, `Bearer ${http.adminToken}`)) throw new AppError("forbidden", "the admin token is not valid");
         }
-        const input = normaliseNewProduct(body);
-        if (typeof input === "string") throw new AppError("invalid_request", input);
-        const product = await deps.products.create(input);
+        const product = await deps.products.create(normaliseNewProduct(body));
         set.status = 201;
         set.headers.location = `${API}/${product.id}`;
         return product;

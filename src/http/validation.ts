@@ -22,8 +22,7 @@ function expectation(schema: Record<string, unknown>): string {
   switch (schema.type) {
     case "string":
       if (typeof schema.pattern === "string" && schema.pattern.includes("{12}")) return "a UUID";
-      if (typeof schema.pattern === "string") return "a decimal integer";
-      return `a string${range(schema.minLength, schema.maxLength, " characters")}`;
+      return `a string${range(schema.minLength, schema.maxLength, " characters")}${schema.pattern ? " without NUL characters" : ""}`;
     case "integer":
       if (schema.maximum !== undefined && schema.minimum !== undefined) return `an integer between ${schema.minimum} and ${schema.maximum}`;
       if (schema.minimum !== undefined) return `an integer >= ${schema.minimum}`;
