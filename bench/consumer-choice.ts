@@ -49,6 +49,10 @@ async function crab() {
 async function kafkajs() {
   const kafka = new Kafka({ clientId: "choice-kafkajs", brokers: [...config.kafka.brokers], logLevel: logLevel.NOTHING });
   const consumer = kafka.consumer({ groupId: `kafkajs-${topic}`, maxBytes: 16 * 1024 * 1024 });
+  consumer.on(consumer.events.CRASH, (e) => {
+    console.log(JSON.stringify({ client: "kafkajs eachBatch", error: (e.payload.error as Error).message }));
+    process.exit(0);
+  });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   let n = 0;
