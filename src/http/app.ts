@@ -8,7 +8,7 @@ import type { Registry } from "../metrics.ts";
 import { BatchViewRequest, coalesceBatch, Uuid, ViewRequest, type ViewEvent } from "../domain/view.ts";
 import { CreateProductRequest, normaliseNewProduct, parseTopLimit, Product, type NewProduct } from "../domain/product.ts";
 import { readJsonBody } from "./body.ts";
-import { errorResponse, type ErrorBody } from "./errors.ts";
+import { errorResponse } from "./errors.ts";
 import { describeValidationError } from "./validation.ts";
 import { docs, openApiDocument, RAW_SPEC } from "./docs.ts";
 
@@ -274,4 +274,3 @@ function timingSafeEqual(a: string, b: string): boolean {
   return x.length === y.length && bytesEqual(x, y);
 }
 
-export type { ErrorBody };

@@ -10,7 +10,6 @@ export interface Catalog {
   /** The ids (lower-case) among `ids` that do not exist. */
   unknown(ids: readonly string[]): Promise<string[]>;
   remember(id: string): void;
-  size(): number;
 }
 
 export interface CatalogOptions {
@@ -89,6 +88,5 @@ export function createCatalog(lookup: Lookup, opts: CatalogOptions = {}): Catalo
       missing.delete(id);
       addKnown(id);
     },
-    size: () => known.size,
   };
 }

@@ -14,8 +14,6 @@ import { encodeViewEvents, type ViewEvent } from "../domain/view.ts";
 export interface ViewProducer {
   /** Resolves once Kafka acknowledged every event (durable), or once they are queued (INGEST_ACK=queued). */
   publish(events: readonly ViewEvent[]): Promise<void>;
-  /** Events accepted but not yet acknowledged by Kafka. */
-  inFlight(): number;
   /** Stops taking events and waits until every accepted one is acknowledged or failed. */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -224,7 +222,6 @@ export function createProducer(
       }
       return p;
     },
-    inFlight: () => inFlightCount,
     async close(timeoutMs = config.deliveryTimeoutMs + 3000) {
       closing = true;
       if (inFlightCount > 0) {
