@@ -1,8 +1,8 @@
-// Process entry: `bun src/main.ts api|worker|setup|migrate`. Reads the config once, wires one entry,
+// Process entry: `bun src/main.ts api|worker|setup|migrate|rebase-offsets [--apply]`. Reads the config once, wires one entry,
 // and turns SIGTERM/SIGINT into a graceful stop with exit code 0.
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 
-type Stoppable = { stop(): Promise<void> };
+type Stoppable = { stop(): Promise<void>; fatal?: Promise<never> };
 
 async function run(command: string, config: Config): Promise<Stoppable | null> {
   switch (command) {
@@ -15,8 +15,11 @@ async function run(command: string, config: Config): Promise<Stoppable | null> {
     case "migrate":
       await (await import("./entry/setup.ts")).setup(config, { topic: command === "setup" });
       return null;
+    case "rebase-offsets":
+      await (await import("./entry/rebase.ts")).rebase(config, process.argv.includes("--apply"));
+      return null;
     default:
-      throw new Error(`unknown command ${JSON.stringify(command)}; expected api, worker, setup or migrate`);
+      throw new Error(`unknown command ${JSON.stringify(command)}; expected api, worker, setup, migrate or rebase-offsets`);
   }
 }
 
@@ -46,6 +49,13 @@ if (running) {
     await running.stop();
     process.exit(0);
   };
+  running.fatal?.catch(async (err) => {
+    console.error(`${command}: cannot go on: ${err instanceof Error ? err.message : err}`);
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    await running.stop().catch(() => {});
+    process.exit(1);
+  });
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
 }

@@ -1,4 +1,4 @@
-import type { Database } from "./client.ts";
+import { guard, type Database } from "./client.ts";
 import { topProducts } from "./products.ts";
 import { MAX_TOP_LIMIT, type Product } from "../domain/product.ts";
 import { AppError } from "../errors.ts";
@@ -18,8 +18,6 @@ export interface TopCache {
   invalidate(): void;
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** ms since the data was last known fresh. */
-  age(): number;
 }
 
 export function createTopCache(database: Database, log: Logger, refreshMs: number): TopCache {
@@ -38,7 +36,8 @@ export function createTopCache(database: Database, log: Logger, refreshMs: numbe
       dirty = false;
       const started = performance.now();
       try {
-        rows = await topProducts(database.db, MAX_TOP_LIMIT);
+        // Bounded: one hung query must not hold back every later refresh (they queue behind `running`).
+        rows = await guard(topProducts(database.db, MAX_TOP_LIMIT), 5000);
         json = new Map();
         freshAt = started;
         if (failing) log.info("top-N refresh recovered");
@@ -93,6 +92,5 @@ export function createTopCache(database: Database, log: Logger, refreshMs: numbe
       await unlisten?.().catch(() => {});
       await running;
     },
-    age: () => performance.now() - freshAt,
   };
 }

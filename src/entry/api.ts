@@ -8,7 +8,7 @@ import { createTopCache } from "../db/top.ts";
 import { createCatalog } from "../ingest/catalog.ts";
 import { createProducer } from "../ingest/producer.ts";
 import { createViewRecorder } from "../ingest/views.ts";
-import { brokersReachable } from "../kafka/admin.ts";
+import { brokersReachable, createTopicAdmin } from "../kafka/admin.ts";
 import { createApp } from "../http/app.ts";
 
 export interface Running {
@@ -23,6 +23,26 @@ export async function start(config: Config): Promise<Running> {
   await migrate(database.sql);
 
   const producer = createProducer(config.kafka, config.producer, root.child({ component: "producer" }), metrics);
+  // Batches are built for the topic's real partition count (lane-batch.ts); until the broker tells it, the
+  // configured count is used, and a mismatch only makes delivery outcomes "unknown", never misattributed.
+  const admin = createTopicAdmin(config.kafka);
+  let stopped = false;
+  void (async () => {
+    const plog = root.child({ component: "partitions" });
+    for (let attempt = 0; !stopped; attempt++) {
+      try {
+        const n = await admin.partitionCount();
+        if (n > 0) {
+          producer.setPartitions(n);
+          if (n !== config.kafka.partitions) plog.warn({ partitions: n, configured: config.kafka.partitions }, "topic has another partition count than configured; using the topic's");
+          return;
+        }
+      } catch (err) {
+        if (attempt === 0) plog.warn({ err }, "cannot read the topic's partition count yet; retrying");
+      }
+      await Bun.sleep(Math.min(200 * 2 ** attempt, 5000));
+    }
+  })();
   const catalog = createCatalog((ids) => guard(existingIds(database.db, ids)));
   const top = createTopCache(database, root.child({ component: "top" }), config.http.topRefreshMs);
   await top.start();
@@ -71,6 +91,8 @@ export async function start(config: Config): Promise<Running> {
       // Stop taking connections, let in-flight requests finish (their events get confirmed), then close.
       await server.server?.stop(false);
       await producer.close();
+      stopped = true; // the discovery loop ends at its next turn; not awaited, its sleep may be long
+      await admin.close();
       await top.stop();
       await database.close();
       root.info("api stopped");

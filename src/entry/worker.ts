@@ -1,10 +1,13 @@
+import { KafkaClient } from "kafka-crab-js";
 import type { Config } from "../config.ts";
 import { createLogger } from "../log.ts";
 import { Registry } from "../metrics.ts";
 import { connect } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
+import { createTopicAdmin } from "../kafka/admin.ts";
 import { startConsumer } from "../worker/consumer.ts";
 import { startLagMonitor } from "../worker/lag.ts";
+import { flush, loadOffsets, sampleUnknown } from "../worker/writer.ts";
 
 export async function start(config: Config) {
   const root = createLogger(config.logLevel, "worker");
@@ -13,28 +16,63 @@ export async function start(config: Config) {
   const database = connect({ ...config.db, poolSize: Math.min(config.db.poolSize, 4) }, "product-views-worker", 30_000);
   await migrate(database.sql);
 
-  const consumer = startConsumer(config.kafka, config.worker, database.db, root.child({ component: "consumer" }), metrics);
-  const lag = startLagMonitor(config.kafka, database.db, metrics, root.child({ component: "lag" }));
+  const { kafka, worker } = config;
+  const admin = createTopicAdmin(kafka);
+  const source = new KafkaClient({ brokers: kafka.brokers.join(","), clientId: `${kafka.clientId}-worker`, logLevel: "error" }).createConsumer({
+    groupId: worker.groupId,
+    enableAutoCommit: false,
+    configuration: {
+      "auto.offset.reset": "earliest",
+      "enable.auto.offset.store": false,
+      "session.timeout.ms": 6000,
+      "heartbeat.interval.ms": 1000,
+      "max.poll.interval.ms": worker.maxPollIntervalMs,
+      "fetch.wait.max.ms": 50,
+      // Prefetch bounded well below librdkafka's 64 MiB default: the worker's RSS stays small and flat.
+      "queued.max.messages.kbytes": 16384,
+      "fetch.max.bytes": 8 * 1024 * 1024,
+      "reconnect.backoff.max.ms": 1000,
+    },
+  });
+  const load = (partitions: readonly number[]) => loadOffsets(database.db, kafka.topic, partitions);
+  const consumer = startConsumer(kafka, worker, source, {
+    loadOffsets: load,
+    flush: (batch) => flush(database.db, kafka.topic, batch),
+    sampleUnknown: (ids) => sampleUnknown(database.db, ids),
+    watermarks: () => admin.watermarks(),
+  }, root.child({ component: "consumer" }), metrics);
+  const lag = startLagMonitor(admin, load, metrics, root.child({ component: "lag" }));
+  let started = false;
+  consumer.ready.then(() => (started = true), () => {});
 
   const server = Bun.serve({
-    port: config.worker.metricsPort,
+    port: worker.metricsPort,
     hostname: config.http.host,
     fetch(req) {
       const path = new URL(req.url).pathname;
       if (path === "/metrics") return new Response(metrics.render(), { headers: { "content-type": "text/plain; version=0.0.4" } });
       if (path === "/health") return Response.json({ status: "ok" });
+      if (path === "/ready") {
+        // Not ready while it has not joined its group, or while it holds partitions it must not apply.
+        const held = consumer.held();
+        const ready = started && held.length === 0;
+        return Response.json({ status: ready ? "ready" : "not_ready", consuming: started, held }, { status: ready ? 200 : 503 });
+      }
       return Response.json({ error: `no route for ${req.method} ${path}`, code: "not_found" }, { status: 404 });
     },
   });
-  root.info({ metricsPort: server.port, topic: config.kafka.topic, group: config.worker.groupId }, "worker started");
+  root.info({ metricsPort: server.port, topic: kafka.topic, group: worker.groupId }, "worker started");
 
   return {
     port: server.port,
     ready: consumer.ready,
+    /** Rejects when the worker cannot go on (it could never subscribe): main.ts exits non-zero. */
+    fatal: consumer.crashed,
     async stop() {
       // Order matters: stop fetching and flush what is pending (Postgres first, then Kafka), then leave.
       await consumer.stop();
-      await lag.stop();
+      lag.stop();
+      await admin.close();
       server.stop(true);
       await database.close();
       root.info("worker stopped");

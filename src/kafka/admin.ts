@@ -28,6 +28,58 @@ export async function ensureTopic(config: KafkaConfig, topic = config.topic, par
   }
 }
 
+export interface Watermarks {
+  /** First offset still in the log (retention moves it up). */
+  low: number;
+  /** Offset the next message will get (log end). */
+  high: number;
+}
+
+export interface TopicAdmin {
+  partitionCount(): Promise<number>;
+  watermarks(): Promise<Map<number, Watermarks>>;
+  close(): Promise<void>;
+}
+
+/** One kafkajs admin connection for the life of a process; every call is bounded by `timeoutMs`. */
+export function createTopicAdmin(config: KafkaConfig, timeoutMs = 5000): TopicAdmin {
+  const admin = new Kafka({
+    clientId: `${config.clientId}-admin`,
+    brokers: [...config.brokers],
+    logLevel: logLevel.NOTHING,
+    requestTimeout: timeoutMs,
+    retry: { retries: 1, initialRetryTime: 200 },
+  }).admin();
+  let connecting: Promise<void> | null = null;
+  const bounded = async <T>(work: () => Promise<T>): Promise<T> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`kafka admin call timed out after ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      connecting ??= admin.connect().catch((err) => {
+        connecting = null;
+        throw err;
+      });
+      return await Promise.race([connecting.then(work), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  return {
+    partitionCount: () =>
+      bounded(async () => (await admin.fetchTopicMetadata({ topics: [config.topic] })).topics[0]?.partitions.length ?? 0),
+    watermarks: () =>
+      bounded(async () => {
+        const offsets = await admin.fetchTopicOffsets(config.topic);
+        return new Map(offsets.map((o) => [o.partition, { low: Number(o.low), high: Number(o.high) }]));
+      }),
+    async close() {
+      if (connecting) await Promise.race([admin.disconnect().catch(() => {}), Bun.sleep(timeoutMs)]);
+    },
+  };
+}
+
 /** True when any broker accepts a TCP connection within the timeout: cheap enough for /ready. */
 export function brokersReachable(brokers: readonly string[], timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {

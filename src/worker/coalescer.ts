@@ -15,7 +15,7 @@ export interface PartitionSlice {
   base: number;
   /** next_offset to store once the slice is applied (highest offset taken + 1). */
   next: number;
-  /** Product id -> views. Keys partition the products (Kafka key = product id), so slices never share ids. */
+  /** Product id -> views. A product may appear in several slices (a request travels whole on one partition); the writer sums them. */
   counts: Map<string, number>;
   views: number;
 }
@@ -39,7 +39,8 @@ export interface Coalescer {
   size(): number;
   /** Hands over everything pending and starts new slices whose base is the handed-over `next`. */
   take(): Batch | null;
-  partitions(): number[];
+  /** The next offset this partition needs (undefined: no base loaded). */
+  expected(partition: number): number | undefined;
 }
 
 interface State {
@@ -101,6 +102,9 @@ export function createCoalescer(): Coalescer {
       products = 0;
       return { slices, products: taken, views };
     },
-    partitions: () => [...states.keys()],
+    expected(p) {
+      const s = states.get(p);
+      return s === undefined ? undefined : s.next;
+    },
   };
 }

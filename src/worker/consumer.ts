@@ -1,33 +1,65 @@
-import { KafkaClient, type KafkaConsumer, type KafkaEvent, type Message } from "kafka-crab-js";
+import type { KafkaEvent, Message, OffsetModel } from "kafka-crab-js";
 import type { KafkaConfig, WorkerConfig } from "../config.ts";
-import type { Db } from "../db/client.ts";
-import { isUnavailable } from "../db/client.ts";
 import { decodeViewEvents } from "../domain/view.ts";
+import type { Watermarks } from "../kafka/admin.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
-import { createCoalescer, type Batch } from "./coalescer.ts";
-import { flush, loadOffsets, sampleUnknown } from "./writer.ts";
+import { createCoalescer, type AddResult, type Batch } from "./coalescer.ts";
+import { backoff, startFlusher } from "./flusher.ts";
+import { createGapTracker } from "./gaps.ts";
+import { offsetProblem, type OffsetProblem } from "./offset-check.ts";
+import type { FlushResult } from "./writer.ts";
 
-// The worker's loop: fetch a batch of messages, coalesce them in memory, and let a separate flush loop
-// persist what has accumulated every flushIntervalMs (or sooner when flushMaxProducts is reached).
-// Exactly-once effect: Postgres holds counts and offsets together; Kafka's committed offset trails them and
-// only serves to start fetching near the right place and to show lag.
+// The worker's loop: fetch a batch of messages, coalesce them in memory, and let the flusher persist what
+// has accumulated. Exactly-once effect: Postgres holds counts and offsets together; Kafka's committed offset
+// trails them and only serves to start fetching near the right place and to show lag.
+
+/** What the loop needs of a Kafka consumer (kafka-crab-js' KafkaConsumer has all of it). */
+export interface Source {
+  subscribe(topic: string): Promise<void>;
+  recvBatch(size: number, timeoutMs: number): Promise<Message[]>;
+  pause(): void;
+  resume(): void;
+  seek(topic: string, partition: number, offset: OffsetModel, timeoutMs?: number): void;
+  commit(topic: string, partition: number, offset: number, mode: "Sync" | "Async"): Promise<void>;
+  onEvents(cb: (error: Error | undefined, event: KafkaEvent) => void): void;
+  unsubscribe(): void;
+  disconnect(): Promise<void>;
+}
+
+/** What it needs of Postgres (writer.ts) and of the topic's log (kafka/admin.ts). */
+export interface Store {
+  loadOffsets(partitions: readonly number[]): Promise<Map<number, number>>;
+  flush(batch: Batch): Promise<FlushResult>;
+  sampleUnknown(ids: readonly string[]): Promise<string[]>;
+  watermarks(): Promise<Map<number, Watermarks>>;
+}
 
 export interface ViewConsumer {
-  stop(): Promise<void>;
   /** Resolves when the consumer has joined the group and fetched for the first time. */
   ready: Promise<void>;
+  /** Rejects when the consume loop died (e.g. it could never subscribe): the process should exit. */
+  crashed: Promise<never>;
+  /** Partitions held because their stored offsets do not fit the log (see offset-check.ts). */
+  held(): OffsetProblem[];
+  stop(): Promise<void>;
 }
+
+const SUBSCRIBE_ATTEMPTS = 8;
+const HELD_RECHECK_MS = 3000;
+const RESET_CHECK_MS = 2000;
 
 export function startConsumer(
   kafka: KafkaConfig,
   config: WorkerConfig,
-  db: Db,
+  source: Source,
+  store: Store,
   log: Logger,
   metrics: Registry,
 ): ViewConsumer {
   const m = {
     consumed: metrics.counter("worker_messages_total", "Messages read from Kafka, by outcome"),
+    viewsRead: metrics.counter("worker_views_read_total", "Views in counted messages, pending or applied"),
     flushes: metrics.counter("worker_flushes_total", "Flush transactions committed"),
     fetchFailures: metrics.counter("worker_fetch_failures_total", "Kafka fetches that failed and were retried"),
     flushFailures: metrics.counter("worker_flush_failures_total", "Flush attempts that failed and will be retried"),
@@ -37,41 +69,36 @@ export function startConsumer(
     rows: metrics.counter("worker_rows_updated_total", "Product rows updated"),
     unknown: metrics.counter("worker_unknown_products_total", "Distinct unknown product ids per flush, summed"),
     fenced: metrics.counter("worker_partitions_fenced_total", "Slices dropped because another worker moved the partition's offset"),
-    pending: metrics.gauge("worker_pending_products", "Distinct products waiting for the next flush", () => coalescer.size()),
-    paused: metrics.gauge("worker_paused", "1 while consumption is paused for a flush backlog", () => (paused ? 1 : 0)),
+    seeks: metrics.counter("worker_gap_seeks_total", "Seeks back to the next uncounted offset after a gap in the fetched offsets"),
+    problems: metrics.gauge("worker_offset_problem", "1 while a partition is held: stored offset beyond the log end (log_reset) or below its start (log_truncated)"),
   };
+  metrics.gauge("worker_pending_products", "Distinct products waiting for the next flush", () => coalescer.size());
+  metrics.gauge("worker_paused", "1 while fetching is paused for a flush backlog", () => (paused ? 1 : 0));
+  metrics.gauge("worker_held_partitions", "Partitions not applied until their offsets are re-based", () => held.size);
   metrics.gauge("worker_coalescing_ratio", "Views applied per row updated (higher is cheaper)", () => {
     const rows = m.rows.get();
     return rows === 0 ? 0 : m.views.get() / rows;
   });
 
   const coalescer = createCoalescer();
-  const client = new KafkaClient({ brokers: kafka.brokers.join(","), clientId: `${kafka.clientId}-worker`, logLevel: "error" });
-  const consumer: KafkaConsumer = client.createConsumer({
-    groupId: config.groupId,
-    enableAutoCommit: false,
-    configuration: {
-      "auto.offset.reset": "earliest",
-      "enable.auto.offset.store": false,
-      "session.timeout.ms": 6000,
-      "heartbeat.interval.ms": 1000,
-      "max.poll.interval.ms": 60_000,
-      "fetch.wait.max.ms": 50,
-      // Prefetch bounded well below librdkafka's 64 MiB default: the worker's RSS stays small and flat.
-      "queued.max.messages.kbytes": 16384,
-      "fetch.max.bytes": 8 * 1024 * 1024,
-      "reconnect.backoff.max.ms": 1000,
-    },
-  });
-
-  let stopping = false;
-  let paused = false;
-  let inFlight: Batch | null = null;
-  let lastUnknownLog = 0;
+  const gaps = createGapTracker();
+  const held = new Map<number, OffsetProblem>();
   const committed = new Map<number, number>();
   const readyDeferred = Promise.withResolvers<void>();
+  const crashedDeferred = Promise.withResolvers<never>();
+  crashedDeferred.promise.catch(() => {});
+  let stopping = false;
+  let paused = false;
+  let lastUnknownLog = 0;
+  let lastResetCheck = 0;
+  let lastHeldCheck = 0;
 
-  consumer.onEvents((error, event: KafkaEvent) => {
+  function forget(partition: number) {
+    coalescer.drop(partition);
+    gaps.clear(partition);
+  }
+
+  source.onEvents((error, event) => {
     if (error) {
       log.warn({ err: error }, "consumer event error");
       return;
@@ -80,17 +107,55 @@ export function startConsumer(
     // Whatever we held for a moving partition is dropped, not flushed: the next owner (maybe us again) replays
     // from Kafka's committed offset, and Postgres' stored offset skips what was already counted.
     const parts = event.payload.tpl.filter((t) => t.topic === kafka.topic).flatMap((t) => t.partitionOffset.map((p) => p.partition));
-    for (const p of parts) coalescer.drop(p);
+    for (const p of parts) forget(p);
     if (parts.length) log.info({ event: event.name, action: event.payload.action, partitions: parts }, "rebalance");
   });
 
-  async function ensureBases(messages: Message[]) {
-    const missing = [...new Set(messages.filter((x) => !coalescer.hasBase(x.partition)).map((x) => x.partition))];
-    if (missing.length === 0) return;
+  function hold(problem: OffsetProblem) {
+    forget(problem.partition);
+    if (!held.has(problem.partition)) {
+      m.problems.set(1, { partition: problem.partition, kind: problem.kind });
+      log.error(problem, problem.kind === "log_reset"
+        ? "stored offset is beyond the log end: the topic was recreated or Kafka's data wiped; partition held until its offsets are re-based (bun src/main.ts rebase-offsets)"
+        : "stored offset is below the log start: messages were deleted before they were counted; partition held until its offsets are re-based (bun src/main.ts rebase-offsets)");
+    }
+    held.set(problem.partition, problem);
+  }
+
+  function release(partition: number, stored: number) {
+    const p = held.get(partition);
+    if (!p) return;
+    held.delete(partition);
+    m.problems.set(0, { partition, kind: p.kind });
+    log.info({ partition, stored }, "stored offset fits the log again; partition released");
+  }
+
+  async function watermarksOrNone(): Promise<Map<number, Watermarks> | null> {
+    try {
+      return await store.watermarks();
+    } catch (err) {
+      log.debug({ err }, "cannot read the log's watermarks; offsets not checked this time");
+      return null;
+    }
+  }
+
+  /** Loads the stored offsets of partitions seen for the first time (or again after a rebalance or a hold). */
+  async function ensureBases(partitions: number[]) {
+    if (partitions.length === 0) return;
     for (let attempt = 0; ; attempt++) {
       try {
-        const stored = await loadOffsets(db, kafka.topic, missing);
-        for (const [p, next] of stored) if (!coalescer.hasBase(p)) coalescer.setBase(p, next);
+        const stored = await store.loadOffsets(partitions);
+        const marks = [...stored.values()].some((o) => o >= 0) ? await watermarksOrNone() : null;
+        for (const [p, next] of stored) {
+          if (coalescer.hasBase(p)) continue;
+          const problem = offsetProblem(p, next, marks?.get(p));
+          if (problem) {
+            hold(problem);
+            continue;
+          }
+          release(p, next);
+          coalescer.setBase(p, next);
+        }
         return;
       } catch (err) {
         if (stopping) throw err;
@@ -100,29 +165,100 @@ export function startConsumer(
     }
   }
 
+  /** Duplicates are normal while replaying; below a log end that is itself below them, they are a reset. */
+  async function checkForReset() {
+    const marks = await watermarksOrNone();
+    if (!marks) return;
+    for (const [p, w] of marks) {
+      const next = coalescer.expected(p);
+      if (next === undefined) continue;
+      const problem = offsetProblem(p, next, w);
+      if (problem?.kind === "log_reset") hold(problem);
+    }
+  }
+
+  function seek(partition: number, offset: number) {
+    m.seeks.inc();
+    try {
+      source.seek(kafka.topic, partition, { offset }, 500);
+      log.info({ partition, offset }, "gap in fetched offsets; sought back to the next uncounted offset");
+    } catch (err) {
+      // Not assigned right now (being moved): the gap tracker retries; the next owner starts from Postgres.
+      log.warn({ partition, offset, err }, "seek after a gap failed; will retry");
+    }
+  }
+
+  async function subscribe() {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await source.subscribe(kafka.topic);
+        return;
+      } catch (err) {
+        if (stopping) throw err;
+        if (attempt + 1 >= SUBSCRIBE_ATTEMPTS) throw new Error(`cannot subscribe to ${kafka.topic}`, { cause: err });
+        log.warn({ err, attempt }, "subscribe failed; retrying");
+        await Bun.sleep(backoff(attempt + 2));
+      }
+    }
+  }
+
+  function account(msg: Message, result: AddResult | "held") {
+    m.consumed.inc({ outcome: result });
+    if (result === "counted" || result === "malformed") gaps.clear(msg.partition);
+    if (result === "malformed") log.warn({ partition: msg.partition, offset: msg.offset }, "malformed message skipped");
+    else if (result === "gap") {
+      const expected = coalescer.expected(msg.partition)!;
+      if (gaps.onGap(msg.partition, expected, performance.now())) seek(msg.partition, expected);
+    } else if (result === "duplicate" && performance.now() - lastResetCheck > RESET_CHECK_MS) {
+      lastResetCheck = performance.now();
+      void checkForReset();
+    }
+  }
+
+  async function housekeeping(now: number) {
+    for (const g of gaps.due(now)) seek(g.partition, g.expected);
+    if (held.size > 0 && now - lastHeldCheck > HELD_RECHECK_MS) {
+      lastHeldCheck = now;
+      const partitions = [...held.keys()];
+      const stored = await store.loadOffsets(partitions).catch(() => null);
+      const marks = stored && (await watermarksOrNone());
+      if (!stored || !marks) return;
+      for (const p of partitions) {
+        const next = stored.get(p)!;
+        const problem = offsetProblem(p, next, marks.get(p));
+        if (problem) held.set(p, problem);
+        else {
+          release(p, next);
+          coalescer.setBase(p, next);
+          // The fetch position is past the re-based offset: go back to it at once.
+          if (next >= 0 && gaps.onGap(p, next, now)) seek(p, next);
+        }
+      }
+    }
+  }
+
   async function consumeLoop() {
-    await consumer.subscribe(kafka.topic);
+    await subscribe();
     let first = true;
     let fetchFailures = 0;
     while (!stopping) {
-      if (coalescer.size() >= config.maxPendingProducts) {
-        // Postgres is behind (or away): hold memory bounded by not fetching until a flush drains the map.
-        if (!paused) {
-          paused = true;
-          consumer.pause();
-          log.warn({ pending: coalescer.size() }, "pending map full; consumption paused");
+      // Paused or not, the loop keeps polling: that is what keeps this consumer in its group
+      // (max.poll.interval.ms); while paused librdkafka fetches nothing new for us.
+      const full = coalescer.size() >= config.maxPendingProducts;
+      if (full !== paused) {
+        paused = full;
+        if (full) {
+          source.pause();
+          log.warn({ pending: coalescer.size() }, "pending map full; fetching paused until a flush drains it");
+        } else {
+          source.resume();
+          log.info("fetching resumed");
         }
-        await Bun.sleep(20);
-        continue;
       }
-      if (paused) {
-        paused = false;
-        consumer.resume();
-        log.info("consumption resumed");
-      }
+      await housekeeping(performance.now());
       let messages: Message[];
       try {
-        messages = await consumer.recvBatch(config.fetchBatchSize, 100);
+        messages = await source.recvBatch(config.fetchBatchSize, 100);
         fetchFailures = 0;
       } catch (err) {
         // Broker away or restarting: librdkafka reconnects by itself; keep asking, without a log line per try.
@@ -136,63 +272,46 @@ export function startConsumer(
         readyDeferred.resolve();
       }
       if (messages.length === 0) continue;
-      await ensureBases(messages);
+      await ensureBases([...new Set(messages.filter((x) => !coalescer.hasBase(x.partition)).map((x) => x.partition))]);
       for (const msg of messages) {
-        const result = coalescer.add(msg.partition, msg.offset, decodeViewEvents(msg.payload));
-        m.consumed.inc({ outcome: result });
-        if (result === "malformed") log.warn({ partition: msg.partition, offset: msg.offset }, "malformed message skipped");
-      }
-      if (coalescer.size() >= config.flushMaxProducts) wake();
-    }
-  }
-
-  let wakeFlusher: (() => void) | null = null;
-  function wake() {
-    wakeFlusher?.();
-  }
-
-  /** "empty": nothing to write; "failed": the batch is kept and retried next time. */
-  async function flushOnce(): Promise<"ok" | "empty" | "failed"> {
-    if (!inFlight) inFlight = coalescer.take();
-    const batch = inFlight;
-    if (!batch) return "empty";
-    const t0 = performance.now();
-    try {
-      const res = await flush(db, kafka.topic, batch);
-      inFlight = null;
-      m.flushSeconds.observe((performance.now() - t0) / 1000);
-      m.flushes.inc();
-      m.flushProducts.observe(batch.products);
-      m.views.inc(undefined, res.views);
-      m.rows.inc(undefined, res.rowsUpdated);
-      if (res.unknownProducts > 0) void reportUnknown(batch, res.unknownProducts);
-      for (const f of res.fenced) {
-        m.fenced.inc();
-        coalescer.drop(f.partition);
-        log.warn(f, "partition fenced: another worker advanced its offset; dropped our slice");
-        try {
-          // If we still own it, refetch from what is stored; late messages are ignored as gaps.
-          if (f.stored >= 0) consumer.seek(kafka.topic, f.partition, { offset: f.stored }, 1000);
-        } catch {
-          // Not assigned to us any more: the owner carries on from the stored offset.
+        if (held.has(msg.partition)) {
+          account(msg, "held");
+          continue;
         }
+        const events = decodeViewEvents(msg.payload);
+        const result = coalescer.add(msg.partition, msg.offset, events);
+        if (result === "counted") m.viewsRead.inc(undefined, events!.reduce((n, e) => n + e.count, 0));
+        account(msg, result);
       }
-      commitToKafka(batch, new Set(res.fenced.map((f) => f.partition)));
-      log.debug({ products: batch.products, views: res.views, ms: performance.now() - t0 }, "flushed");
-      return "ok";
-    } catch (err) {
-      m.flushFailures.inc({ reason: isUnavailable(err) ? "database_unavailable" : "error" });
-      log.warn({ err, products: batch.products }, "flush failed; will retry the same batch");
-      return "failed";
+      if (coalescer.size() >= config.flushMaxProducts) flusher.wake();
     }
+  }
+
+  async function write(batch: Batch) {
+    const t0 = performance.now();
+    const res = await store.flush(batch);
+    m.flushSeconds.observe((performance.now() - t0) / 1000);
+    m.flushes.inc();
+    m.flushProducts.observe(batch.products);
+    m.views.inc(undefined, res.views);
+    m.rows.inc(undefined, res.rowsUpdated);
+    if (res.unknownProducts > 0) void reportUnknown(batch, res.unknownProducts);
+    for (const f of res.fenced) {
+      m.fenced.inc();
+      forget(f.partition);
+      log.warn(f, "partition fenced: its stored offset moved under us; dropped our slice and refetch from the stored offset");
+      // If we still own it, the position is past the stored offset: the gap tracker seeks back (and retries).
+      if (f.stored >= 0 && gaps.onGap(f.partition, f.stored, performance.now())) seek(f.partition, f.stored);
+    }
+    commitToKafka(batch, new Set(res.fenced.map((f) => f.partition)));
   }
 
   function commitToKafka(batch: Batch, fenced: Set<number>) {
     for (const s of batch.slices) {
       if (fenced.has(s.partition) || committed.get(s.partition) === s.next) continue;
       committed.set(s.partition, s.next);
-      // Lag monitoring only; correctness rests on the offsets in Postgres.
-      consumer.commit(kafka.topic, s.partition, s.next, "Async").catch((err) => log.debug({ err }, "kafka commit failed"));
+      // Lag monitoring and restart position only; correctness rests on the offsets in Postgres.
+      source.commit(kafka.topic, s.partition, s.next, "Async").catch((err) => log.debug({ err }, "kafka commit failed"));
     }
   }
 
@@ -202,53 +321,52 @@ export function startConsumer(
     if (now - lastUnknownLog < 10_000) return;
     lastUnknownLog = now;
     const ids = batch.slices.flatMap((s) => [...s.counts.keys()]);
-    const sample = await sampleUnknown(db, ids).catch(() => []);
+    const sample = await store.sampleUnknown(ids).catch(() => []);
     log.warn({ unknown: n, sample }, "views for unknown products were not counted");
   }
 
-  async function flushLoop() {
-    let failures = 0;
-    while (!stopping) {
-      await new Promise<void>((r) => {
-        wakeFlusher = r;
-        setTimeout(r, failures > 0 ? backoff(failures) : config.flushIntervalMs);
-      });
-      wakeFlusher = null;
-      if (stopping) break;
-      failures = (await flushOnce()) === "failed" ? failures + 1 : 0;
-    }
-  }
+  let lastFailureLog = 0;
+  const flusher = startFlusher({
+    coalescer,
+    write,
+    intervalMs: config.flushIntervalMs,
+    log,
+    onFailure(err, batch) {
+      m.flushFailures.inc();
+      const now = performance.now();
+      if (now - lastFailureLog > 5000) {
+        lastFailureLog = now;
+        log.warn({ err, products: batch.products }, "flush failed; will retry the same batch");
+      }
+    },
+  });
 
   const consuming = consumeLoop().catch((err) => {
-    if (!stopping) log.fatal({ err }, "consume loop crashed");
+    if (stopping) return;
+    log.fatal({ err }, "consume loop crashed");
     readyDeferred.reject(err);
-    throw err;
+    crashedDeferred.reject(err);
   });
-  const flushing = flushLoop();
+  readyDeferred.promise.catch(() => {});
 
   return {
     ready: readyDeferred.promise,
+    crashed: crashedDeferred.promise,
+    held: () => [...held.values()],
     async stop() {
       stopping = true;
-      wake();
-      await consuming.catch(() => {});
-      await flushing;
-      // Drain: the in-flight batch (if any) and then what is still pending, with a bounded number of tries.
-      for (let i = 0; i < 10; i++) {
-        const r = await flushOnce();
-        if (r === "empty") break;
-        if (r === "failed") await Bun.sleep(backoff(i));
-      }
-      if (inFlight || coalescer.size() > 0) log.error({ pending: coalescer.size() }, "stopped with views not flushed; they will be replayed");
+      await consuming;
+      const { pending } = await flusher.stop();
+      if (pending > 0) log.error({ pending }, "stopped with views not flushed; they will be replayed");
       // unsubscribe() sends LeaveGroup, so the partitions move to the other workers at once instead of after
       // the session timeout; disconnect() alone leaves the membership to expire.
-      consumer.unsubscribe();
+      try {
+        source.unsubscribe();
+      } catch (err) {
+        log.warn({ err }, "unsubscribe failed");
+      }
       await Bun.sleep(200);
-      await consumer.disconnect();
+      await Promise.race([source.disconnect().catch(() => {}), Bun.sleep(5000)]);
     },
   };
-}
-
-function backoff(attempt: number): number {
-  return Math.min(100 * 2 ** attempt, 5000);
 }

@@ -88,3 +88,21 @@ export async function sampleUnknown(db: Db, ids: readonly string[], limit = 5): 
     WHERE NOT EXISTS (SELECT 1 FROM products p WHERE p.id = v.id) LIMIT ${limit}`);
   return rows.map((r) => r.id);
 }
+
+/**
+ * Re-bases stored offsets (operator action after a log reset or truncation): each partition's next_offset is
+ * set to the given value, under the same row lock a flush takes, so a worker still holding a slice built on
+ * the old offset is fenced instead of applying it.
+ */
+export async function rebaseOffsets(db: Db, topic: string, next: ReadonlyMap<number, number>): Promise<void> {
+  if (next.size === 0) return;
+  const partitions = [...next.keys()];
+  await db.transaction(async (tx) => {
+    await tx.execute(sql`
+      SELECT 1 FROM view_offsets WHERE topic = ${topic} AND partition = ANY(${sql.param(partitions)}::int[]) FOR UPDATE`);
+    await tx.execute(sql`
+      UPDATE view_offsets o SET next_offset = v.next, updated_at = now()
+      FROM unnest(${sql.param(partitions)}::int[], ${sql.param(partitions.map((p) => next.get(p)!))}::bigint[]) AS v(partition, next)
+      WHERE o.topic = ${topic} AND o.partition = v.partition`);
+  });
+}

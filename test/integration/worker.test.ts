@@ -113,7 +113,7 @@ describe("worker on real Kafka and Postgres", () => {
     const before = await viewCounts(ctx.db, ids);
     const w = await spawnService("worker", { ...withGroup(), FLUSH_INTERVAL_MS: "60000", FLUSH_MAX_PRODUCTS: "1000000", MAX_PENDING_PRODUCTS: "1000000" });
     const acked = await publishViews((e) => producer.publish(e), ids, 2000, { perCall: 1, concurrency: 16 });
-    await waitFor("worker caught up", async () => (await metric(w.url, "worker_messages_total", '{outcome="counted"}')) >= 2000 || undefined, 30_000);
+    await waitFor("worker caught up", async () => (await metric(w.url, "worker_views_read_total")) >= 2000 || undefined, 30_000);
     expect(await w.kill("SIGTERM")).toBe(0);
     await expectExactCounts(ctx.db, before, acked, ids, 5000);
   });

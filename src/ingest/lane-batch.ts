@@ -1,0 +1,115 @@
+import { encodeViewEvents, type ViewEvent } from "../domain/view.ts";
+import { partitionOf } from "./partition.ts";
+
+// Edge coalescing and delivery accounting, without I/O.
+//
+// A lane batch holds at most one Kafka message per partition. Every request waiting in the queue joins the
+// message of the partition its first product hashes to, whole: its views are merged per product with the
+// other requests' views of that window. So:
+//   - messages per second depend on partitions x windows, not on the request rate;
+//   - each request travels in exactly one message, so it is written entirely or not at all;
+//   - librdkafka's delivery reports name a partition, not a message: with one message per partition they
+//     map one to one, and each request is answered from its own message's report.
+
+export interface Queued {
+  readonly events: readonly ViewEvent[];
+}
+
+export interface Outgoing<E extends Queued> {
+  partition: number;
+  /** A product of the first request: hashes to `partition`, so librdkafka puts the message there. */
+  key: string;
+  entries: E[];
+  counts: Map<string, number>;
+}
+
+/**
+ * Moves requests from the front of `queue` into per-partition messages. A request that would push its
+ * partition's message past `maxItems` distinct products stays queued (in order) for the next batch.
+ */
+export function takeBatch<E extends Queued>(queue: E[], partitions: number, maxItems: number): Outgoing<E>[] {
+  const byPartition = new Map<number, Outgoing<E>>();
+  const rest: E[] = [];
+  for (const entry of queue) {
+    const first = entry.events[0]!.product_id;
+    const p = partitionOf(first, partitions);
+    let m = byPartition.get(p);
+    if (m && m.counts.size + entry.events.length > maxItems) {
+      rest.push(entry);
+      continue;
+    }
+    if (!m) {
+      m = { partition: p, key: first, entries: [], counts: new Map() };
+      byPartition.set(p, m);
+    }
+    m.entries.push(entry);
+    for (const e of entry.events) m.counts.set(e.product_id, (m.counts.get(e.product_id) ?? 0) + e.count);
+  }
+  queue.length = 0;
+  for (const e of rest) queue.push(e);
+  return [...byPartition.values()];
+}
+
+export function payloadOf(m: Outgoing<Queued>): Buffer {
+  const events: ViewEvent[] = [];
+  for (const [product_id, count] of m.counts) events.push({ product_id, count });
+  return encodeViewEvents(events);
+}
+
+export interface Report {
+  partition: number;
+  error?: { code: number; message: string };
+}
+
+/** "no": Kafka certainly did not write it. "unknown": it may have been written (sent, then no answer). */
+export type Written = "no" | "unknown";
+export type Outcome = { ok: true } | { ok: false; written: Written; reason: string };
+
+// librdkafka codes (rd_kafka_resp_err_t) after which the message was certainly not written: refused before
+// it left the client, or refused by the broker as a whole. Every other error may follow a send whose answer
+// was lost (timeouts, a dropped connection), so for those Kafka may hold the message.
+const NOT_WRITTEN = new Set([
+  -152, // _PURGE_QUEUE: purged before it was sent
+  -184, // _QUEUE_FULL
+  -188, // _UNKNOWN_TOPIC
+  -190, // _UNKNOWN_PARTITION
+  2, // CORRUPT_MESSAGE
+  3, // UNKNOWN_TOPIC_OR_PART
+  10, // MSG_SIZE_TOO_LARGE
+  18, // RECORD_LIST_TOO_LARGE
+  29, // TOPIC_AUTHORIZATION_FAILED
+  87, // INVALID_RECORD
+]);
+
+export function writtenAfter(code: number): Written {
+  return NOT_WRITTEN.has(code) ? "no" : "unknown";
+}
+
+/**
+ * Each message's outcome from the reports of one completed flush (every enqueued message settled).
+ * A message without a report was never enqueued (send() failed part-way): not written. Reports that do not
+ * fit one-to-one (a partition count changed under us, or a report left over from elsewhere) make the
+ * messages of their partition "unknown" instead of guessing.
+ */
+export function matchReports(messages: readonly { partition: number }[], reports: readonly Report[]): { outcomes: Outcome[]; unmatched: number } {
+  const byPartition = new Map<number, Report[]>();
+  for (const r of reports) {
+    const list = byPartition.get(r.partition);
+    if (list) list.push(r);
+    else byPartition.set(r.partition, [r]);
+  }
+  const expected = new Set(messages.map((m) => m.partition));
+  let unmatched = 0;
+  for (const [p, list] of byPartition) if (!expected.has(p) || list.length > 1) unmatched += list.length;
+  const outcomes = messages.map((m): Outcome => {
+    const list = byPartition.get(m.partition);
+    if (unmatched > 0 && (!list || list.length !== 1)) {
+      return { ok: false, written: "unknown", reason: "delivery reports did not match the batch" };
+    }
+    if (!list) return { ok: false, written: "no", reason: "not handed to Kafka" };
+    const r = list[0]!;
+    if (!r.error) return { ok: true };
+    return { ok: false, written: writtenAfter(r.error.code), reason: r.error.message };
+  });
+  return { outcomes, unmatched };
+}
