@@ -136,16 +136,19 @@ export function createProducer(kafka: KafkaConfig, config: ProducerConfig, log: 
       }
       let outcomes: Outcome[];
       if (await settled(lane)) {
+        // flush() rejects as a whole when any message failed; the reports of that same flush are then in
+        // getLastDeliveryResults(), which only this lane's one batch at a time can have filled.
         const reports = await lane.flush().catch((err) => {
           sendError ??= err;
-          return null;
+          const last = lane.getLastDeliveryResults();
+          return last.length > 0 ? last : null;
         });
         if (reports) {
           const m = matchReports(batch, reports);
           outcomes = m.outcomes;
           if (m.unmatched > 0) log.warn({ unmatched: m.unmatched, partitions }, "delivery reports did not match the batch's partitions");
         } else {
-          outcomes = batch.map(() => ({ ok: false, written: "unknown", reason: "flush failed" }) as const);
+          outcomes = batch.map(() => ({ ok: false, written: "unknown", reason: "flush failed without reports" }) as const);
         }
       } else {
         // Reports still owed by this producer would be read by its next flush and charged to another batch:

@@ -56,7 +56,9 @@ export function startConsumer(
   store: Store,
   log: Logger,
   metrics: Registry,
+  opts: { subscribeAttempts?: number } = {},
 ): ViewConsumer {
+  const subscribeAttempts = opts.subscribeAttempts ?? SUBSCRIBE_ATTEMPTS;
   const m = {
     consumed: metrics.counter("worker_messages_total", "Messages read from Kafka, by outcome"),
     viewsRead: metrics.counter("worker_views_read_total", "Views in counted messages, pending or applied"),
@@ -69,6 +71,7 @@ export function startConsumer(
     rows: metrics.counter("worker_rows_updated_total", "Product rows updated"),
     unknown: metrics.counter("worker_unknown_products_total", "Distinct unknown product ids per flush, summed"),
     fenced: metrics.counter("worker_partitions_fenced_total", "Slices dropped because another worker moved the partition's offset"),
+    rebalances: metrics.counter("worker_rebalance_events_total", "Rebalance callbacks, by event and action (assign / revoke)"),
     seeks: metrics.counter("worker_gap_seeks_total", "Seeks back to the next uncounted offset after a gap in the fetched offsets"),
     problems: metrics.gauge("worker_offset_problem", "1 while a partition is held: stored offset beyond the log end (log_reset) or below its start (log_truncated)"),
   };
@@ -104,6 +107,7 @@ export function startConsumer(
       return;
     }
     if (event.name !== "PreRebalance" && event.name !== "PostRebalance") return;
+    m.rebalances.inc({ event: event.name, action: event.payload.action ?? "" });
     // Whatever we held for a moving partition is dropped, not flushed: the next owner (maybe us again) replays
     // from Kafka's committed offset, and Postgres' stored offset skips what was already counted.
     const parts = event.payload.tpl.filter((t) => t.topic === kafka.topic).flatMap((t) => t.partitionOffset.map((p) => p.partition));
@@ -195,7 +199,7 @@ export function startConsumer(
         return;
       } catch (err) {
         if (stopping) throw err;
-        if (attempt + 1 >= SUBSCRIBE_ATTEMPTS) throw new Error(`cannot subscribe to ${kafka.topic}`, { cause: err });
+        if (attempt + 1 >= subscribeAttempts) throw new Error(`cannot subscribe to ${kafka.topic}`, { cause: err });
         log.warn({ err, attempt }, "subscribe failed; retrying");
         await Bun.sleep(backoff(attempt + 2));
       }

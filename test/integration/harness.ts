@@ -2,6 +2,7 @@
 // consumer group of their own per test file, API and worker in-process or as child processes.
 import { expect } from "bun:test";
 import { KafkaClient, type Message } from "kafka-crab-js";
+import { Kafka, logLevel } from "kafkajs";
 import { loadConfig, type Config } from "../../src/config.ts";
 import { connect, type Database } from "../../src/db/client.ts";
 import { migrate } from "../../src/db/migrate.ts";
@@ -298,4 +299,62 @@ export async function countedSince(db: Database, before: Map<string, number>, id
 
 export function verdict(name: string, fields: Record<string, unknown>) {
   console.log(`verdict ${name}: ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+}
+
+function kafkaAdmin(config: Config) {
+  return new Kafka({ clientId: "test-admin", brokers: [...config.kafka.brokers], logLevel: logLevel.NOTHING }).admin();
+}
+
+/** Deletes the topic and creates it again, empty (as after a wipe of Kafka's data): offsets restart at 0. */
+export async function recreateTopic(config: Config, extra: { configEntries?: { name: string; value: string }[] } = {}): Promise<void> {
+  const admin = kafkaAdmin(config);
+  await admin.connect();
+  try {
+    if ((await admin.listTopics()).includes(config.kafka.topic)) await admin.deleteTopics({ topics: [config.kafka.topic], timeout: 10_000 });
+    await waitFor("topic created again", async () => {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: [{ topic: config.kafka.topic, numPartitions: config.kafka.partitions, replicationFactor: -1, ...extra }],
+      });
+      return true;
+    }, 30_000, 250);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Moves a (memberless) consumer group's committed offset, as a restore or an operator could. */
+export async function setGroupOffset(config: Config, groupId: string, partition: number, offset: number): Promise<void> {
+  const admin = kafkaAdmin(config);
+  await admin.connect();
+  try {
+    await waitFor("group offset set", async () => {
+      await admin.setOffsets({ groupId, topic: config.kafka.topic, partitions: [{ partition, offset: String(offset) }] });
+      return true;
+    }, 30_000, 250);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Runs `bun src/main.ts ...args` to completion; its output and exit code. */
+export async function runMain(env: Record<string, string>, ...args: string[]): Promise<{ code: number; out: string }> {
+  const p = Bun.spawn(["bun", "src/main.ts", ...args], { cwd: ROOT, env, stdout: "pipe", stderr: "pipe" });
+  const [code, out, err] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  return { code, out: out + err };
+}
+
+/** Awaits a stop, and says which one if it does not finish in time (a hung stop must fail, not hang). */
+export async function bounded<T>(what: string, work: Promise<T>, timeoutMs = 30_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} did not finish within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

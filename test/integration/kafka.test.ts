@@ -4,7 +4,9 @@ import { createLogger } from "../../src/log.ts";
 import { createProducer, type ViewProducer } from "../../src/ingest/producer.ts";
 import { partitionOf } from "../../src/ingest/partition.ts";
 import { decodeViewEvents } from "../../src/domain/view.ts";
-import { prepare, readTopic, testEnv } from "./harness.ts";
+import { post, prepare, readTopic, recreateTopic, seedProducts, testEnv, uniqueName, waitFor } from "./harness.ts";
+import { loadConfig } from "../../src/config.ts";
+import { start as startApi } from "../../src/entry/api.ts";
 
 describe("producer on the real broker", () => {
   const env = testEnv();
@@ -32,7 +34,7 @@ describe("producer on the real broker", () => {
   test("all views of one product land on one partition, in order", async () => {
     const id = crypto.randomUUID();
     for (let i = 1; i <= 20; i++) await producer.publish([{ product_id: id, count: i }]);
-    const mine = (await readTopic(ctx.config, 70)).filter((m) => m.key?.toString() === id);
+    const mine = (await readTopic(ctx.config, 1)).filter((m) => m.key?.toString() === id);
     expect(new Set(mine.map((m) => m.partition)).size).toBe(1);
     expect(mine.map((m) => decodeViewEvents(m.payload)![0]!.count)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
   });
@@ -74,5 +76,51 @@ describe("producer on the real broker", () => {
     expect(mine).toHaveLength(1);
     expect(mine[0]!.partition).toBe(partitionOf(ids[0]!, ctx.config.kafka.partitions));
     expect(decodeViewEvents(mine[0]!.payload)!.map((e) => e.product_id).sort()).toEqual([...ids].sort());
+  });
+
+  test("a message Kafka refuses fails only the requests in it: every 202 is in Kafka, every 503 'not written' is not", async () => {
+    // A topic that refuses record batches over 2000 bytes: a 600-product request cannot be written, singles can.
+    const config = loadConfig({ ...env, KAFKA_TOPIC: uniqueName("small-messages") });
+    await recreateTopic(config, { configEntries: [{ name: "max.message.bytes", value: "2000" }] });
+    const p = createProducer(config.kafka, config.producer, createLogger("silent", "test"), new Registry());
+    try {
+      const big: string[] = Array.from({ length: 600 }, () => crypto.randomUUID());
+      const bigPartition = partitionOf(big[0]!, config.kafka.partitions);
+      // Singles on the other partitions: they share the lane batch with the big request, not its message.
+      const singles: string[] = [];
+      while (singles.length < 30) {
+        const id = crypto.randomUUID();
+        if (partitionOf(id, config.kafka.partitions) !== bigPartition) singles.push(id);
+      }
+      const lanesBusy = singles.slice(0, 4).map((id) => p.publish([{ product_id: id, count: 1 }]));
+      const queued = [p.publish(big.map((product_id) => ({ product_id, count: 1 }))), ...singles.slice(4).map((id) => p.publish([{ product_id: id, count: 1 }]))];
+      const results = await Promise.allSettled([...lanesBusy, ...queued]);
+      const bigResult = results[4]!;
+      expect(bigResult.status).toBe("rejected");
+      expect((bigResult as PromiseRejectedResult).reason.details).toEqual({ written: "no" });
+      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(30);
+      const inKafka = new Set((await readTopic(config, 1)).flatMap((m) => decodeViewEvents(m.payload)!.map((e) => e.product_id)));
+      expect([...inKafka].sort()).toEqual([...singles].sort());
+    } finally {
+      await p.close();
+    }
+  });
+
+  test("batches are built for the topic's real partition count, not the configured one", async () => {
+    // The topic has 3 partitions; the API is configured with 6 and learns 3 from the broker.
+    const config = loadConfig({ ...env, KAFKA_TOPIC: uniqueName("three"), KAFKA_PARTITIONS: "6" });
+    await recreateTopic(loadConfig({ ...env, KAFKA_TOPIC: config.kafka.topic, KAFKA_PARTITIONS: "3" }));
+    const api = await startApi(config);
+    const [product] = await seedProducts(ctx.db, 1, "three");
+    try {
+      const base = `http://127.0.0.1:${api.port}/api/v1/products`;
+      await waitFor("views accepted", async () => (await post(`${base}/view`, { product_id: product })).status === 202 || undefined, 30_000, 100);
+      const answers = await Promise.all(Array.from({ length: 40 }, () => post(`${base}/view`, { product_id: product }).then((r) => r.status)));
+      expect(answers.every((s) => s === 202)).toBe(true);
+      const messages = await readTopic(config, 1);
+      for (const m of messages) expect(m.partition).toBe(partitionOf(product!, 3));
+    } finally {
+      await api.stop();
+    }
   });
 });

@@ -1,0 +1,85 @@
+import { describe, expect, test } from "bun:test";
+import { matchReports, takeBatch, writtenAfter } from "../../../src/ingest/lane-batch.ts";
+import { partitionOf } from "../../../src/ingest/partition.ts";
+
+const id = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
+/** Ids with a known partition (of 6), found deterministically. */
+function idsOn(partition: number, count: number, from = 0): string[] {
+  const out: string[] = [];
+  for (let n = from; out.length < count; n++) if (partitionOf(id(n), 6) === partition) out.push(id(n));
+  return out;
+}
+const req = (...ids: string[]) => ({ events: ids.map((product_id) => ({ product_id, count: 1 })) });
+
+describe("lane batches", () => {
+  test("requests of one partition merge into one message, views summed per product", () => {
+    const [a, b] = idsOn(2, 2);
+    const queue = [req(a!), req(a!), req(b!)];
+    const batch = takeBatch(queue, 6, 100);
+    expect(queue).toHaveLength(0);
+    expect(batch).toHaveLength(1);
+    expect(batch[0]!.partition).toBe(2);
+    expect(batch[0]!.entries).toHaveLength(3);
+    expect([...batch[0]!.counts]).toEqual([[a!, 2], [b!, 1]]);
+  });
+
+  test("at most one message per partition; a request goes whole to its first product's partition", () => {
+    const [x] = idsOn(1, 1);
+    const [y] = idsOn(4, 1);
+    const batch = takeBatch([req(x!), req(y!), req(y!, x!)], 6, 100);
+    expect(batch.map((m) => m.partition).sort()).toEqual([1, 4]);
+    const four = batch.find((m) => m.partition === 4)!;
+    expect(four.entries).toHaveLength(2);
+    expect(four.counts.get(x!)).toBe(1); // x travels with the request that named y first
+    for (const m of batch) expect(partitionOf(m.key, 6)).toBe(m.partition);
+  });
+
+  test("a request that would overflow its partition's message waits, in order, for the next batch", () => {
+    const ids = idsOn(3, 5);
+    const big = req(...ids.slice(0, 3));
+    const second = req(...ids.slice(3, 5));
+    const other = req(idsOn(0, 1)[0]!);
+    const queue = [big, second, other];
+    const batch = takeBatch(queue, 6, 4);
+    expect(queue).toEqual([second]);
+    expect(batch.flatMap((m) => m.entries)).toEqual([big, other]);
+  });
+});
+
+describe("delivery reports", () => {
+  test("each message gets its own partition's report: one failure fails only its own message", () => {
+    const { outcomes, unmatched } = matchReports([{ partition: 0 }, { partition: 3 }], [
+      { partition: 3, error: { code: 10, message: "Broker: Message size too large" } },
+      { partition: 0 },
+    ]);
+    expect(unmatched).toBe(0);
+    expect(outcomes[0]).toEqual({ ok: true });
+    expect(outcomes[1]).toEqual({ ok: false, written: "no", reason: "Broker: Message size too large" });
+  });
+
+  test("a timeout may have been written: unknown, not 'no'", () => {
+    expect(writtenAfter(-192)).toBe("unknown");
+    expect(writtenAfter(-152)).toBe("no");
+    const { outcomes } = matchReports([{ partition: 1 }], [{ partition: 1, error: { code: -192, message: "Local: Message timed out" } }]);
+    expect(outcomes[0]).toMatchObject({ ok: false, written: "unknown" });
+  });
+
+  test("a message without a report was never enqueued: not written", () => {
+    const { outcomes } = matchReports([{ partition: 1 }, { partition: 2 }], [{ partition: 1 }]);
+    expect(outcomes).toEqual([{ ok: true }, { ok: false, written: "no", reason: "not handed to Kafka" }]);
+  });
+
+  test("reports that do not fit one to one make only the ambiguous messages unknown", () => {
+    // A stray report for partition 5 and two for partition 2: nothing is guessed there.
+    const { outcomes, unmatched } = matchReports([{ partition: 1 }, { partition: 2 }, { partition: 4 }], [
+      { partition: 1 },
+      { partition: 2 },
+      { partition: 2 },
+      { partition: 5 },
+    ]);
+    expect(unmatched).toBe(3);
+    expect(outcomes[0]).toEqual({ ok: true });
+    expect(outcomes[1]).toMatchObject({ ok: false, written: "unknown" });
+    expect(outcomes[2]).toMatchObject({ ok: false, written: "unknown" });
+  });
+});

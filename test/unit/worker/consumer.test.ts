@@ -1,0 +1,120 @@
+import { describe, expect, test } from "bun:test";
+import type { Message } from "kafka-crab-js";
+import { loadConfig } from "../../../src/config.ts";
+import { encodeViewEvents } from "../../../src/domain/view.ts";
+import { createLogger } from "../../../src/log.ts";
+import { Registry } from "../../../src/metrics.ts";
+import type { Batch } from "../../../src/worker/coalescer.ts";
+import { startConsumer, type Source, type Store } from "../../../src/worker/consumer.ts";
+
+// The consume loop without Kafka or Postgres: an in-memory log of one partition, and a store that applies
+// flushes with the writer's fence rule. What is tested is the loop's own decisions.
+const config = loadConfig({ FLUSH_INTERVAL_MS: "10", MAX_PENDING_PRODUCTS: "2", FLUSH_MAX_PRODUCTS: "1" });
+const id = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
+
+function fakeKafka(messages: number, startAt: number) {
+  const log: Message[] = Array.from({ length: messages }, (_, offset) => ({
+    topic: config.kafka.topic, partition: 0, offset, payload: encodeViewEvents([{ product_id: id(offset), count: 1 }]),
+  }));
+  const calls = { recv: 0, recvWhilePaused: 0, seeks: [] as number[] };
+  let position = startAt;
+  let paused = false;
+  const source: Source = {
+    subscribe: async () => {},
+    async recvBatch() {
+      calls.recv++;
+      if (paused) calls.recvWhilePaused++;
+      await Bun.sleep(1);
+      if (paused) return [];
+      const out = log.slice(position, position + 1); // one at a time: the pending map fills while a flush hangs
+      position += out.length;
+      return out;
+    },
+    pause: () => void (paused = true),
+    resume: () => void (paused = false),
+    seek: (_t, _p, o) => void (calls.seeks.push(o.offset!), (position = o.offset!)),
+    commit: async () => {},
+    onEvents: () => {},
+    unsubscribe: () => {},
+    disconnect: async () => {},
+  };
+  return { source, calls, isPaused: () => paused };
+}
+
+function fakeStore(stored: number) {
+  const counts = new Map<string, number>();
+  let next = stored;
+  let gate: Promise<void> = Promise.resolve();
+  const store: Store = {
+    loadOffsets: async () => new Map([[0, next]]),
+    async flush(batch: Batch) {
+      await gate;
+      const fenced = [];
+      let views = 0;
+      for (const s of batch.slices) {
+        if (s.base !== next) {
+          fenced.push({ partition: s.partition, stored: next });
+          continue;
+        }
+        for (const [k, n] of s.counts) counts.set(k, (counts.get(k) ?? 0) + n);
+        next = s.next;
+        views += s.views;
+      }
+      return { rowsUpdated: 0, unknownProducts: 0, fenced, views };
+    },
+    sampleUnknown: async () => [],
+    watermarks: async () => new Map([[0, { low: 0, high: 1_000 }]]),
+  };
+  return { store, counts, stored: () => next, block: (until: Promise<void>) => void (gate = until) };
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs = 10_000) {
+  const deadline = performance.now() + timeoutMs;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(5);
+  }
+}
+
+describe("consume loop", () => {
+  test("keeps polling Kafka while fetching is paused, so the group does not evict it", async () => {
+    const kafka = fakeKafka(10, 0);
+    const pg = fakeStore(-1);
+    const release = Promise.withResolvers<void>();
+    pg.block(release.promise); // Postgres hangs: flushes never finish, the pending map fills up
+    const c = startConsumer(config.kafka, config.worker, kafka.source, pg.store, createLogger("silent", "t"), new Registry());
+    try {
+      await until("fetching paused", kafka.isPaused);
+      await until("20 polls while paused", () => kafka.calls.recvWhilePaused >= 20);
+      release.resolve();
+      await until("every view counted", () => pg.counts.size === 10);
+    } finally {
+      release.resolve();
+      await c.stop();
+    }
+  });
+
+  test("a message past the expected offset makes it seek back, and the skipped views are counted", async () => {
+    // Postgres has counted up to offset 3; Kafka's position is at 6 (its committed offset ran ahead).
+    const kafka = fakeKafka(10, 6);
+    const pg = fakeStore(3);
+    const c = startConsumer(config.kafka, config.worker, kafka.source, pg.store, createLogger("silent", "t"), new Registry());
+    try {
+      await until("offsets 3..9 counted", () => pg.stored() === 10);
+      expect(kafka.calls.seeks[0]).toBe(3);
+      expect([...pg.counts.keys()].sort()).toEqual([3, 4, 5, 6, 7, 8, 9].map(id));
+    } finally {
+      await c.stop();
+    }
+  });
+
+  test("a subscribe that keeps failing ends the consumer: crashed rejects, so the process exits non-zero", async () => {
+    const kafka = fakeKafka(0, 0);
+    kafka.source.subscribe = async () => {
+      throw new Error("broker says no");
+    };
+    const c = startConsumer(config.kafka, config.worker, kafka.source, fakeStore(-1).store, createLogger("silent", "t"), new Registry(), { subscribeAttempts: 2 });
+    await expect(c.crashed).rejects.toThrow(/cannot subscribe/);
+    await c.stop();
+  });
+});
