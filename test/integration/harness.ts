@@ -358,3 +358,15 @@ export async function bounded<T>(what: string, work: Promise<T>, timeoutMs = 30_
     clearTimeout(timer);
   }
 }
+
+/** The group as the broker sees it: state and member count. */
+export async function describeGroup(config: Config, groupId: string): Promise<{ state: string; members: number }> {
+  const admin = kafkaAdmin(config);
+  await admin.connect();
+  try {
+    const { groups } = await admin.describeGroups([groupId]);
+    return { state: groups[0]?.state ?? "Unknown", members: groups[0]?.members.length ?? 0 };
+  } finally {
+    await admin.disconnect();
+  }
+}

@@ -6,7 +6,7 @@ import { createProducer, type ViewProducer } from "../../src/ingest/producer.ts"
 import { createTopicAdmin } from "../../src/kafka/admin.ts";
 import { loadConfig, type Config } from "../../src/config.ts";
 import {
-  bounded, expectExactCounts, metric, prepare, publishViews, recreateTopic, runMain, seedProducts, setGroupOffset,
+  bounded, describeGroup, expectExactCounts, metric, prepare, publishViews, recreateTopic, runMain, seedProducts, setGroupOffset,
   testEnv, uniqueName, viewCounts, waitFor,
 } from "./harness.ts";
 
@@ -119,6 +119,7 @@ describe("worker offsets against the log", () => {
       // Exposure, not a wait for something to happen: longer than max.poll.interval.ms (7 s) plus librdkafka's
       // 1 s check. A consumer that stopped polling is evicted within it, and its partitions revoked.
       await Bun.sleep(9000);
+      expect(await describeGroup(config, config.worker.groupId)).toEqual({ state: "Stable", members: 1 });
       release.resolve();
       await holder;
       await expectExactCounts(ctx.db, before, acked, ids);
