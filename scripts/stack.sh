@@ -8,6 +8,8 @@
 #   scripts/stack.sh status    what runs, on which port
 #   scripts/stack.sh restart-app   restart API and worker only
 #   scripts/stack.sh start|stop kafka|postgres|api|worker   one component (used by the fault tests)
+#   scripts/stack.sh kill kafka|postgres    SIGKILL, no clean shutdown (fault tests)
+#   scripts/stack.sh wipe kafka             stop Kafka and delete its data: every topic and offset is gone
 #
 # DATABASE_URL / KAFKA_BROKERS pointing at reachable servers make it use those and start none of its own.
 set -euo pipefail
@@ -326,6 +328,23 @@ case "$cmd" in
       api|worker) start_app "$2" ;;
       *) die "usage: $0 start kafka|postgres|api|worker" ;;
     esac ;;
+  kill)
+    case "${2:-}" in
+      kafka) pid_alive kafka && kill -KILL "$(cat "$RUN/kafka.pid")"; rm -f "$RUN/kafka.pid"; log "kafka: killed" ;;
+      postgres)
+        [ -z "$EXT_DB" ] || die "postgres is external; not killing it"
+        pgpid=$(head -n1 "$(pg_datadir)/postmaster.pid" 2>/dev/null || true)
+        [ -n "$pgpid" ] && kill -KILL "$pgpid" 2>/dev/null && log "postgres: killed (pid $pgpid)" || true
+        # The postmaster's children notice it is gone and exit; a restart waits for them (start_postgres).
+        for _ in $(seq 1 50); do pgrep -u postgres -f "postgres: " >/dev/null || break; sleep 0.1; done ;;
+      *) die "usage: $0 kill kafka|postgres" ;;
+    esac ;;
+  wipe)
+    [ "${2:-}" = kafka ] || die "usage: $0 wipe kafka"
+    [ -z "$EXT_KAFKA" ] || die "kafka is external; not wiping it"
+    stop_pidfile kafka 60
+    rm -rf "$DATA/kafka"
+    log "kafka: data deleted" ;;
   stop)
     case "${2:-}" in
       kafka) stop_pidfile kafka 60 ;;

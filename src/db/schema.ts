@@ -27,6 +27,7 @@ export const viewOffsets = pgTable(
     topic: text("topic").notNull(),
     partition: integer("partition").notNull(),
     nextOffset: bigint("next_offset", { mode: "number" }).notNull(),
+    topicId: uuid("topic_id"),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.topic, t.partition] })],

@@ -5,6 +5,7 @@ import { Registry } from "../metrics.ts";
 import { connect } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { createTopicAdmin } from "../kafka/admin.ts";
+import { fetchTopicIdentity } from "../kafka/topic-id.ts";
 import { startConsumer } from "../worker/consumer.ts";
 import { startLagMonitor } from "../worker/lag.ts";
 import { flush, loadOffsets, sampleUnknown } from "../worker/writer.ts";
@@ -18,7 +19,7 @@ export async function start(config: Config) {
 
   const { kafka, worker } = config;
   const admin = createTopicAdmin(kafka);
-  const source = new KafkaClient({ brokers: kafka.brokers.join(","), clientId: `${kafka.clientId}-worker`, logLevel: "error" }).createConsumer({
+  const makeSource = () => new KafkaClient({ brokers: kafka.brokers.join(","), clientId: `${kafka.clientId}-worker`, logLevel: "error" }).createConsumer({
     groupId: worker.groupId,
     enableAutoCommit: false,
     configuration: {
@@ -35,11 +36,12 @@ export async function start(config: Config) {
     },
   });
   const load = (partitions: readonly number[]) => loadOffsets(database.db, kafka.topic, partitions);
-  const consumer = startConsumer(kafka, worker, source, {
+  const consumer = startConsumer(kafka, worker, makeSource, {
     loadOffsets: load,
-    flush: (batch) => flush(database.db, kafka.topic, batch),
+    flush: (batch, topicId) => flush(database.db, kafka.topic, batch, topicId),
     sampleUnknown: (ids) => sampleUnknown(database.db, ids),
     watermarks: () => admin.watermarks(),
+    topicId: async () => (await fetchTopicIdentity(kafka.brokers, kafka.topic)).topicId,
   }, root.child({ component: "consumer" }), metrics);
   const lag = startLagMonitor(admin, load, metrics, root.child({ component: "lag" }));
   let started = false;

@@ -41,41 +41,53 @@ export interface TopicAdmin {
   close(): Promise<void>;
 }
 
-/** One kafkajs admin connection for the life of a process; every call is bounded by `timeoutMs`. */
+/**
+ * One kafkajs admin connection, every call bounded by `timeoutMs`. After any failure the client is dropped and
+ * the next call builds a new one: kafkajs keeps cluster metadata across reconnects, and after Kafka's data is
+ * wiped (new cluster, new topic) that stale metadata makes every later call fail.
+ */
 export function createTopicAdmin(config: KafkaConfig, timeoutMs = 5000): TopicAdmin {
-  const admin = new Kafka({
-    clientId: `${config.clientId}-admin`,
-    brokers: [...config.brokers],
-    logLevel: logLevel.NOTHING,
-    requestTimeout: timeoutMs,
-    retry: { retries: 1, initialRetryTime: 200 },
-  }).admin();
-  let connecting: Promise<void> | null = null;
-  const bounded = async <T>(work: () => Promise<T>): Promise<T> => {
+  const build = () =>
+    new Kafka({
+      clientId: `${config.clientId}-admin`,
+      brokers: [...config.brokers],
+      logLevel: logLevel.NOTHING,
+      requestTimeout: timeoutMs,
+      retry: { retries: 1, initialRetryTime: 200 },
+    }).admin();
+  let current: { admin: ReturnType<typeof build>; connected: Promise<void> } | null = null;
+  const bounded = async <T>(work: (admin: ReturnType<typeof build>) => Promise<T>): Promise<T> => {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`kafka admin call timed out after ${timeoutMs} ms`)), timeoutMs);
     });
+    if (!current) {
+      const admin = build();
+      current = { admin, connected: admin.connect() };
+    }
+    const mine = current;
     try {
-      connecting ??= admin.connect().catch((err) => {
-        connecting = null;
-        throw err;
-      });
-      return await Promise.race([connecting.then(work), timeout]);
+      return await Promise.race([mine.connected.then(() => work(mine.admin)), timeout]);
+    } catch (err) {
+      if (current === mine) current = null;
+      void mine.admin.disconnect().catch(() => {});
+      throw err;
     } finally {
       clearTimeout(timer);
     }
   };
   return {
     partitionCount: () =>
-      bounded(async () => (await admin.fetchTopicMetadata({ topics: [config.topic] })).topics[0]?.partitions.length ?? 0),
+      bounded(async (admin) => (await admin.fetchTopicMetadata({ topics: [config.topic] })).topics[0]?.partitions.length ?? 0),
     watermarks: () =>
-      bounded(async () => {
+      bounded(async (admin) => {
         const offsets = await admin.fetchTopicOffsets(config.topic);
         return new Map(offsets.map((o) => [o.partition, { low: Number(o.low), high: Number(o.high) }]));
       }),
     async close() {
-      if (connecting) await Promise.race([admin.disconnect().catch(() => {}), Bun.sleep(timeoutMs)]);
+      const c = current;
+      current = null;
+      if (c) await Promise.race([c.admin.disconnect().catch(() => {}), Bun.sleep(timeoutMs)]);
     },
   };
 }

@@ -35,6 +35,8 @@ export interface Coalescer {
   add(partition: number, offset: number, events: readonly ViewEvent[] | null): AddResult;
   /** Forgets a partition entirely (revoked, or fenced by another worker); its pending views are dropped. */
   drop(partition: number): void;
+  /** Forgets every partition (the consumer was replaced). */
+  dropAll(): void;
   /** Distinct products pending across partitions. */
   size(): number;
   /** Hands over everything pending and starts new slices whose base is the handed-over `next`. */
@@ -86,6 +88,10 @@ export function createCoalescer(): Coalescer {
       if (!s) return;
       products -= s.counts.size;
       states.delete(p);
+    },
+    dropAll() {
+      states.clear();
+      products = 0;
     },
     size: () => products,
     take() {

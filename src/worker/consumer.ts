@@ -8,7 +8,7 @@ import { createCoalescer, type AddResult, type Batch } from "./coalescer.ts";
 import { backoff, startFlusher } from "./flusher.ts";
 import { createGapTracker } from "./gaps.ts";
 import { offsetProblem, type OffsetProblem } from "./offset-check.ts";
-import type { FlushResult } from "./writer.ts";
+import type { FlushResult, StoredOffset } from "./writer.ts";
 
 // The worker's loop: fetch a batch of messages, coalesce them in memory, and let the flusher persist what
 // has accumulated. Exactly-once effect: Postgres holds counts and offsets together; Kafka's committed offset
@@ -29,10 +29,12 @@ export interface Source {
 
 /** What it needs of Postgres (writer.ts) and of the topic's log (kafka/admin.ts). */
 export interface Store {
-  loadOffsets(partitions: readonly number[]): Promise<Map<number, number>>;
-  flush(batch: Batch): Promise<FlushResult>;
+  loadOffsets(partitions: readonly number[]): Promise<Map<number, StoredOffset>>;
+  flush(batch: Batch, topicId: string | null): Promise<FlushResult>;
   sampleUnknown(ids: readonly string[]): Promise<string[]>;
   watermarks(): Promise<Map<number, Watermarks>>;
+  /** The topic's id now (null: the topic does not exist); rejects when Kafka cannot be asked. */
+  topicId(): Promise<string | null>;
 }
 
 export interface ViewConsumer {
@@ -46,13 +48,19 @@ export interface ViewConsumer {
 }
 
 const SUBSCRIBE_ATTEMPTS = 8;
+const PROBLEM_TEXT = {
+  topic_changed: "stored offsets belong to another topic id: the topic was recreated or Kafka's data wiped",
+  log_reset: "stored offset is beyond the log end: the topic was recreated or Kafka's data wiped",
+  log_truncated: "stored offset is below the log start: messages were deleted before they were counted",
+} as const;
 const HELD_RECHECK_MS = 3000;
+const TOPIC_CHECK_MS = 5000;
 const RESET_CHECK_MS = 2000;
 
 export function startConsumer(
   kafka: KafkaConfig,
   config: WorkerConfig,
-  source: Source,
+  makeSource: () => Source,
   store: Store,
   log: Logger,
   metrics: Registry,
@@ -71,9 +79,10 @@ export function startConsumer(
     rows: metrics.counter("worker_rows_updated_total", "Product rows updated"),
     unknown: metrics.counter("worker_unknown_products_total", "Distinct unknown product ids per flush, summed"),
     fenced: metrics.counter("worker_partitions_fenced_total", "Slices dropped because another worker moved the partition's offset"),
+    replaced: metrics.counter("worker_consumer_replaced_total", "Kafka consumers replaced because the topic's id changed under them"),
     rebalances: metrics.counter("worker_rebalance_events_total", "Rebalance callbacks, by event and action (assign / revoke)"),
     seeks: metrics.counter("worker_gap_seeks_total", "Seeks back to the next uncounted offset after a gap in the fetched offsets"),
-    problems: metrics.gauge("worker_offset_problem", "1 while a partition is held: stored offset beyond the log end (log_reset) or below its start (log_truncated)"),
+    problems: metrics.gauge("worker_offset_problem", "1 while a partition is held: offsets stored for another topic id (topic_changed), beyond the log end (log_reset) or below its start (log_truncated)"),
   };
   metrics.gauge("worker_pending_products", "Distinct products waiting for the next flush", () => coalescer.size());
   metrics.gauge("worker_paused", "1 while fetching is paused for a flush backlog", () => (paused ? 1 : 0));
@@ -95,13 +104,15 @@ export function startConsumer(
   let lastUnknownLog = 0;
   let lastResetCheck = 0;
   let lastHeldCheck = 0;
+  // The topic id the loaded bases were checked against; flushes record it with the offsets.
+  let topicId: string | null = null;
 
   function forget(partition: number) {
     coalescer.drop(partition);
     gaps.clear(partition);
   }
 
-  source.onEvents((error, event) => {
+  function onEvents(error: Error | undefined, event: KafkaEvent) {
     if (error) {
       log.warn({ err: error }, "consumer event error");
       return;
@@ -113,15 +124,18 @@ export function startConsumer(
     const parts = event.payload.tpl.filter((t) => t.topic === kafka.topic).flatMap((t) => t.partitionOffset.map((p) => p.partition));
     for (const p of parts) forget(p);
     if (parts.length) log.info({ event: event.name, action: event.payload.action, partitions: parts }, "rebalance");
-  });
+  }
+  let source = makeSource();
+  source.onEvents(onEvents);
+  // Each batch is written with the topic id its bases were checked against, even if the topic changes meanwhile.
+  const batchTopic = new WeakMap<Batch, string | null>();
+  let lastTopicCheck = performance.now();
 
   function hold(problem: OffsetProblem) {
     forget(problem.partition);
     if (!held.has(problem.partition)) {
       m.problems.set(1, { partition: problem.partition, kind: problem.kind });
-      log.error(problem, problem.kind === "log_reset"
-        ? "stored offset is beyond the log end: the topic was recreated or Kafka's data wiped; partition held until its offsets are re-based (bun src/main.ts rebase-offsets)"
-        : "stored offset is below the log start: messages were deleted before they were counted; partition held until its offsets are re-based (bun src/main.ts rebase-offsets)");
+      log.error(problem, `${PROBLEM_TEXT[problem.kind]}; partition held until its offsets are re-based (bun src/main.ts rebase-offsets)`);
     }
     held.set(problem.partition, problem);
   }
@@ -143,41 +157,45 @@ export function startConsumer(
     }
   }
 
-  /** Loads the stored offsets of partitions seen for the first time (or again after a rebalance or a hold). */
+  /**
+   * Loads the stored offsets of partitions seen for the first time (or again after a rebalance or a hold),
+   * checked against the topic's id as Kafka gives it now: no base is set until that check could be made.
+   */
   async function ensureBases(partitions: number[]) {
     if (partitions.length === 0) return;
     for (let attempt = 0; ; attempt++) {
       try {
         const stored = await store.loadOffsets(partitions);
-        const marks = [...stored.values()].some((o) => o >= 0) ? await watermarksOrNone() : null;
-        for (const [p, next] of stored) {
+        const anyStored = [...stored.values()].some((o) => o.next >= 0);
+        const [id, marks] = await Promise.all([store.topicId(), anyStored ? watermarksOrNone() : null]);
+        topicId = id;
+        for (const [p, s] of stored) {
           if (coalescer.hasBase(p)) continue;
-          const problem = offsetProblem(p, next, marks?.get(p));
+          const problem = offsetProblem(p, s, id, marks?.get(p));
           if (problem) {
             hold(problem);
             continue;
           }
-          release(p, next);
-          coalescer.setBase(p, next);
+          release(p, s.next);
+          coalescer.setBase(p, s.next);
         }
         return;
       } catch (err) {
         if (stopping) throw err;
-        if (attempt === 0) log.warn({ err }, "cannot read stored offsets; retrying");
+        if (attempt === 0) log.warn({ err }, "cannot read stored offsets or the topic's id; retrying");
         await Bun.sleep(backoff(attempt));
       }
     }
   }
 
-  /** Duplicates are normal while replaying; below a log end that is itself below them, they are a reset. */
+  /** Duplicates are normal while replaying; from another topic id, or below a log end under them, a reset. */
   async function checkForReset() {
-    const marks = await watermarksOrNone();
-    if (!marks) return;
-    for (const [p, w] of marks) {
+    const [id, marks] = await Promise.all([store.topicId().catch(() => null), watermarksOrNone()]);
+    for (const p of marks?.keys() ?? []) {
       const next = coalescer.expected(p);
       if (next === undefined) continue;
-      const problem = offsetProblem(p, next, w);
-      if (problem?.kind === "log_reset") hold(problem);
+      const problem = offsetProblem(p, { next, topicId }, id, marks!.get(p));
+      if (problem && problem.kind !== "log_truncated") hold(problem);
     }
   }
 
@@ -219,17 +237,47 @@ export function startConsumer(
     }
   }
 
+  /**
+   * A topic deleted and created again (or a wiped Kafka) under a running consumer: librdkafka keeps the old
+   * log's partition state and fetches nothing from the new one, and nothing else would notice. So the id is
+   * checked every few seconds; on a change the consumer is replaced, and the new one's first messages meet
+   * the offset check in ensureBases (and are held until re-based).
+   */
+  async function checkTopic(now: number) {
+    if (now - lastTopicCheck < TOPIC_CHECK_MS) return;
+    lastTopicCheck = now;
+    const id = await store.topicId().catch(() => null);
+    if (id === null || topicId === null || id === topicId) return;
+    log.error({ topicIdBefore: topicId, topicId: id }, "the topic's id changed under the consumer (recreated, or Kafka's data wiped); replacing the consumer");
+    m.replaced.inc();
+    const old = source;
+    coalescer.dropAll();
+    for (const p of gaps.open()) gaps.clear(p);
+    topicId = id;
+    try {
+      old.unsubscribe();
+    } catch {}
+    await Promise.race([old.disconnect().catch(() => {}), Bun.sleep(5000)]);
+    source = makeSource();
+    source.onEvents(onEvents);
+    await subscribe();
+  }
+
   async function housekeeping(now: number) {
+    await checkTopic(now);
     for (const g of gaps.due(now)) seek(g.partition, g.expected);
     if (held.size > 0 && now - lastHeldCheck > HELD_RECHECK_MS) {
       lastHeldCheck = now;
       const partitions = [...held.keys()];
       const stored = await store.loadOffsets(partitions).catch(() => null);
-      const marks = stored && (await watermarksOrNone());
-      if (!stored || !marks) return;
+      const id = stored && (await store.topicId().catch(() => undefined));
+      const marks = stored && id !== undefined && (await watermarksOrNone());
+      if (!stored || id === undefined || !marks) return;
+      topicId = id;
       for (const p of partitions) {
-        const next = stored.get(p)!;
-        const problem = offsetProblem(p, next, marks.get(p));
+        const s = stored.get(p)!;
+        const next = s.next;
+        const problem = offsetProblem(p, s, id, marks.get(p));
         if (problem) held.set(p, problem);
         else {
           release(p, next);
@@ -293,7 +341,7 @@ export function startConsumer(
 
   async function write(batch: Batch) {
     const t0 = performance.now();
-    const res = await store.flush(batch);
+    const res = await store.flush(batch, batchTopic.has(batch) ? batchTopic.get(batch)! : topicId);
     m.flushSeconds.observe((performance.now() - t0) / 1000);
     m.flushes.inc();
     m.flushProducts.observe(batch.products);
@@ -332,6 +380,11 @@ export function startConsumer(
   let lastFailureLog = 0;
   const flusher = startFlusher({
     coalescer,
+    take() {
+      const batch = coalescer.take();
+      if (batch) batchTopic.set(batch, topicId);
+      return batch;
+    },
     write,
     intervalMs: config.flushIntervalMs,
     log,

@@ -19,6 +19,8 @@ export function backoff(attempt: number): number {
 
 export function startFlusher(opts: {
   coalescer: Coalescer;
+  /** Takes the next batch (default: coalescer.take()); lets the caller tag what it hands over. */
+  take?: () => Batch | null;
   write(batch: Batch): Promise<void>;
   intervalMs: number;
   log: Logger;
@@ -29,7 +31,7 @@ export function startFlusher(opts: {
   let wakeUp: (() => void) | null = null;
 
   async function flushOnce(): Promise<FlushOutcome> {
-    kept ??= opts.coalescer.take();
+    kept ??= opts.take ? opts.take() : opts.coalescer.take();
     const batch = kept;
     if (!batch) return "empty";
     try {

@@ -7,7 +7,7 @@ import type { Logger } from "../log.ts";
 // a log reset: the consumer holds such partitions and reports them in worker_offset_problem.
 export function startLagMonitor(
   admin: TopicAdmin,
-  loadOffsets: (partitions: readonly number[]) => Promise<Map<number, number>>,
+  loadOffsets: (partitions: readonly number[]) => Promise<Map<number, { next: number }>>,
   metrics: Registry,
   log: Logger,
   everyMs = 5000,
@@ -17,7 +17,7 @@ export function startLagMonitor(
     const marks = await admin.watermarks();
     const stored = await loadOffsets([...marks.keys()]);
     for (const [partition, w] of marks) {
-      const next = Math.max(stored.get(partition) ?? 0, w.low, 0);
+      const next = Math.max(stored.get(partition)?.next ?? 0, w.low, 0);
       lag.set(Math.max(w.high - next, 0), { partition });
     }
   }

@@ -1,19 +1,30 @@
 import type { Watermarks } from "../kafka/admin.ts";
+import type { StoredOffset } from "./writer.ts";
 
 // The offsets stored in Postgres say which messages of each partition are counted. They only make sense
-// against the same log: if the topic is recreated or Kafka's data is wiped, new messages start below the
-// stored offset and would all be skipped as "already counted"; if retention deleted messages never counted,
-// they are gone. Either way the worker must not go on silently: it holds the partition and reports it until
-// an operator re-bases the stored offset (`bun src/main.ts rebase-offsets`).
+// against the same log: if the topic is recreated or Kafka's data is wiped (new topic id), new messages
+// start at 0 and would be skipped as "already counted" up to the stored offset and counted after it; if
+// retention deleted messages never counted, they are gone. Either way the worker must not go on silently:
+// it holds the partition and reports it until an operator re-bases it (`bun src/main.ts rebase-offsets`).
 
-export type OffsetProblem =
-  | { kind: "log_reset"; partition: number; stored: number; low: number; high: number }
-  | { kind: "log_truncated"; partition: number; stored: number; low: number; high: number };
+export type OffsetProblemKind = "topic_changed" | "log_reset" | "log_truncated";
 
-/** `stored` is the next offset to count (negative: nothing stored yet, always fine). */
-export function offsetProblem(partition: number, stored: number, w: Watermarks | undefined): OffsetProblem | null {
-  if (stored < 0 || !w) return null;
-  if (w.high < stored) return { kind: "log_reset", partition, stored, low: w.low, high: w.high };
-  if (w.low > stored) return { kind: "log_truncated", partition, stored, low: w.low, high: w.high };
+export interface OffsetProblem {
+  kind: OffsetProblemKind;
+  partition: number;
+  stored: number;
+  storedTopicId: string | null;
+  topicId: string | null;
+  low?: number;
+  high?: number;
+}
+
+/** Whether the stored position fits the log as it is now (null: it does, or nothing is stored yet). */
+export function offsetProblem(partition: number, stored: StoredOffset, topicId: string | null, w: Watermarks | undefined): OffsetProblem | null {
+  if (stored.next < 0) return null;
+  const base = { partition, stored: stored.next, storedTopicId: stored.topicId, topicId, low: w?.low, high: w?.high };
+  if (stored.topicId !== null && topicId !== null && stored.topicId !== topicId) return { kind: "topic_changed", ...base };
+  if (w && w.high < stored.next) return { kind: "log_reset", ...base };
+  if (w && w.low > stored.next) return { kind: "log_truncated", ...base };
   return null;
 }

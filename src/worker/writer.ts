@@ -13,13 +13,20 @@ export interface FlushResult {
   views: number;
 }
 
-/** The stored next_offset of each partition (NO_OFFSET where none is stored). */
-export async function loadOffsets(db: Db, topic: string, partitions: readonly number[]): Promise<Map<number, number>> {
-  const rows = await db.execute<{ partition: number; next_offset: string }>(sql`
-    SELECT partition, next_offset FROM view_offsets
+export interface StoredOffset {
+  /** next_offset (NO_OFFSET where none is stored). */
+  next: number;
+  /** The topic id the offset belongs to (null: none recorded yet). */
+  topicId: string | null;
+}
+
+/** The stored position of each partition. */
+export async function loadOffsets(db: Db, topic: string, partitions: readonly number[]): Promise<Map<number, StoredOffset>> {
+  const rows = await db.execute<{ partition: number; next_offset: string; topic_id: string | null }>(sql`
+    SELECT partition, next_offset, topic_id FROM view_offsets
     WHERE topic = ${topic} AND partition = ANY(${sql.param(partitions)}::int[])`);
-  const out = new Map<number, number>(partitions.map((p) => [p, NO_OFFSET]));
-  for (const r of rows) out.set(Number(r.partition), Number(r.next_offset));
+  const out = new Map<number, StoredOffset>(partitions.map((p) => [p, { next: NO_OFFSET, topicId: null }]));
+  for (const r of rows) out.set(Number(r.partition), { next: Number(r.next_offset), topicId: r.topic_id });
   return out;
 }
 
@@ -28,7 +35,7 @@ export async function loadOffsets(db: Db, topic: string, partitions: readonly nu
  * UPDATE ... FROM unnest(), store the new offsets, NOTIFY the API. Counts and offsets commit together or not
  * at all, so a crash at any point leaves Postgres either before or after the whole batch.
  */
-export async function flush(db: Db, topic: string, batch: Batch): Promise<FlushResult> {
+export async function flush(db: Db, topic: string, batch: Batch, topicId: string | null): Promise<FlushResult> {
   return db.transaction(async (tx) => {
     const partitions = batch.slices.map((s) => s.partition);
     // Rows must exist to be locked; a concurrent first insert waits here and then wins or loses cleanly.
@@ -36,11 +43,12 @@ export async function flush(db: Db, topic: string, batch: Batch): Promise<FlushR
       INSERT INTO view_offsets (topic, partition, next_offset)
       SELECT ${topic}, p, ${NO_OFFSET} FROM unnest(${sql.param(partitions)}::int[]) AS p
       ON CONFLICT (topic, partition) DO NOTHING`);
-    const locked = await tx.execute<{ partition: number; next_offset: string }>(sql`
-      SELECT partition, next_offset FROM view_offsets
+    const locked = await tx.execute<{ partition: number; next_offset: string; topic_id: string | null }>(sql`
+      SELECT partition, next_offset, topic_id FROM view_offsets
       WHERE topic = ${topic} AND partition = ANY(${sql.param(partitions)}::int[])
       ORDER BY partition FOR UPDATE`);
     const stored = new Map(locked.map((r) => [Number(r.partition), Number(r.next_offset)]));
+    const ids = new Map(locked.map((r) => [Number(r.partition), r.topic_id]));
 
     const fenced: FlushResult["fenced"] = [];
     // One entry per product: UPDATE ... FROM applies only one joined row per target row, so an id listed
@@ -50,7 +58,9 @@ export async function flush(db: Db, topic: string, batch: Batch): Promise<FlushR
     let views = 0;
     for (const slice of batch.slices) {
       const current = stored.get(slice.partition) ?? NO_OFFSET;
-      if (current !== slice.base) {
+      const storedId = ids.get(slice.partition) ?? null;
+      // Offsets of another topic id are of another log: equal numbers there mean nothing.
+      if (current !== slice.base || (storedId !== null && topicId !== null && storedId !== topicId)) {
         fenced.push({ partition: slice.partition, stored: current });
         continue;
       }
@@ -72,7 +82,7 @@ export async function flush(db: Db, topic: string, batch: Batch): Promise<FlushR
     }
     if (offsets.length > 0) {
       await tx.execute(sql`
-        UPDATE view_offsets o SET next_offset = v.next, updated_at = now()
+        UPDATE view_offsets o SET next_offset = v.next, topic_id = coalesce(${topicId}::uuid, o.topic_id), updated_at = now()
         FROM unnest(${sql.param(offsets.map((o) => o[0]))}::int[], ${sql.param(offsets.map((o) => o[1]))}::bigint[]) AS v(partition, next)
         WHERE o.topic = ${topic} AND o.partition = v.partition`);
       await tx.execute(sql`SELECT pg_notify(${FLUSH_CHANNEL}, '')`);
@@ -94,14 +104,14 @@ export async function sampleUnknown(db: Db, ids: readonly string[], limit = 5): 
  * set to the given value, under the same row lock a flush takes, so a worker still holding a slice built on
  * the old offset is fenced instead of applying it.
  */
-export async function rebaseOffsets(db: Db, topic: string, next: ReadonlyMap<number, number>): Promise<void> {
+export async function rebaseOffsets(db: Db, topic: string, next: ReadonlyMap<number, number>, topicId: string | null): Promise<void> {
   if (next.size === 0) return;
   const partitions = [...next.keys()];
   await db.transaction(async (tx) => {
     await tx.execute(sql`
       SELECT 1 FROM view_offsets WHERE topic = ${topic} AND partition = ANY(${sql.param(partitions)}::int[]) FOR UPDATE`);
     await tx.execute(sql`
-      UPDATE view_offsets o SET next_offset = v.next, updated_at = now()
+      UPDATE view_offsets o SET next_offset = v.next, topic_id = ${topicId}::uuid, updated_at = now()
       FROM unnest(${sql.param(partitions)}::int[], ${sql.param(partitions.map((p) => next.get(p)!))}::bigint[]) AS v(partition, next)
       WHERE o.topic = ${topic} AND o.partition = v.partition`);
   });

@@ -73,19 +73,19 @@ describe("worker offsets against the log", () => {
     const url = `http://127.0.0.1:${worker.port}`;
     try {
       await waitFor("partition held and reported", async () =>
-        (await metric(url, "worker_offset_problem", '{kind="log_reset",partition="0"}')) === 1 || undefined);
+        (await metric(url, "worker_offset_problem", '{kind="topic_changed",partition="0"}')) === 1 || undefined);
       const ready = await fetch(`${url}/ready`);
       expect(ready.status).toBe(503);
-      expect(((await ready.json()) as { held: { kind: string }[] }).held[0]!.kind).toBe("log_reset");
+      expect(((await ready.json()) as { held: { kind: string }[] }).held[0]!.kind).toBe("topic_changed");
       const dry = await runMain({ ...env, KAFKA_TOPIC: config.kafka.topic }, "rebase-offsets");
       expect(dry.code).toBe(0);
-      expect(dry.out).toContain("partition 0: log_reset: stored next offset 10, log 0..5");
+      expect(dry.out).toMatch(/partition 0: topic_changed \(topic id [0-9a-f-]{36} -> [0-9a-f-]{36}\): stored next offset 10, log 0\.\.5/);
       expect(await viewCounts(ctx.db, ids)).toEqual(await viewCounts(ctx.db, ids)); // nothing applied meanwhile
       expect(await runMain({ ...env, KAFKA_TOPIC: config.kafka.topic }, "rebase-offsets", "--apply")).toMatchObject({ code: 0 });
       const all = new Map(ids.map((id) => [id, (first.get(id) ?? 0) + (afterReset.get(id) ?? 0)]));
       await expectExactCounts(ctx.db, before, all, ids);
       await waitFor("worker ready again", async () => (await fetch(`${url}/ready`)).status === 200 || undefined);
-      expect(await metric(url, "worker_offset_problem", '{kind="log_reset",partition="0"}')).toBe(0);
+      expect(await metric(url, "worker_offset_problem", '{kind="topic_changed",partition="0"}')).toBe(0);
     } finally {
       await bounded("worker.stop", worker.stop());
     }

@@ -14,6 +14,7 @@ describe("flush writer", () => {
   });
   afterAll(() => ctx.db.close());
 
+  const TOPIC_ID = "11111111-1111-4111-8111-111111111111";
   const slice = (partition: number, base: number, next: number, counts: Record<string, number>) => ({
     partition, base, next, counts: new Map(Object.entries(counts)), views: Object.values(counts).reduce((a, b) => a + b, 0),
   });
@@ -22,10 +23,10 @@ describe("flush writer", () => {
     const topic = uniqueName("writer");
     const before = await viewCounts(ctx.db, ids);
     const first: Batch = { slices: [slice(0, NO_OFFSET, 10, { [ids[0]!]: 4 })], products: 1, views: 4 };
-    expect((await flush(ctx.db.db, topic, first)).fenced).toEqual([]);
-    expect((await loadOffsets(ctx.db.db, topic, [0, 1])).get(0)).toBe(10);
+    expect((await flush(ctx.db.db, topic, first, TOPIC_ID)).fenced).toEqual([]);
+    expect((await loadOffsets(ctx.db.db, topic, [0, 1])).get(0)).toEqual({ next: 10, topicId: TOPIC_ID });
     // A zombie still believing the partition is at NO_OFFSET must not apply its views again.
-    const zombie = await flush(ctx.db.db, topic, first);
+    const zombie = await flush(ctx.db.db, topic, first, TOPIC_ID);
     expect(zombie.fenced).toEqual([{ partition: 0, stored: 10 }]);
     expect(zombie.views).toBe(0);
     const after = await viewCounts(ctx.db, ids);
@@ -40,10 +41,20 @@ describe("flush writer", () => {
       products: 3,
       views: 6,
     };
-    const res = await flush(ctx.db.db, topic, batch);
+    const res = await flush(ctx.db.db, topic, batch, TOPIC_ID);
     expect(res).toMatchObject({ rowsUpdated: 2, unknownProducts: 0, views: 6 });
     const after = await viewCounts(ctx.db, ids);
     expect(after.get(ids[1]!)! - before.get(ids[1]!)!).toBe(5);
     expect(after.get(ids[2]!)! - before.get(ids[2]!)!).toBe(1);
+  });
+
+  test("a slice read from another topic id is refused even where the offsets agree", async () => {
+    const topic = uniqueName("writer");
+    const before = await viewCounts(ctx.db, ids);
+    await flush(ctx.db.db, topic, { slices: [slice(0, NO_OFFSET, 10, { [ids[0]!]: 1 })], products: 1, views: 1 }, TOPIC_ID);
+    // The topic was recreated: offset 10 of the new log is another message than offset 10 of the old one.
+    const other = await flush(ctx.db.db, topic, { slices: [slice(0, 10, 12, { [ids[0]!]: 2 })], products: 1, views: 2 }, "22222222-2222-4222-8222-222222222222");
+    expect(other.fenced).toEqual([{ partition: 0, stored: 10 }]);
+    expect((await viewCounts(ctx.db, ids)).get(ids[0]!)! - before.get(ids[0]!)!).toBe(1);
   });
 });

@@ -10,6 +10,7 @@ import { startConsumer, type Source, type Store } from "../../../src/worker/cons
 // The consume loop without Kafka or Postgres: an in-memory log of one partition, and a store that applies
 // flushes with the writer's fence rule. What is tested is the loop's own decisions.
 const config = loadConfig({ FLUSH_INTERVAL_MS: "10", MAX_PENDING_PRODUCTS: "2", FLUSH_MAX_PRODUCTS: "1" });
+const TOPIC_ID = "11111111-1111-4111-8111-111111111111";
 const id = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
 
 function fakeKafka(messages: number, startAt: number) {
@@ -46,7 +47,7 @@ function fakeStore(stored: number) {
   let next = stored;
   let gate: Promise<void> = Promise.resolve();
   const store: Store = {
-    loadOffsets: async () => new Map([[0, next]]),
+    loadOffsets: async () => new Map([[0, { next, topicId: TOPIC_ID }]]),
     async flush(batch: Batch) {
       await gate;
       const fenced = [];
@@ -64,6 +65,7 @@ function fakeStore(stored: number) {
     },
     sampleUnknown: async () => [],
     watermarks: async () => new Map([[0, { low: 0, high: 1_000 }]]),
+    topicId: async () => TOPIC_ID,
   };
   return { store, counts, stored: () => next, block: (until: Promise<void>) => void (gate = until) };
 }
@@ -82,7 +84,7 @@ describe("consume loop", () => {
     const pg = fakeStore(-1);
     const release = Promise.withResolvers<void>();
     pg.block(release.promise); // Postgres hangs: flushes never finish, the pending map fills up
-    const c = startConsumer(config.kafka, config.worker, kafka.source, pg.store, createLogger("silent", "t"), new Registry());
+    const c = startConsumer(config.kafka, config.worker, () => kafka.source, pg.store, createLogger("silent", "t"), new Registry());
     try {
       await until("fetching paused", kafka.isPaused);
       await until("20 polls while paused", () => kafka.calls.recvWhilePaused >= 20);
@@ -98,7 +100,7 @@ describe("consume loop", () => {
     // Postgres has counted up to offset 3; Kafka's position is at 6 (its committed offset ran ahead).
     const kafka = fakeKafka(10, 6);
     const pg = fakeStore(3);
-    const c = startConsumer(config.kafka, config.worker, kafka.source, pg.store, createLogger("silent", "t"), new Registry());
+    const c = startConsumer(config.kafka, config.worker, () => kafka.source, pg.store, createLogger("silent", "t"), new Registry());
     try {
       await until("offsets 3..9 counted", () => pg.stored() === 10);
       expect(kafka.calls.seeks[0]).toBe(3);
@@ -113,7 +115,7 @@ describe("consume loop", () => {
     kafka.source.subscribe = async () => {
       throw new Error("broker says no");
     };
-    const c = startConsumer(config.kafka, config.worker, kafka.source, fakeStore(-1).store, createLogger("silent", "t"), new Registry(), { subscribeAttempts: 2 });
+    const c = startConsumer(config.kafka, config.worker, () => kafka.source, fakeStore(-1).store, createLogger("silent", "t"), new Registry(), { subscribeAttempts: 2 });
     await expect(c.crashed).rejects.toThrow(/cannot subscribe/);
     await c.stop();
   });

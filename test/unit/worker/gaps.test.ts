@@ -30,12 +30,24 @@ describe("gap tracker", () => {
 });
 
 describe("stored offsets against the log", () => {
+  const A = "11111111-1111-4111-8111-111111111111";
+  const B = "22222222-2222-4222-8222-222222222222";
+  const at = (next: number, topicId: string | null = A) => ({ next, topicId });
+
+  test("offsets stored for another topic id are a changed topic, whatever the numbers say", () => {
+    expect(offsetProblem(0, at(5), B, { low: 0, high: 20 })).toMatchObject({ kind: "topic_changed", storedTopicId: A, topicId: B });
+  });
+
   test("a stored offset beyond the log end is a reset; below the log start, a truncation; inside, fine", () => {
-    expect(offsetProblem(0, 500, { low: 0, high: 20 })).toEqual({ kind: "log_reset", partition: 0, stored: 500, low: 0, high: 20 });
-    expect(offsetProblem(0, 5, { low: 10, high: 20 })).toMatchObject({ kind: "log_truncated" });
-    expect(offsetProblem(0, 20, { low: 0, high: 20 })).toBeNull();
-    expect(offsetProblem(0, 10, { low: 10, high: 20 })).toBeNull();
-    expect(offsetProblem(0, -1, { low: 10, high: 20 })).toBeNull();
-    expect(offsetProblem(0, 500, undefined)).toBeNull();
+    expect(offsetProblem(0, at(500), A, { low: 0, high: 20 })).toMatchObject({ kind: "log_reset", stored: 500, low: 0, high: 20 });
+    expect(offsetProblem(0, at(5), A, { low: 10, high: 20 })).toMatchObject({ kind: "log_truncated" });
+    expect(offsetProblem(0, at(20), A, { low: 0, high: 20 })).toBeNull();
+    expect(offsetProblem(0, at(10), A, { low: 10, high: 20 })).toBeNull();
+  });
+
+  test("nothing stored, or no id recorded yet (rows from before topic ids), is not a problem by itself", () => {
+    expect(offsetProblem(0, at(-1), B, { low: 10, high: 20 })).toBeNull();
+    expect(offsetProblem(0, at(5, null), B, { low: 0, high: 20 })).toBeNull();
+    expect(offsetProblem(0, at(500), A, undefined)).toBeNull();
   });
 });
