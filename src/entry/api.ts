@@ -89,7 +89,9 @@ export async function start(config: Config): Promise<Running> {
     port,
     async stop() {
       // Stop taking connections, let in-flight requests finish (their events get confirmed), then close.
-      await server.server?.stop(false);
+      // Bounded: a client holding a request open must not hold the process past its stop.
+      await Promise.race([server.server?.stop(false), Bun.sleep(10_000)]);
+      await server.server?.stop(true);
       await producer.close();
       stopped = true; // the discovery loop ends at its next turn; not awaited, its sleep may be long
       await admin.close();

@@ -12,7 +12,8 @@ export async function ensureTopic(config: KafkaConfig, topic = config.topic, par
     clientId: `${config.clientId}-admin`,
     brokers: [...config.brokers],
     logLevel: logLevel.NOTHING,
-    retry: { retries: 10, initialRetryTime: 300 },
+    // ~10 s of retries at most: a start-up against a broker that is still coming up, never minutes.
+    retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 3000 },
   });
   const admin = kafka.admin();
   await admin.connect();

@@ -22,9 +22,9 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
   });
   afterAll(async () => {
     // Whatever happened, leave both servers running for the tests after these.
-    await stack("start", "kafka");
-    await stack("start", "postgres");
-    await ctx.db.close();
+    await bounded("kafka start", stack("start", "kafka"), 120_000);
+    await bounded("postgres start", stack("start", "postgres"), 120_000);
+    await bounded("db close", ctx.db.close());
   });
 
   /** Waits for the worker(s) to apply everything, then checks 202s == counted, product by product. */

@@ -34,8 +34,8 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
 export async function prepare(env: Record<string, string>): Promise<{ config: Config; db: Database }> {
   const config = loadConfig(env);
   const db = connect(config.db, "product-views-test");
-  await migrate(db.sql);
-  await ensureTopic(config.kafka);
+  await bounded("migrations", migrate(db.sql), 30_000);
+  await bounded(`topic ${config.kafka.topic}`, ensureTopic(config.kafka), 30_000);
   return { config, db };
 }
 
@@ -56,12 +56,14 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
   let last: unknown;
   for (;;) {
     try {
-      const v = await fn();
+      // A probe that never answers counts as "not yet"; the deadline still holds.
+      const left = Math.max(deadline - performance.now(), everyMs);
+      const v = await Promise.race([fn(), Bun.sleep(left).then(() => Promise.reject(new Error("the probe did not answer")))]);
       if (v !== undefined && v !== false) return v as T;
     } catch (e) {
       last = e;
     }
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`);
     await Bun.sleep(everyMs);
   }
 }
@@ -140,7 +142,7 @@ export async function spawnService(kind: "api" | "worker", env: Record<string, s
 }
 
 export async function metric(url: string, name: string, labels = ""): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
   const line = text.split("\n").find((l) => l.startsWith(`${name}${labels} `) || (labels === "" && l.startsWith(`${name} `)));
   return line ? Number(line.split(" ").pop()) : 0;
 }
@@ -162,6 +164,8 @@ export function post(url: string, body: unknown, headers: Record<string, string>
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
+    // No answer in 15 s is a failure to report, not a reason for a test (or a load loop's stop) to hang.
+    signal: AbortSignal.timeout(15_000),
   });
 }
 
