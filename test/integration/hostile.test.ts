@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect as tcp } from "node:net";
 import { start as startApi } from "../../src/entry/api.ts";
-import { post, prepare, seedProducts, testEnv } from "./harness.ts";
+import { bounded, post, prepare, seedProducts, testEnv } from "./harness.ts";
 
 // Hostile and odd input: every answer is a JSON error with the right status, never a 5xx, and the server
 // keeps serving.
@@ -19,8 +19,8 @@ describe("hostile input", () => {
     base = `http://127.0.0.1:${api.port}`;
   });
   afterAll(async () => {
-    await api.stop();
-    await ctx.db.close();
+    await bounded("api.stop", api.stop());
+    await bounded("ctx.db.close", ctx.db.close());
   });
 
   async function status(res: Response) {

@@ -4,7 +4,7 @@ import { createLogger } from "../../src/log.ts";
 import { createProducer, type ViewProducer } from "../../src/ingest/producer.ts";
 import { partitionOf } from "../../src/ingest/partition.ts";
 import { decodeViewEvents } from "../../src/domain/view.ts";
-import { post, prepare, readTopic, recreateTopic, seedProducts, testEnv, uniqueName, waitFor } from "./harness.ts";
+import { bounded, post, prepare, readTopic, recreateTopic, seedProducts, testEnv, uniqueName, waitFor } from "./harness.ts";
 import { loadConfig } from "../../src/config.ts";
 import { start as startApi } from "../../src/entry/api.ts";
 
@@ -18,8 +18,8 @@ describe("producer on the real broker", () => {
     producer = createProducer(ctx.config.kafka, ctx.config.producer, createLogger("error", "test"), new Registry());
   });
   afterAll(async () => {
-    await producer.close();
-    await ctx.db.close();
+    await bounded("producer.close", producer.close());
+    await bounded("ctx.db.close", ctx.db.close());
   });
 
   test("views produced with the project's producer are consumed back, each count once, keyed to their partition", async () => {
@@ -102,7 +102,7 @@ describe("producer on the real broker", () => {
       const inKafka = new Set((await readTopic(config, 1)).flatMap((m) => decodeViewEvents(m.payload)!.map((e) => e.product_id)));
       expect([...inKafka].sort()).toEqual([...singles].sort());
     } finally {
-      await p.close();
+      await bounded("p.close", p.close());
     }
   });
 
@@ -120,7 +120,7 @@ describe("producer on the real broker", () => {
       const messages = await readTopic(config, 1);
       for (const m of messages) expect(m.partition).toBe(partitionOf(product!, 3));
     } finally {
-      await api.stop();
+      await bounded("api.stop", api.stop());
     }
   });
 });

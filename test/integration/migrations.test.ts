@@ -4,6 +4,7 @@ import { connect, type Database } from "../../src/db/client.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { products, viewOffsets } from "../../src/db/schema.ts";
 import { loadConfig } from "../../src/config.ts";
+import { bounded } from "./harness.ts";
 
 async function schemaSnapshot(db: Database) {
   return db.sql`
@@ -19,14 +20,14 @@ describe("migrations", () => {
   beforeAll(async () => {
     const admin = connect(loadConfig().db, "test");
     await admin.sql.unsafe(`CREATE SCHEMA ${schema}`);
-    await admin.close();
+    await bounded("admin.close", admin.close());
     const url = new URL(loadConfig().db.url);
     url.searchParams.set("options", `-c search_path=${schema},public`);
     db = connect({ url: url.toString(), poolSize: 1 }, "test-migrations");
   });
   afterAll(async () => {
     await db.sql.unsafe(`DROP SCHEMA ${schema} CASCADE`);
-    await db.close();
+    await bounded("db.close", db.close());
   });
 
   test("applied twice, they leave the same schema and apply nothing the second time", async () => {

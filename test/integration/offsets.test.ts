@@ -30,7 +30,7 @@ describe("worker offsets against the log", () => {
   });
   afterAll(async () => {
     for (const p of producers) await bounded("producer.close", p.close());
-    await ctx.db.close();
+    await bounded("ctx.db.close", ctx.db.close());
   });
 
   test("Kafka's committed offset ahead of Postgres (e.g. Postgres restored from a backup): the worker seeks back and counts every view", async () => {

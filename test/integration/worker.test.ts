@@ -7,6 +7,7 @@ import { createProducer, type ViewProducer } from "../../src/ingest/producer.ts"
 import { encodeViewEvents } from "../../src/domain/view.ts";
 import { loadConfig } from "../../src/config.ts";
 import {
+  bounded,
   expectExactCounts, metric, prepare, publishViews, seedProducts, spawnService, testEnv, uniqueName, viewCounts, waitFor,
 } from "./harness.ts";
 
@@ -26,8 +27,8 @@ describe("worker on real Kafka and Postgres", () => {
   const withGroup = () => ({ ...env, KAFKA_GROUP_ID: uniqueName("workers-test") });
 
   afterAll(async () => {
-    await producer.close();
-    await ctx.db.close();
+    await bounded("producer.close", producer.close());
+    await bounded("ctx.db.close", ctx.db.close());
   });
 
   test("skewed traffic: every product grows by exactly its acknowledged views, with few row updates", async () => {
@@ -43,7 +44,7 @@ describe("worker on real Kafka and Postgres", () => {
       // Coalescing: hot products are updated once per flush, not once per view.
       expect(rows).toBeLessThan(views / 5);
     } finally {
-      await worker.stop();
+      await bounded("worker.stop", worker.stop());
     }
   });
 
@@ -69,7 +70,7 @@ describe("worker on real Kafka and Postgres", () => {
         (await metric(url, "worker_unknown_products_total")) >= 1,
       );
     } finally {
-      await worker.stop();
+      await bounded("worker.stop", worker.stop());
     }
   });
 

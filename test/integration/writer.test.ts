@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { flush, loadOffsets } from "../../src/worker/writer.ts";
 import { NO_OFFSET, type Batch } from "../../src/worker/coalescer.ts";
-import { prepare, seedProducts, testEnv, uniqueName, viewCounts } from "./harness.ts";
+import { bounded, prepare, seedProducts, testEnv, uniqueName, viewCounts } from "./harness.ts";
 
 // The writer alone against real Postgres: the fence, and sums across partitions.
 describe("flush writer", () => {
@@ -12,7 +12,7 @@ describe("flush writer", () => {
     ctx = await prepare(env);
     ids = await seedProducts(ctx.db, 3, "writer");
   });
-  afterAll(() => ctx.db.close());
+  afterAll(() => bounded("ctx.db.close", ctx.db.close()));
 
   const TOPIC_ID = "11111111-1111-4111-8111-111111111111";
   const slice = (partition: number, base: number, next: number, counts: Record<string, number>) => ({
