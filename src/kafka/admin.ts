@@ -6,26 +6,36 @@ import type { KafkaConfig } from "../config.ts";
  * Creates the views topic when it is missing; an existing topic is left as it is (its partition count is
  * reported, never changed: adding partitions would move products between partitions).
  * kafkajs does this one admin job; the data path uses librdkafka.
+ *
+ * Returns once every partition has a leader. A broker that just started (or a cluster whose data was wiped)
+ * accepts connections before its metadata is served: a new topic can be missing from metadata for a moment
+ * (UNKNOWN_TOPIC_OR_PARTITION). So each attempt uses a fresh client (kafkajs keeps stale cluster metadata)
+ * and the attempts go on until `timeoutMs`, the last error then named.
  */
-export async function ensureTopic(config: KafkaConfig, topic = config.topic, partitions = config.partitions) {
-  const kafka = new Kafka({
-    clientId: `${config.clientId}-admin`,
-    brokers: [...config.brokers],
-    logLevel: logLevel.NOTHING,
-    // ~10 s of retries at most: a start-up against a broker that is still coming up, never minutes.
-    retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 3000 },
-  });
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const created = await admin.createTopics({
-      waitForLeaders: true,
-      topics: [{ topic, numPartitions: partitions, replicationFactor: -1 }],
-    });
-    const meta = await admin.fetchTopicMetadata({ topics: [topic] });
-    return { created, partitions: meta.topics[0]?.partitions.length ?? 0 };
-  } finally {
-    await admin.disconnect();
+export async function ensureTopic(config: KafkaConfig, topic = config.topic, partitions = config.partitions, timeoutMs = 30_000) {
+  const deadline = performance.now() + timeoutMs;
+  let created = false;
+  for (let attempt = 0; ; attempt++) {
+    const admin = new Kafka({
+      clientId: `${config.clientId}-admin`,
+      brokers: [...config.brokers],
+      logLevel: logLevel.NOTHING,
+      requestTimeout: 5000,
+      retry: { retries: 0 },
+    }).admin();
+    try {
+      await admin.connect();
+      created = (await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: -1 }] })) || created;
+      const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+      const parts = meta.topics[0]?.partitions ?? [];
+      if (parts.length > 0 && parts.every((p) => p.leader >= 0)) return { created, partitions: parts.length };
+      throw new Error(`topic ${topic} has partitions without a leader`);
+    } catch (err) {
+      if (performance.now() + 500 > deadline) throw new Error(`topic ${topic} not ready after ${timeoutMs} ms`, { cause: err });
+      await Bun.sleep(Math.min(200 * 2 ** attempt, 2000));
+    } finally {
+      await Promise.race([admin.disconnect().catch(() => {}), Bun.sleep(2000)]);
+    }
   }
 }
 

@@ -159,7 +159,7 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
       await stack("start", "postgres");
       await worker.kill("SIGTERM");
       await api.kill("SIGTERM");
-      if (process.env.DEBUG_FAULTS) console.log(api.output());
+      if (process.env.DEBUG_FAULTS) console.log(api.output(), worker.output());
     }
   });
 

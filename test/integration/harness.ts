@@ -35,7 +35,7 @@ export async function prepare(env: Record<string, string>): Promise<{ config: Co
   const config = loadConfig(env);
   const db = connect(config.db, "product-views-test");
   await bounded("migrations", migrate(db.sql), 30_000);
-  await bounded(`topic ${config.kafka.topic}`, ensureTopic(config.kafka), 30_000);
+  await bounded(`topic ${config.kafka.topic}`, ensureTopic(config.kafka), 40_000);
   return { config, db };
 }
 
