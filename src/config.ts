@@ -36,6 +36,7 @@ export interface WorkerConfig {
   readonly groupId: string;
   readonly flushIntervalMs: number;
   readonly flushMaxProducts: number;
+  readonly flushTimeoutMs: number;
   readonly maxPendingProducts: number;
   readonly fetchBatchSize: number;
   readonly metricsPort: number;
@@ -156,6 +157,8 @@ export function loadConfig(env: Env = process.env): Config {
       groupId: r.str("KAFKA_GROUP_ID", "product-views-worker", TOPIC, "letters, digits, '.', '_' or '-'"),
       flushIntervalMs: r.int("FLUSH_INTERVAL_MS", 200, 5, 60_000),
       flushMaxProducts: r.int("FLUSH_MAX_PRODUCTS", 10_000, 1, 1_000_000),
+      // A flush not settled by then is abandoned and retried (safe: see worker/flusher.ts); also its statement_timeout.
+      flushTimeoutMs: r.int("FLUSH_TIMEOUT_MS", 15_000, 1000, 600_000),
       maxPendingProducts: r.int("MAX_PENDING_PRODUCTS", 200_000, 1, 10_000_000),
       fetchBatchSize: r.int("FETCH_BATCH_SIZE", 5000, 1, 100_000),
       metricsPort: r.int("WORKER_METRICS_PORT", 9464, 0, 65535),

@@ -13,8 +13,9 @@ import { flush, loadOffsets, sampleUnknown } from "../worker/writer.ts";
 export async function start(config: Config) {
   const root = createLogger(config.logLevel, "worker");
   const metrics = new Registry();
-  // Flushes may wait on row locks held by another worker: a longer statement timeout than the API's.
-  const database = connect({ ...config.db, poolSize: Math.min(config.db.poolSize, 4) }, "product-views-worker", 30_000);
+  // Flushes may wait on row locks held by another worker: a longer statement timeout than the API's, the same
+  // as the flusher's own deadline for a write.
+  const database = connect({ ...config.db, poolSize: Math.min(config.db.poolSize, 4) }, "product-views-worker", config.worker.flushTimeoutMs);
   await migrate(database.sql);
 
   const { kafka, worker } = config;

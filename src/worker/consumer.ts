@@ -387,6 +387,7 @@ export function startConsumer(
     },
     write,
     intervalMs: config.flushIntervalMs,
+    timeoutMs: config.flushTimeoutMs,
     log,
     onFailure(err, batch) {
       m.flushFailures.inc();

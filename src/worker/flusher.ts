@@ -3,7 +3,10 @@ import type { Batch, Coalescer } from "./coalescer.ts";
 
 // When to write: every `intervalMs`, sooner when woken (the pending map reached its size trigger), with
 // backoff after a failure. A failed batch is kept and retried as it is (same offsets, same counts), so a
-// retry after an unknown commit outcome is fenced by the stored offsets instead of counted twice.
+// retry after an unknown commit outcome is fenced by the stored offsets instead of counted twice. That is also
+// why a write that does not settle within `timeoutMs` may be abandoned and sent again: whichever of the two
+// reaches Postgres second finds the offsets moved. Without that bound one hung driver call would stop the
+// worker applying anything, silently.
 
 export type FlushOutcome = "ok" | "empty" | "failed";
 
@@ -23,6 +26,8 @@ export function startFlusher(opts: {
   take?: () => Batch | null;
   write(batch: Batch): Promise<void>;
   intervalMs: number;
+  /** A write that has not settled by then counts as failed (and is retried). */
+  timeoutMs: number;
   log: Logger;
   onFailure(err: unknown, batch: Batch): void;
 }): Flusher {
@@ -34,13 +39,23 @@ export function startFlusher(opts: {
     kept ??= opts.take ? opts.take() : opts.coalescer.take();
     const batch = kept;
     if (!batch) return "empty";
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await opts.write(batch);
+      const write = opts.write(batch);
+      write.catch(() => {}); // abandoned after the deadline: its late failure is nobody's to handle
+      await Promise.race([
+        write,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`flush did not settle within ${opts.timeoutMs} ms; retrying the same batch`)), opts.timeoutMs);
+        }),
+      ]);
       kept = null;
       return "ok";
     } catch (err) {
       opts.onFailure(err, batch);
       return "failed";
+    } finally {
+      clearTimeout(timer);
     }
   }
 

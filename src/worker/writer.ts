@@ -31,64 +31,90 @@ export async function loadOffsets(db: Db, topic: string, partitions: readonly nu
 }
 
 /**
- * One transaction: fence the partitions (row locks on their offsets), add the counts with a single
- * UPDATE ... FROM unnest(), store the new offsets, NOTIFY the API. Counts and offsets commit together or not
- * at all, so a crash at any point leaves Postgres either before or after the whole batch.
+ * One statement, so one implicit transaction: a compare-and-set of each partition's stored offset (applied only
+ * where it still equals the slice's base and belongs to the same topic id), the counts of exactly the
+ * partitions that passed, and a NOTIFY for the API. Counts and offsets commit together or not at all.
+ *
+ * Why not BEGIN ... COMMIT through the driver: postgres.js 3.4.9 can leave a transaction's promise pending
+ * forever when its connection drops mid-way (upstream issues 1186, 1215; seen here when Postgres restarts
+ * under load), and a callback that survives its connection could go on outside the transaction. A single
+ * statement has no client-side transaction state: it commits or it does not, and the caller may abandon it
+ * after a deadline and send the same batch again, because a batch applied once can never pass the CAS again.
+ * A concurrent flush of the same partition waits on the row lock, then re-reads the row (READ COMMITTED
+ * re-check) and finds the offset moved: fenced, not applied.
  */
 export async function flush(db: Db, topic: string, batch: Batch, topicId: string | null): Promise<FlushResult> {
-  return db.transaction(async (tx) => {
-    const partitions = batch.slices.map((s) => s.partition);
-    // Rows must exist to be locked; a concurrent first insert waits here and then wins or loses cleanly.
-    await tx.execute(sql`
-      INSERT INTO view_offsets (topic, partition, next_offset)
-      SELECT ${topic}, p, ${NO_OFFSET} FROM unnest(${sql.param(partitions)}::int[]) AS p
-      ON CONFLICT (topic, partition) DO NOTHING`);
-    const locked = await tx.execute<{ partition: number; next_offset: string; topic_id: string | null }>(sql`
-      SELECT partition, next_offset, topic_id FROM view_offsets
-      WHERE topic = ${topic} AND partition = ANY(${sql.param(partitions)}::int[])
-      ORDER BY partition FOR UPDATE`);
-    const stored = new Map(locked.map((r) => [Number(r.partition), Number(r.next_offset)]));
-    const ids = new Map(locked.map((r) => [Number(r.partition), r.topic_id]));
-
-    const fenced: FlushResult["fenced"] = [];
-    // One entry per product: UPDATE ... FROM applies only one joined row per target row, so an id listed
-    // twice (a product whose partition changed when partitions were added) would lose views.
-    const totals = new Map<string, number>();
-    const offsets: Array<[number, number]> = [];
-    let views = 0;
-    for (const slice of batch.slices) {
-      const current = stored.get(slice.partition) ?? NO_OFFSET;
-      const storedId = ids.get(slice.partition) ?? null;
-      // Offsets of another topic id are of another log: equal numbers there mean nothing.
-      if (current !== slice.base || (storedId !== null && topicId !== null && storedId !== topicId)) {
-        fenced.push({ partition: slice.partition, stored: current });
-        continue;
-      }
-      for (const [id, n] of slice.counts) totals.set(id, (totals.get(id) ?? 0) + n);
-      offsets.push([slice.partition, slice.next]);
-      views += slice.views;
+  const parts: number[] = [];
+  const bases: number[] = [];
+  const nexts: number[] = [];
+  const itemParts: number[] = [];
+  const itemIds: string[] = [];
+  const itemCounts: number[] = [];
+  for (const slice of batch.slices) {
+    parts.push(slice.partition);
+    bases.push(slice.base);
+    nexts.push(slice.next);
+    for (const [id, n] of slice.counts) {
+      itemParts.push(slice.partition);
+      itemIds.push(id);
+      itemCounts.push(n);
     }
-
-    let rowsUpdated = 0;
-    if (totals.size > 0) {
-      // Sorted ids: every worker locks product rows in the same order, so two flushes cannot deadlock.
-      const sortedIds = [...totals.keys()].sort();
-      const sortedCounts = sortedIds.map((id) => totals.get(id)!);
-      const res = await tx.execute(sql`
-        UPDATE products p SET view_count = p.view_count + v.n, updated_at = now()
-        FROM unnest(${sql.param(sortedIds)}::uuid[], ${sql.param(sortedCounts)}::bigint[]) AS v(id, n)
-        WHERE p.id = v.id`);
-      rowsUpdated = res.count;
-    }
-    if (offsets.length > 0) {
-      await tx.execute(sql`
-        UPDATE view_offsets o SET next_offset = v.next, topic_id = coalesce(${topicId}::uuid, o.topic_id), updated_at = now()
-        FROM unnest(${sql.param(offsets.map((o) => o[0]))}::int[], ${sql.param(offsets.map((o) => o[1]))}::bigint[]) AS v(partition, next)
-        WHERE o.topic = ${topic} AND o.partition = v.partition`);
-      await tx.execute(sql`SELECT pg_notify(${FLUSH_CHANNEL}, '')`);
-    }
-    return { rowsUpdated, unknownProducts: totals.size - rowsUpdated, fenced, views };
-  });
+  }
+  // Sums per product happen in SQL (GROUP BY): UPDATE ... FROM applies one joined row per target row, so a
+  // product listed in two slices (its partition changed when partitions were added) must arrive summed.
+  // Ids sorted: every worker locks product rows in the same order, so two flushes cannot deadlock.
+  const [row] = await db.execute<{ applied: number[]; rows: number; products: number }>(sql`
+    WITH s AS (
+      SELECT * FROM unnest(${sql.param(parts)}::int[], ${sql.param(bases)}::bigint[], ${sql.param(nexts)}::bigint[]) AS s(partition, base, next)
+    ),
+    cas AS (
+      UPDATE view_offsets o SET next_offset = s.next, topic_id = coalesce(${topicId}::uuid, o.topic_id), updated_at = now()
+      FROM s
+      WHERE o.topic = ${topic} AND o.partition = s.partition AND o.next_offset = s.base
+        AND (o.topic_id IS NULL OR ${topicId}::uuid IS NULL OR o.topic_id = ${topicId}::uuid)
+      RETURNING o.partition
+    ),
+    ins AS (
+      INSERT INTO view_offsets (topic, partition, next_offset, topic_id)
+      SELECT ${topic}, s.partition, s.next, ${topicId}::uuid FROM s
+      WHERE s.base = ${NO_OFFSET} AND NOT EXISTS (SELECT 1 FROM view_offsets o WHERE o.topic = ${topic} AND o.partition = s.partition)
+      ON CONFLICT (topic, partition) DO NOTHING
+      RETURNING partition
+    ),
+    moved AS (SELECT partition FROM cas UNION ALL SELECT partition FROM ins),
+    totals AS (
+      SELECT i.id, sum(i.n)::bigint AS n
+      FROM unnest(${sql.param(itemParts)}::int[], ${sql.param(itemIds)}::uuid[], ${sql.param(itemCounts)}::bigint[]) AS i(partition, id, n)
+      WHERE i.partition IN (SELECT partition FROM moved)
+      GROUP BY i.id
+      ORDER BY i.id
+    ),
+    upd AS (
+      UPDATE products p SET view_count = p.view_count + t.n, updated_at = now()
+      FROM totals t WHERE p.id = t.id
+      RETURNING 1
+    )
+    SELECT
+      (SELECT coalesce(array_agg(partition), '{}') FROM moved) AS applied,
+      (SELECT count(*) FROM upd)::int AS rows,
+      (SELECT count(*) FROM totals)::int AS products,
+      (SELECT pg_notify(${FLUSH_CHANNEL}, '') FROM (SELECT 1 FROM moved LIMIT 1) AS x) AS notified`);
+  const applied = new Set((row!.applied ?? []).map(Number));
+  const rowsUpdated = Number(row!.rows);
+  let views = 0;
+  const fencedParts: number[] = [];
+  for (const slice of batch.slices) {
+    if (applied.has(slice.partition)) views += slice.views;
+    else fencedParts.push(slice.partition);
+  }
+  const fenced: FlushResult["fenced"] = [];
+  if (fencedParts.length > 0) {
+    // Read after the statement: the offsets as the worker that moved them committed them.
+    const now = await loadOffsets(db, topic, fencedParts);
+    for (const p of fencedParts) fenced.push({ partition: p, stored: now.get(p)?.next ?? NO_OFFSET });
+  }
+  const products = Number(row!.products);
+  return { rowsUpdated, unknownProducts: products - rowsUpdated, fenced, views };
 }
 
 /** A few of the ids that match no product, for a rate-limited log line. */
@@ -107,12 +133,9 @@ export async function sampleUnknown(db: Db, ids: readonly string[], limit = 5): 
 export async function rebaseOffsets(db: Db, topic: string, next: ReadonlyMap<number, number>, topicId: string | null): Promise<void> {
   if (next.size === 0) return;
   const partitions = [...next.keys()];
-  await db.transaction(async (tx) => {
-    await tx.execute(sql`
-      SELECT 1 FROM view_offsets WHERE topic = ${topic} AND partition = ANY(${sql.param(partitions)}::int[]) FOR UPDATE`);
-    await tx.execute(sql`
-      UPDATE view_offsets o SET next_offset = v.next, topic_id = ${topicId}::uuid, updated_at = now()
-      FROM unnest(${sql.param(partitions)}::int[], ${sql.param(partitions.map((p) => next.get(p)!))}::bigint[]) AS v(partition, next)
-      WHERE o.topic = ${topic} AND o.partition = v.partition`);
-  });
+  // One UPDATE: it takes the rows' locks itself, and its commit moves the offsets a zombie slice's CAS needs.
+  await db.execute(sql`
+    UPDATE view_offsets o SET next_offset = v.next, topic_id = ${topicId}::uuid, updated_at = now()
+    FROM unnest(${sql.param(partitions)}::int[], ${sql.param(partitions.map((p) => next.get(p)!))}::bigint[]) AS v(partition, next)
+    WHERE o.topic = ${topic} AND o.partition = v.partition`);
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { flush, loadOffsets } from "../../src/worker/writer.ts";
 import { NO_OFFSET, type Batch } from "../../src/worker/coalescer.ts";
-import { bounded, prepare, seedProducts, testEnv, uniqueName, viewCounts } from "./harness.ts";
+import { bounded, prepare, seedProducts, testEnv, uniqueName, viewCounts, waitFor } from "./harness.ts";
 
 // The writer alone against real Postgres: the fence, and sums across partitions.
 describe("flush writer", () => {
@@ -56,5 +56,52 @@ describe("flush writer", () => {
     const other = await flush(ctx.db.db, topic, { slices: [slice(0, 10, 12, { [ids[0]!]: 2 })], products: 1, views: 2 }, "22222222-2222-4222-8222-222222222222");
     expect(other.fenced).toEqual([{ partition: 0, stored: 10 }]);
     expect((await viewCounts(ctx.db, ids)).get(ids[0]!)! - before.get(ids[0]!)!).toBe(1);
+  });
+
+  test("the same batch flushed twice at once (an abandoned write and its retry) is applied once", async () => {
+    const topic = uniqueName("writer");
+    const before = await viewCounts(ctx.db, ids);
+    await flush(ctx.db.db, topic, { slices: [slice(0, NO_OFFSET, 4, { [ids[0]!]: 1 })], products: 1, views: 1 }, TOPIC_ID);
+    const batch: Batch = { slices: [slice(0, 4, 9, { [ids[0]!]: 5 }), slice(1, NO_OFFSET, 2, { [ids[1]!]: 2 })], products: 2, views: 7 };
+    const results = await Promise.all([1, 2, 3].map(() => flush(ctx.db.db, topic, batch, TOPIC_ID)));
+    // Each partition applied by exactly one of the three, the others fenced at the offset it stored.
+    for (const p of [0, 1]) {
+      expect(results.filter((r) => !r.fenced.some((f) => f.partition === p))).toHaveLength(1);
+    }
+    expect(results.reduce((n, r) => n + r.views, 0)).toBe(7);
+    const after = await viewCounts(ctx.db, ids);
+    expect(after.get(ids[0]!)! - before.get(ids[0]!)!).toBe(6);
+    expect(after.get(ids[1]!)! - before.get(ids[1]!)!).toBe(2);
+    expect(await loadOffsets(ctx.db.db, topic, [0, 1])).toEqual(new Map([[0, { next: 9, topicId: TOPIC_ID }], [1, { next: 2, topicId: TOPIC_ID }]]));
+  });
+
+  test("a flush whose backend is terminated mid-way applies nothing; sent again, it applies once", async () => {
+    const topic = uniqueName("writer");
+    const before = await viewCounts(ctx.db, ids);
+    await flush(ctx.db.db, topic, { slices: [slice(0, NO_OFFSET, 1, { [ids[2]!]: 1 })], products: 1, views: 1 }, TOPIC_ID);
+    const batch: Batch = { slices: [slice(0, 1, 3, { [ids[2]!]: 10 })], products: 1, views: 10 };
+    // Another session holds the offset row, so the flush is parked inside its statement when it is killed.
+    const release = Promise.withResolvers<void>();
+    const locked = Promise.withResolvers<void>();
+    const holder = ctx.db.sql.begin(async (tx) => {
+      await tx`SELECT 1 FROM view_offsets WHERE topic = ${topic} AND partition = 0 FOR UPDATE`;
+      locked.resolve();
+      await release.promise;
+    });
+    await locked.promise;
+    const attempt = flush(ctx.db.db, topic, batch, TOPIC_ID);
+    attempt.catch(() => {});
+    await waitFor("the flush waiting on the row lock", async () => {
+      const [r] = await ctx.db.sql<{ pid: number }[]>`
+        SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%view_offsets%' AND query LIKE '%unnest%'`;
+      return r ? ctx.db.sql`SELECT pg_terminate_backend(${r.pid})` : undefined;
+    }, 20_000, 20);
+    expect(await bounded("the killed flush", attempt.then(() => "applied", () => "rejected"), 20_000)).toBe("rejected");
+    release.resolve();
+    await bounded("lock holder", holder);
+    expect((await viewCounts(ctx.db, ids)).get(ids[2]!)! - before.get(ids[2]!)!).toBe(1);
+    expect((await flush(ctx.db.db, topic, batch, TOPIC_ID)).views).toBe(10);
+    expect((await flush(ctx.db.db, topic, batch, TOPIC_ID)).fenced).toEqual([{ partition: 0, stored: 3 }]);
+    expect((await viewCounts(ctx.db, ids)).get(ids[2]!)! - before.get(ids[2]!)!).toBe(11);
   });
 });

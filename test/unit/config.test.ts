@@ -50,6 +50,7 @@ describe("config", () => {
     ["HTTP_IDLE_TIMEOUT_S", "0"],
     ["FLUSH_INTERVAL_MS", "0"],
     ["FLUSH_MAX_PRODUCTS", "x"],
+    ["FLUSH_TIMEOUT_MS", "10"],
     ["MAX_PENDING_PRODUCTS", "5"],
     ["FETCH_BATCH_SIZE", "0"],
     ["WORKER_METRICS_PORT", "-5"],
