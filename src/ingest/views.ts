@@ -11,7 +11,16 @@ export interface ViewRecorder {
 export function createViewRecorder(catalog: Catalog, producer: ViewProducer): ViewRecorder {
   return {
     async record(events) {
-      const unknown = await catalog.unknown(events.map((e) => e.product_id));
+      let unknown: string[];
+      try {
+        unknown = await catalog.unknown(events.map((e) => e.product_id));
+      } catch (err) {
+        // Refused before anything reached Kafka: every 503 of a view endpoint says whether it may be written.
+        if (err instanceof AppError && err.code === "database_unavailable") {
+          throw new AppError(err.code, err.message, { retryable: true, cause: err.cause, details: { ...err.details, written: "no" } });
+        }
+        throw err;
+      }
       if (unknown.length > 0) {
         // No event is produced for a request that names an unknown product, not even for its known ones.
         throw new AppError(

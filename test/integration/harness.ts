@@ -106,8 +106,19 @@ export interface Child {
   port: number;
   url: string;
   output(): string;
-  kill(signal?: NodeJS.Signals | number): Promise<number>;
+  kill(signal?: NodeJS.Signals | number, graceMs?: number): Promise<number>;
 }
+
+// Every child still running when the test process exits is killed: a failed or timed-out test must not leave
+// an API or a worker behind (holding ports, consuming the topic, taking CPU from the next run).
+const live = new Set<{ kill(signal?: number | NodeJS.Signals): void }>();
+process.on("exit", () => {
+  for (const p of live) {
+    try {
+      p.kill("SIGKILL");
+    } catch {}
+  }
+});
 
 /** `bun src/main.ts api|worker` as a child process, ready when its HTTP port answers /health. */
 export async function spawnService(kind: "api" | "worker", env: Record<string, string>): Promise<Child> {
@@ -119,6 +130,8 @@ export async function spawnService(kind: "api" | "worker", env: Record<string, s
     stdout: "pipe",
     stderr: "pipe",
   });
+  live.add(proc);
+  void proc.exited.then(() => live.delete(proc));
   for (const stream of [proc.stdout, proc.stderr]) {
     void (async () => {
       for await (const chunk of stream as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
@@ -134,8 +147,13 @@ export async function spawnService(kind: "api" | "worker", env: Record<string, s
     port,
     url,
     output: () => log,
-    async kill(signal = "SIGKILL") {
+    /** Bounded: a child that has not exited `graceMs` after a gentle signal is killed with SIGKILL. */
+    async kill(signal = "SIGKILL", graceMs = 20_000) {
       proc.kill(signal);
+      const code = await Promise.race([proc.exited, Bun.sleep(graceMs).then(() => null)]);
+      if (code !== null) return code;
+      console.error(`${kind} (pid ${proc.pid}) did not exit ${graceMs} ms after ${signal}; killing it. Its output:\n${log.slice(-4000)}`);
+      proc.kill("SIGKILL");
       return proc.exited;
     },
   };
