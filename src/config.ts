@@ -13,6 +13,8 @@ export interface HttpConfig {
   readonly workers: number;
   readonly topRefreshMs: number;
   readonly idleTimeoutS: number;
+  /** Origins whose pages may call the view and read routes: "*" (any) or an exact list. */
+  readonly corsOrigins: "*" | readonly string[];
 }
 
 export interface KafkaConfig {
@@ -102,6 +104,7 @@ function reader(env: Env, problems: string[]) {
 
 const BROKER = /^[A-Za-z0-9.\-_]+:\d{1,5}$/;
 const TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
+const ORIGIN = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$|^https?:\/\/\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
 
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
@@ -126,6 +129,18 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push("ADMIN_TOKEN must be at least 16 characters when set");
   }
 
+  // "*" or a comma-separated list of exact origins (scheme://host[:port], as browsers send them).
+  const corsRaw = r.str("CORS_ORIGINS", "*");
+  let corsOrigins: "*" | string[] = "*";
+  if (corsRaw !== "*") {
+    corsOrigins = corsRaw.split(",").map((o) => o.trim()).filter(Boolean);
+    const bad = corsOrigins.filter((o) => !ORIGIN.test(o));
+    if (corsOrigins.length === 0 || bad.length > 0) {
+      problems.push(`CORS_ORIGINS=${JSON.stringify(corsRaw)} must be "*" or a comma-separated list of origins like https://shop.example (bad: ${bad.join(", ") || "empty"})`);
+    }
+    corsOrigins = corsOrigins.map((o) => o.toLowerCase());
+  }
+
   const config: Config = {
     http: {
       port: r.int("PORT", 8080, 0, 65535),
@@ -137,6 +152,7 @@ export function loadConfig(env: Env = process.env): Config {
       workers: r.int("API_WORKERS", 1, 1, 64),
       topRefreshMs: r.int("TOP_REFRESH_MS", 1000, 50, 60_000),
       idleTimeoutS: r.int("HTTP_IDLE_TIMEOUT_S", 10, 1, 255),
+      corsOrigins,
     },
     kafka: {
       brokers,

@@ -8,6 +8,7 @@ import type { Registry } from "../metrics.ts";
 import { BatchViewRequest, coalesceBatch, Uuid, ViewRequest, type ViewEvent } from "../domain/view.ts";
 import { CreateProductRequest, normaliseNewProduct, parseTopLimit, Product, type NewProduct } from "../domain/product.ts";
 import { readJsonBody } from "./body.ts";
+import { createCorsPolicy } from "./cors.ts";
 import { errorResponse } from "./errors.ts";
 import { describeValidationError } from "./validation.ts";
 import { docs, openApiDocument, RAW_SPEC } from "./docs.ts";
@@ -65,14 +66,35 @@ export function createApp(deps: ApiDeps) {
 
   const unauthorizedHeaders = { "www-authenticate": 'Bearer realm="product-views"' };
 
+  const cors = createCorsPolicy(http.corsOrigins);
+
   let spec: Record<string, unknown> | null = null;
   const app = new Elysia()
-    .onRequest(({ request }) => {
+    .onRequest(({ request, set }) => {
       started.set(request, performance.now());
+      const origin = request.headers.get("origin");
+      if (origin === null && request.method !== "OPTIONS") return;
+      const path = pathOf(request.url);
+      if (request.method === "OPTIONS") {
+        const pre = cors.preflight(origin, path);
+        if (pre === null) return; // not a cross-origin route: 405 with Allow, as for any other method
+        if (!pre.allowed) {
+          set.status = 403;
+          return errorResponse(new AppError("forbidden", `origin ${origin} may not call this route (CORS_ORIGINS)`), log, pre.headers);
+        }
+        set.status = 204;
+        return new Response(null, { status: 204, headers: pre.headers });
+      }
+      // Errors carry them too, so a page can read a 400 or a 503 and its Retry-After.
+      const h = cors.headers(origin, path);
+      if (h) Object.assign(set.headers, h);
     })
-    .onParse(({ request }) =>
-      readJsonBody(request, request.url.includes("/products/views") ? http.batchBodyLimitBytes : http.bodyLimitBytes),
-    )
+    .onParse(({ request }) => {
+      const batch = request.url.includes("/products/views");
+      // Beacons (navigator.sendBeacon with a string) and no-preflight fetches send text/plain: same JSON inside.
+      const views = batch || request.url.includes("/products/view");
+      return readJsonBody(request, batch ? http.batchBodyLimitBytes : http.bodyLimitBytes, { textPlain: views });
+    })
     .onAfterResponse(({ request, route, set }) => {
       const t0 = started.get(request);
       if (t0 === undefined) return;
@@ -266,6 +288,14 @@ export function createApp(deps: ApiDeps) {
       { detail: { hide: true } },
     );
   return app;
+}
+
+/** The path of a request URL without building a URL object (hot path). */
+function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const q = url.indexOf("?", start);
+  return q < 0 ? url.slice(start) : url.slice(start, q);
 }
 
 function timingSafeEqual(a: string, b: string): boolean {

@@ -3,11 +3,12 @@ import { AppError } from "../errors.ts";
 // Bodies are read here, not by Bun's parser, so the size limit holds for chunked bodies too and every
 // refusal is a JSON error: Bun's own 413 has an empty body and never reaches onError.
 
-export async function readJsonBody(request: Request, limit: number): Promise<unknown> {
+export async function readJsonBody(request: Request, limit: number, opts: { textPlain?: boolean } = {}): Promise<unknown> {
   const type = request.headers.get("content-type") ?? "";
   const mediaType = type.split(";")[0]!.trim().toLowerCase();
-  if (mediaType !== "application/json" && !/^application\/[a-z0-9.+-]+\+json$/.test(mediaType)) {
-    throw new AppError("unsupported_media_type", "content-type must be application/json");
+  const json = mediaType === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(mediaType);
+  if (!json && !(opts.textPlain && mediaType === "text/plain")) {
+    throw new AppError("unsupported_media_type", opts.textPlain ? "content-type must be application/json or text/plain (JSON text)" : "content-type must be application/json");
   }
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);

@@ -42,17 +42,20 @@ function walk(node: Json, fix: (o: Record<string, Json>) => void): Json {
 }
 
 /**
- * The plugin's document, made exact for this API: every body is JSON only (the plugin also lists multipart
- * and text/plain, which the API refuses with 415), JSON Schema `const` becomes OpenAPI 3.0 `enum`, every
+ * The plugin's document, made exact for this API: every body is JSON (the plugin also lists multipart and
+ * text/plain; only the view routes take text/plain, as JSON text for beacons), JSON Schema `const` becomes OpenAPI 3.0 `enum`, every
  * response has a description, and the bearer requirement is only declared when ADMIN_TOKEN is set.
  */
 export function openApiDocument(raw: Record<string, Json>, adminTokenSet: boolean): Record<string, Json> {
   const spec = structuredClone(raw) as { paths: Record<string, Record<string, Record<string, Json>>> } & Record<string, Json>;
-  for (const ops of Object.values(spec.paths)) {
+  for (const [path, ops] of Object.entries(spec.paths)) {
+    // The view routes also read text/plain bodies holding the same JSON (beacons, preflight-free fetches).
+    const beacon = path.endsWith("/products/view") || path.endsWith("/products/views");
     for (const op of Object.values(ops)) {
       const body = op.requestBody as { content?: Record<string, Json>; required?: boolean } | undefined;
       if (body?.content?.["application/json"]) {
-        body.content = { "application/json": body.content["application/json"] };
+        const json = body.content["application/json"];
+        body.content = beacon ? { "application/json": json, "text/plain": json } : { "application/json": json };
         body.required = true;
       }
       for (const [status, res] of Object.entries((op.responses ?? {}) as Record<string, Record<string, Json>>)) {

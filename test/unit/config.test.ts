@@ -48,6 +48,8 @@ describe("config", () => {
     ["API_WORKERS", "0"],
     ["TOP_REFRESH_MS", "1"],
     ["HTTP_IDLE_TIMEOUT_S", "0"],
+    ["CORS_ORIGINS", "shop.example"],
+    ["CORS_ORIGINS", "https://shop.example/path"],
     ["FLUSH_INTERVAL_MS", "0"],
     ["FLUSH_MAX_PRODUCTS", "x"],
     ["FLUSH_TIMEOUT_MS", "10"],
