@@ -10,6 +10,7 @@
 #   scripts/stack.sh start|stop kafka|postgres|api|worker   one component (used by the fault tests)
 #   scripts/stack.sh kill kafka|postgres    SIGKILL, no clean shutdown (fault tests)
 #   scripts/stack.sh wipe kafka             stop Kafka and delete its data: every topic and offset is gone
+#   scripts/stack.sh browser   Chromium for the browser tests (Debian package, as root), or a note that they skip
 #
 # DATABASE_URL / KAFKA_BROKERS pointing at reachable servers make it use those and start none of its own.
 set -euo pipefail
@@ -307,6 +308,11 @@ case "$cmd" in
     log "ready: API http://127.0.0.1:$PORT (Swagger UI at /swagger), logs in $LOGS, stop with: make down"
     ;;
   infra) infra; status ;;
+  browser) # Chromium for the browser tests; where it cannot be installed they are skipped, not failed
+    if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :
+    elif is_root && command -v apt-get >/dev/null; then
+      ( apt_install chromium ) || log "chromium could not be installed; the browser tests will be skipped"
+    else log "no chromium and no way to install it (needs root + apt-get); the browser tests will be skipped"; fi ;;
   env) ensure_bun >/dev/null 2>&1 || true; print_env ;;
   down)
     stop_pidfile api 30
@@ -352,5 +358,5 @@ case "$cmd" in
       api|worker) stop_pidfile "$2" 30 ;;
       *) die "usage: $0 stop kafka|postgres|api|worker" ;;
     esac ;;
-  *) die "usage: $0 up|infra|down|status|env|restart-app|start <c>|stop <c>" ;;
+  *) die "usage: $0 up|infra|down|status|env|browser|restart-app|start <c>|stop <c>|kill <c>|wipe kafka" ;;
 esac

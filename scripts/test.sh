@@ -8,6 +8,7 @@ cd "$ROOT"
 external="${DATABASE_URL:-}${KAFKA_BROKERS:-}"
 [ -n "${DATABASE_URL:-}" ] || export PG_DB="${PG_DB:-product_views_test}"
 bash scripts/stack.sh infra || exit 1
+bash scripts/stack.sh browser
 eval "$(bash scripts/stack.sh env)"
 # Fault tests stop and start Kafka and Postgres; only allowed on servers this project started.
 if [ -z "$external" ]; then export PV_MANAGED_STACK=1; fi
