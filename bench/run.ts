@@ -4,7 +4,7 @@
 //
 //   bun bench/run.ts [all|baseline|ingest|batch|top|mixed|soak]
 import postgres from "postgres";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const ROOT = join(import.meta.dir, "..");
@@ -32,16 +32,65 @@ function pidOf(name: string): number | null {
 }
 
 interface ProcSample { rssMB: number; cpuTicks: number }
+/** /proc/<pid>/stat fields after the command: [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime. */
+function statOf(pid: number): string[] | null {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  } catch {
+    return null;
+  }
+}
+/**
+ * CPU ticks of a process and all its descendants: its own, those of children it reaped (cutime/cstime: Postgres
+ * backends that exited), and those of the live ones. Differences of two samples are the tree's CPU between them.
+ */
+function treeTicks(root: number): number {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync("/proc")) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    const st = statOf(pid);
+    if (st) (children.get(Number(st[1])) ?? children.set(Number(st[1]), []).get(Number(st[1]))!).push(pid);
+  }
+  let ticks = 0;
+  const stack = [root];
+  while (stack.length) {
+    const pid = stack.pop()!;
+    const st = statOf(pid);
+    if (st) ticks += Number(st[11]) + Number(st[12]) + Number(st[13]) + Number(st[14]);
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return ticks;
+}
 function sampleProc(pid: number | null): ProcSample | null {
   if (!pid) return null;
   try {
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return { rssMB: rss, cpuTicks: Number(stat[11]) + Number(stat[12]) };
+    return { rssMB: rss, cpuTicks: treeTicks(pid) };
   } catch {
     return null;
   }
+}
+/** The postmaster's pid (first line of postmaster.pid in the stack's data folder). */
+function postgresPid(): number | null {
+  for (const dir of [join(ROOT, ".data", "pg"), join(process.env.PV_DATA_DIR ?? "", "pg")]) {
+    try {
+      return Number(readFileSync(join(dir, "postmaster.pid"), "utf8").split("\n")[0]);
+    } catch {}
+  }
+  return null;
+}
+/** CPU time per accepted view, in microseconds, for each monitored process tree. */
+function cpuPerView(processes: Record<string, { cpuSeconds: number }>, views: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let total = 0;
+  for (const [k, p] of Object.entries(processes)) {
+    out[k] = views > 0 ? Math.round((p.cpuSeconds / views) * 1e6) : 0;
+    total += out[k]!;
+  }
+  out.total = total;
+  return out;
 }
 
 /** Samples RSS and CPU of the named processes every 500 ms until stopped. */
@@ -62,13 +111,14 @@ function monitor(pids: Record<string, number | null>) {
   return () => {
     clearInterval(timer);
     const secs = (performance.now() - t0) / 1000;
-    const out: Record<string, { peakRssMB: number; cpuCores: number; rssSeries: number[] }> = {};
+    const out: Record<string, { peakRssMB: number; cpuCores: number; cpuSeconds: number; rssSeries: number[] }> = {};
     for (const [k, pid] of Object.entries(pids)) {
       const a = first[k];
       const b = sampleProc(pid);
       out[k] = {
         peakRssMB: Math.round(peak[k] ?? b?.rssMB ?? 0),
         cpuCores: a && b ? Number(((b.cpuTicks - a.cpuTicks) / 100 / secs).toFixed(2)) : 0,
+        cpuSeconds: a && b ? (b.cpuTicks - a.cpuTicks) / 100 : 0,
         rssSeries: series[k] ?? [],
       };
     }
@@ -183,14 +233,17 @@ async function ingestStep(scenario: string, rate: number, duration = STEP, extra
   const before = await totalViews();
   const rowsBefore = await metric(WORKER, "worker_rows_updated_total");
   const viewsBefore = await metric(WORKER, "worker_views_applied_total");
-  const stop = monitor({ api: pidOf("api"), worker: pidOf("worker") });
+  const stop = monitor({ api: pidOf("api"), kafka: pidOf("kafka"), worker: pidOf("worker"), postgres: postgresPid() });
   const r = await k6(scenario, API, rate, duration, extra);
-  const proc = stop();
+  // The worker and Postgres finish the step's views after k6 stops: their CPU is read once the counts are in.
   const acc = await account(before, r.acceptedViews, rowsBefore, viewsBefore);
-  const line = { ...r, accounting: acc, processes: proc };
+  const proc = stop();
+  const perView = cpuPerView(proc, r.acceptedViews);
+  const line = { ...r, accounting: acc, processes: proc, cpuPerViewUs: perView };
   log(`${scenario} @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} failed=${(r.failedRate * 100).toFixed(3)}% dropped=${r.dropped} ` +
     `accounting=${acc.exact ? "exact" : `LOST ${acc.lost} DOUBLED ${acc.doubled}`} complete+${acc.completeAfterLastResponseMs}ms rows/view=${acc.rowsUpdatedPerView} ` +
-    `rss api=${proc.api?.peakRssMB}MB worker=${proc.worker?.peakRssMB}MB cpu api=${proc.api?.cpuCores} worker=${proc.worker?.cpuCores}`);
+    `rss api=${proc.api?.peakRssMB}MB worker=${proc.worker?.peakRssMB}MB cpu api=${proc.api?.cpuCores} worker=${proc.worker?.cpuCores} ` +
+    `cpu/view µs api=${perView.api} kafka=${perView.kafka} worker=${perView.worker} postgres=${perView.postgres} total=${perView.total}`);
   return line;
 }
 
@@ -297,8 +350,9 @@ async function main() {
           const stop = monitor({ baseline: baselineProc.pid });
           const r = await k6("view", BASELINE, rate, STEP);
           const p = stop();
-          log(`baseline @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} dropped=${r.dropped} cpu=${p.baseline?.cpuCores}`);
-          return { ...r, processes: p };
+          const perView = cpuPerView(p, r.acceptedViews);
+          log(`baseline @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} dropped=${r.dropped} cpu=${p.baseline?.cpuCores} cpu/request µs=${perView.baseline}`);
+          return { ...r, processes: p, cpuPerViewUs: perView };
         });
         baselineBest = b.best?.rate ?? 0;
         result.baseline = b;
