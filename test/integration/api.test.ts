@@ -107,8 +107,9 @@ describe("HTTP API on real Kafka and Postgres", () => {
     await expectError(await post(`${url}/api/v1/products/view`, ""), 400, "invalid_json");
   });
 
-  test("a non-JSON content type is 415", async () => {
-    await expectError(await post(`${url}/api/v1/products/view`, "{}", { "content-type": "text/plain" }), 415, "unsupported_media_type");
+  test("a content type other than JSON (or text/plain JSON on the view routes) is 415", async () => {
+    await expectError(await post(`${url}/api/v1/products/view`, "{}", { "content-type": "text/html" }), 415, "unsupported_media_type");
+    await expectError(await post(`${url}/api/v1/products`, JSON.stringify({ name: "x" }), { "content-type": "text/plain", authorization: `Bearer ${ADMIN}` }), 415, "unsupported_media_type");
   });
 
   test("a body over the limit is 413, declared or chunked", async () => {
