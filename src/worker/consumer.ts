@@ -1,14 +1,14 @@
 import type { KafkaEvent, Message, OffsetModel } from "kafka-crab-js";
 import type { KafkaConfig, WorkerConfig } from "../config.ts";
 import { decodeViewEvents } from "../domain/view.ts";
-import type { Watermarks } from "../kafka/admin.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { createCoalescer, type AddResult, type Batch } from "./coalescer.ts";
 import { backoff, startFlusher } from "./flusher.ts";
 import { createGapTracker } from "./gaps.ts";
-import { offsetProblem, type OffsetProblem } from "./offset-check.ts";
-import type { FlushResult, StoredOffset } from "./writer.ts";
+import type { OffsetProblem } from "./offset-check.ts";
+import { createOffsetGuard, type OffsetStore } from "./offset-guard.ts";
+import type { FlushResult } from "./writer.ts";
 
 // The worker's loop: fetch a batch of messages, coalesce them in memory, and let the flusher persist what
 // has accumulated. Exactly-once effect: Postgres holds counts and offsets together; Kafka's committed offset
@@ -28,13 +28,9 @@ export interface Source {
 }
 
 /** What it needs of Postgres (writer.ts) and of the topic's log (kafka/admin.ts). */
-export interface Store {
-  loadOffsets(partitions: readonly number[]): Promise<Map<number, StoredOffset>>;
+export interface Store extends OffsetStore {
   flush(batch: Batch, topicId: string | null): Promise<FlushResult>;
   sampleUnknown(ids: readonly string[]): Promise<string[]>;
-  watermarks(): Promise<Map<number, Watermarks>>;
-  /** The topic's id now (null: the topic does not exist); rejects when Kafka cannot be asked. */
-  topicId(): Promise<string | null>;
 }
 
 export interface ViewConsumer {
@@ -48,14 +44,7 @@ export interface ViewConsumer {
 }
 
 const SUBSCRIBE_ATTEMPTS = 8;
-const PROBLEM_TEXT = {
-  topic_changed: "stored offsets belong to another topic id: the topic was recreated or Kafka's data wiped",
-  log_reset: "stored offset is beyond the log end: the topic was recreated or Kafka's data wiped",
-  log_truncated: "stored offset is below the log start: messages were deleted before they were counted",
-} as const;
-const HELD_RECHECK_MS = 3000;
 const TOPIC_CHECK_MS = 5000;
-const RESET_CHECK_MS = 2000;
 
 export function startConsumer(
   kafka: KafkaConfig,
@@ -82,11 +71,9 @@ export function startConsumer(
     replaced: metrics.counter("worker_consumer_replaced_total", "Kafka consumers replaced because the topic's id changed under them"),
     rebalances: metrics.counter("worker_rebalance_events_total", "Rebalance callbacks, by event and action (assign / revoke)"),
     seeks: metrics.counter("worker_gap_seeks_total", "Seeks back to the next uncounted offset after a gap in the fetched offsets"),
-    problems: metrics.gauge("worker_offset_problem", "1 while a partition is held: offsets stored for another topic id (topic_changed), beyond the log end (log_reset) or below its start (log_truncated)"),
   };
   metrics.gauge("worker_pending_products", "Distinct products waiting for the next flush", () => coalescer.size());
   metrics.gauge("worker_paused", "1 while fetching is paused for a flush backlog", () => (paused ? 1 : 0));
-  metrics.gauge("worker_held_partitions", "Partitions not applied until their offsets are re-based", () => held.size);
   metrics.gauge("worker_coalescing_ratio", "Views applied per row updated (higher is cheaper)", () => {
     const rows = m.rows.get();
     return rows === 0 ? 0 : m.views.get() / rows;
@@ -94,7 +81,7 @@ export function startConsumer(
 
   const coalescer = createCoalescer();
   const gaps = createGapTracker();
-  const held = new Map<number, OffsetProblem>();
+  const guard = createOffsetGuard(store, coalescer, forget, log, metrics);
   const committed = new Map<number, number>();
   const readyDeferred = Promise.withResolvers<void>();
   const crashedDeferred = Promise.withResolvers<never>();
@@ -102,10 +89,6 @@ export function startConsumer(
   let stopping = false;
   let paused = false;
   let lastUnknownLog = 0;
-  let lastResetCheck = 0;
-  let lastHeldCheck = 0;
-  // The topic id the loaded bases were checked against; flushes record it with the offsets.
-  let topicId: string | null = null;
 
   function forget(partition: number) {
     coalescer.drop(partition);
@@ -130,74 +113,6 @@ export function startConsumer(
   // Each batch is written with the topic id its bases were checked against, even if the topic changes meanwhile.
   const batchTopic = new WeakMap<Batch, string | null>();
   let lastTopicCheck = performance.now();
-
-  function hold(problem: OffsetProblem) {
-    forget(problem.partition);
-    if (!held.has(problem.partition)) {
-      m.problems.set(1, { partition: problem.partition, kind: problem.kind });
-      log.error(problem, `${PROBLEM_TEXT[problem.kind]}; partition held until its offsets are re-based (bun src/main.ts rebase-offsets)`);
-    }
-    held.set(problem.partition, problem);
-  }
-
-  function release(partition: number, stored: number) {
-    const p = held.get(partition);
-    if (!p) return;
-    held.delete(partition);
-    m.problems.set(0, { partition, kind: p.kind });
-    log.info({ partition, stored }, "stored offset fits the log again; partition released");
-  }
-
-  async function watermarksOrNone(): Promise<Map<number, Watermarks> | null> {
-    try {
-      return await store.watermarks();
-    } catch (err) {
-      log.debug({ err }, "cannot read the log's watermarks; offsets not checked this time");
-      return null;
-    }
-  }
-
-  /**
-   * Loads the stored offsets of partitions seen for the first time (or again after a rebalance or a hold),
-   * checked against the topic's id as Kafka gives it now: no base is set until that check could be made.
-   */
-  async function ensureBases(partitions: number[]) {
-    if (partitions.length === 0) return;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const stored = await store.loadOffsets(partitions);
-        const anyStored = [...stored.values()].some((o) => o.next >= 0);
-        const [id, marks] = await Promise.all([store.topicId(), anyStored ? watermarksOrNone() : null]);
-        topicId = id;
-        for (const [p, s] of stored) {
-          if (coalescer.hasBase(p)) continue;
-          const problem = offsetProblem(p, s, id, marks?.get(p));
-          if (problem) {
-            hold(problem);
-            continue;
-          }
-          release(p, s.next);
-          coalescer.setBase(p, s.next);
-        }
-        return;
-      } catch (err) {
-        if (stopping) throw err;
-        if (attempt === 0) log.warn({ err }, "cannot read stored offsets or the topic's id; retrying");
-        await Bun.sleep(backoff(attempt));
-      }
-    }
-  }
-
-  /** Duplicates are normal while replaying; from another topic id, or below a log end under them, a reset. */
-  async function checkForReset() {
-    const [id, marks] = await Promise.all([store.topicId().catch(() => null), watermarksOrNone()]);
-    for (const p of marks?.keys() ?? []) {
-      const next = coalescer.expected(p);
-      if (next === undefined) continue;
-      const problem = offsetProblem(p, { next, topicId }, id, marks!.get(p));
-      if (problem && problem.kind !== "log_truncated") hold(problem);
-    }
-  }
 
   function seek(partition: number, offset: number) {
     m.seeks.inc();
@@ -231,10 +146,7 @@ export function startConsumer(
     else if (result === "gap") {
       const expected = coalescer.expected(msg.partition)!;
       if (gaps.onGap(msg.partition, expected, performance.now())) seek(msg.partition, expected);
-    } else if (result === "duplicate" && performance.now() - lastResetCheck > RESET_CHECK_MS) {
-      lastResetCheck = performance.now();
-      void checkForReset();
-    }
+    } else if (result === "duplicate") guard.onDuplicate(performance.now());
   }
 
   /**
@@ -247,13 +159,14 @@ export function startConsumer(
     if (now - lastTopicCheck < TOPIC_CHECK_MS) return;
     lastTopicCheck = now;
     const id = await store.topicId().catch(() => null);
+    const topicId = guard.topicId();
     if (id === null || topicId === null || id === topicId) return;
     log.error({ topicIdBefore: topicId, topicId: id }, "the topic's id changed under the consumer (recreated, or Kafka's data wiped); replacing the consumer");
     m.replaced.inc();
     const old = source;
     coalescer.dropAll();
     for (const p of gaps.open()) gaps.clear(p);
-    topicId = id;
+    guard.setTopicId(id);
     try {
       old.unsubscribe();
     } catch {}
@@ -266,26 +179,9 @@ export function startConsumer(
   async function housekeeping(now: number) {
     await checkTopic(now);
     for (const g of gaps.due(now)) seek(g.partition, g.expected);
-    if (held.size > 0 && now - lastHeldCheck > HELD_RECHECK_MS) {
-      lastHeldCheck = now;
-      const partitions = [...held.keys()];
-      const stored = await store.loadOffsets(partitions).catch(() => null);
-      const id = stored && (await store.topicId().catch(() => undefined));
-      const marks = stored && id !== undefined && (await watermarksOrNone());
-      if (!stored || id === undefined || !marks) return;
-      topicId = id;
-      for (const p of partitions) {
-        const s = stored.get(p)!;
-        const next = s.next;
-        const problem = offsetProblem(p, s, id, marks.get(p));
-        if (problem) held.set(p, problem);
-        else {
-          release(p, next);
-          coalescer.setBase(p, next);
-          // The fetch position is past the re-based offset: go back to it at once.
-          if (next >= 0 && gaps.onGap(p, next, now)) seek(p, next);
-        }
-      }
+    for (const { partition, next } of await guard.recheckHeld(now)) {
+      // The fetch position is past the re-based offset: go back to it at once.
+      if (next >= 0 && gaps.onGap(partition, next, now)) seek(partition, next);
     }
   }
 
@@ -324,9 +220,9 @@ export function startConsumer(
         readyDeferred.resolve();
       }
       if (messages.length === 0) continue;
-      await ensureBases([...new Set(messages.filter((x) => !coalescer.hasBase(x.partition)).map((x) => x.partition))]);
+      await guard.ensureBases([...new Set(messages.filter((x) => !coalescer.hasBase(x.partition)).map((x) => x.partition))], () => stopping);
       for (const msg of messages) {
-        if (held.has(msg.partition)) {
+        if (guard.isHeld(msg.partition)) {
           account(msg, "held");
           continue;
         }
@@ -341,7 +237,7 @@ export function startConsumer(
 
   async function write(batch: Batch) {
     const t0 = performance.now();
-    const res = await store.flush(batch, batchTopic.has(batch) ? batchTopic.get(batch)! : topicId);
+    const res = await store.flush(batch, batchTopic.has(batch) ? batchTopic.get(batch)! : guard.topicId());
     m.flushSeconds.observe((performance.now() - t0) / 1000);
     m.flushes.inc();
     m.flushProducts.observe(batch.products);
@@ -382,7 +278,7 @@ export function startConsumer(
     coalescer,
     take() {
       const batch = coalescer.take();
-      if (batch) batchTopic.set(batch, topicId);
+      if (batch) batchTopic.set(batch, guard.topicId());
       return batch;
     },
     write,
@@ -410,7 +306,7 @@ export function startConsumer(
   return {
     ready: readyDeferred.promise,
     crashed: crashedDeferred.promise,
-    held: () => [...held.values()],
+    held: () => guard.held(),
     async stop() {
       stopping = true;
       await consuming;

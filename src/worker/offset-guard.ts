@@ -1,0 +1,156 @@
+import type { Watermarks } from "../kafka/admin.ts";
+import type { Logger } from "../log.ts";
+import type { Registry } from "../metrics.ts";
+import { backoff } from "./flusher.ts";
+import { offsetProblem, type OffsetProblem } from "./offset-check.ts";
+import type { StoredOffset } from "./writer.ts";
+
+// Where each partition starts, and whether it may be applied at all. A partition's base (the offset Postgres
+// says is next) is set only after it was checked against the log as Kafka has it now (topic id, watermarks):
+// stored offsets of a replaced log (topic recreated, Kafka's data wiped) or below a truncated log start would
+// silently drop or skip views, so such a partition is held (metric, error log, /ready 503) until an operator
+// re-bases it with `bun src/main.ts rebase-offsets`, and released as soon as its offsets fit again.
+
+export interface OffsetStore {
+  loadOffsets(partitions: readonly number[]): Promise<Map<number, StoredOffset>>;
+  watermarks(): Promise<Map<number, Watermarks>>;
+  /** The topic's id now (null: the topic does not exist); rejects when Kafka cannot be asked. */
+  topicId(): Promise<string | null>;
+}
+
+/** What the guard sets and reads of the coalescer. */
+export interface Bases {
+  hasBase(partition: number): boolean;
+  setBase(partition: number, nextOffset: number): void;
+  expected(partition: number): number | undefined;
+}
+
+export interface OffsetGuard {
+  /** Loads and checks the bases of partitions not known yet, retrying until it can (or `stopping()`). */
+  ensureBases(partitions: readonly number[], stopping: () => boolean): Promise<void>;
+  isHeld(partition: number): boolean;
+  held(): OffsetProblem[];
+  /** A replayed message was read: at most every few seconds, checks whether the log under it was replaced. */
+  onDuplicate(now: number): void;
+  /** Re-checks held partitions (every few seconds); those that fit again get their base and are returned. */
+  recheckHeld(now: number): Promise<Array<{ partition: number; next: number }>>;
+  /** The topic id the bases were checked against (flushes record it with the offsets). */
+  topicId(): string | null;
+  setTopicId(id: string | null): void;
+}
+
+const PROBLEM_TEXT = {
+  topic_changed: "stored offsets belong to another topic id: the topic was recreated or Kafka's data wiped",
+  log_reset: "stored offset is beyond the log end: the topic was recreated or Kafka's data wiped",
+  log_truncated: "stored offset is below the log start: messages were deleted before they were counted",
+} as const;
+const HELD_RECHECK_MS = 3000;
+const RESET_CHECK_MS = 2000;
+
+export function createOffsetGuard(store: OffsetStore, bases: Bases, forget: (partition: number) => void, log: Logger, metrics: Registry): OffsetGuard {
+  const problems = metrics.gauge("worker_offset_problem", "1 while a partition is held: offsets stored for another topic id (topic_changed), beyond the log end (log_reset) or below its start (log_truncated)");
+  metrics.gauge("worker_held_partitions", "Partitions not applied until their offsets are re-based", () => held.size);
+  const held = new Map<number, OffsetProblem>();
+  let topicId: string | null = null;
+  let lastResetCheck = 0;
+  let lastHeldCheck = 0;
+
+  function hold(problem: OffsetProblem) {
+    forget(problem.partition);
+    if (!held.has(problem.partition)) {
+      problems.set(1, { partition: problem.partition, kind: problem.kind });
+      log.error(problem, `${PROBLEM_TEXT[problem.kind]}; partition held until its offsets are re-based (bun src/main.ts rebase-offsets)`);
+    }
+    held.set(problem.partition, problem);
+  }
+
+  function release(partition: number, stored: number) {
+    const p = held.get(partition);
+    if (!p) return;
+    held.delete(partition);
+    problems.set(0, { partition, kind: p.kind });
+    log.info({ partition, stored }, "stored offset fits the log again; partition released");
+  }
+
+  async function watermarksOrNone(): Promise<Map<number, Watermarks> | null> {
+    try {
+      return await store.watermarks();
+    } catch (err) {
+      log.debug({ err }, "cannot read the log's watermarks; offsets not checked this time");
+      return null;
+    }
+  }
+
+  /** Duplicates are normal while replaying; from another topic id, or below a log end under them, a reset. */
+  async function checkForReset() {
+    const [id, marks] = await Promise.all([store.topicId().catch(() => null), watermarksOrNone()]);
+    for (const p of marks?.keys() ?? []) {
+      const next = bases.expected(p);
+      if (next === undefined) continue;
+      const problem = offsetProblem(p, { next, topicId }, id, marks!.get(p));
+      if (problem && problem.kind !== "log_truncated") hold(problem);
+    }
+  }
+
+  return {
+    async ensureBases(partitions, stopping) {
+      if (partitions.length === 0) return;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const stored = await store.loadOffsets(partitions);
+          const anyStored = [...stored.values()].some((o) => o.next >= 0);
+          const [id, marks] = await Promise.all([store.topicId(), anyStored ? watermarksOrNone() : null]);
+          topicId = id;
+          for (const [p, s] of stored) {
+            if (bases.hasBase(p)) continue;
+            const problem = offsetProblem(p, s, id, marks?.get(p));
+            if (problem) {
+              hold(problem);
+              continue;
+            }
+            release(p, s.next);
+            bases.setBase(p, s.next);
+          }
+          return;
+        } catch (err) {
+          if (stopping()) throw err;
+          if (attempt === 0) log.warn({ err }, "cannot read stored offsets or the topic's id; retrying");
+          await Bun.sleep(backoff(attempt));
+        }
+      }
+    },
+    isHeld: (p) => held.has(p),
+    held: () => [...held.values()],
+    onDuplicate(now) {
+      if (now - lastResetCheck <= RESET_CHECK_MS) return;
+      lastResetCheck = now;
+      void checkForReset();
+    },
+    async recheckHeld(now) {
+      if (held.size === 0 || now - lastHeldCheck <= HELD_RECHECK_MS) return [];
+      lastHeldCheck = now;
+      const partitions = [...held.keys()];
+      const stored = await store.loadOffsets(partitions).catch(() => null);
+      const id = stored && (await store.topicId().catch(() => undefined));
+      const marks = stored && id !== undefined && (await watermarksOrNone());
+      if (!stored || id === undefined || !marks) return [];
+      topicId = id;
+      const released: Array<{ partition: number; next: number }> = [];
+      for (const p of partitions) {
+        const s = stored.get(p)!;
+        const problem = offsetProblem(p, s, id, marks.get(p));
+        if (problem) held.set(p, problem);
+        else {
+          release(p, s.next);
+          bases.setBase(p, s.next);
+          released.push({ partition: p, next: s.next });
+        }
+      }
+      return released;
+    },
+    topicId: () => topicId,
+    setTopicId(id) {
+      topicId = id;
+    },
+  };
+}
