@@ -6,6 +6,7 @@ import { createLogger } from "../../../src/log.ts";
 import { Registry } from "../../../src/metrics.ts";
 import type { Batch } from "../../../src/worker/coalescer.ts";
 import { startConsumer, type Source, type Store } from "../../../src/worker/consumer.ts";
+import { until } from "../until.ts";
 
 // The consume loop without Kafka or Postgres: an in-memory log of one partition, and a store that applies
 // flushes with the writer's fence rule. What is tested is the loop's own decisions.
@@ -70,13 +71,6 @@ function fakeStore(stored: number) {
   return { store, counts, stored: () => next, block: (until: Promise<void>) => void (gate = until) };
 }
 
-async function until(what: string, cond: () => boolean, timeoutMs = 10_000) {
-  const deadline = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}
 
 describe("consume loop", () => {
   test("keeps polling Kafka while fetching is paused, so the group does not evict it", async () => {

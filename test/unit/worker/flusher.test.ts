@@ -2,18 +2,11 @@ import { describe, expect, test } from "bun:test";
 import { createLogger } from "../../../src/log.ts";
 import { createCoalescer, type Batch } from "../../../src/worker/coalescer.ts";
 import { startFlusher } from "../../../src/worker/flusher.ts";
+import { until } from "../until.ts";
 
 const log = createLogger("silent", "test");
 const id = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
 
-/** Resolves once `cond` holds; rejects naming `what` after `ms` (a bound on a broken flusher, not a timing claim). */
-async function until(what: string, cond: () => boolean, ms = 10_000) {
-  const deadline = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}
 
 describe("flusher", () => {
   test("a write that never settles is abandoned at its deadline and the same batch is written again", async () => {

@@ -5,6 +5,7 @@ import { Registry } from "../../../src/metrics.ts";
 import { createCoalescer } from "../../../src/worker/coalescer.ts";
 import { createOffsetGuard, type OffsetStore } from "../../../src/worker/offset-guard.ts";
 import type { StoredOffset } from "../../../src/worker/writer.ts";
+import { until } from "../until.ts";
 
 // The offset guard without Kafka or Postgres: a store whose answers the test sets, and the real coalescer.
 const OLD = "11111111-1111-4111-8111-111111111111";
@@ -28,13 +29,6 @@ function world(stored: StoredOffset, topicId: string, marks: Watermarks) {
   return { state, coalescer, guard, forgotten, metrics };
 }
 
-async function until(what: string, cond: () => boolean, ms = 10_000) {
-  const deadline = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-}
 
 describe("offset guard", () => {
   test("offsets that fit the log give the partition its base", async () => {
