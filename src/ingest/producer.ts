@@ -33,6 +33,8 @@ interface Entry {
   reject(e: AppError): void;
 }
 
+const FAILURE_LOG_MS = 5000;
+
 /** Largest number of distinct products in one message (a full batch request is 1000). */
 export const MAX_MESSAGE_ITEMS = 4000;
 
@@ -86,6 +88,8 @@ export function createProducer(kafka: KafkaConfig, config: ProducerConfig, log: 
   let drained: (() => void) | null = null;
   // After a failed batch, refuse new events for a moment instead of letting them wait out a full timeout.
   let openUntil = 0;
+  let lastFailureLog = -Infinity;
+  let failedBatches = 0;
 
   function settle(e: Entry, outcome: Outcome) {
     inFlightItems -= e.items;
@@ -173,8 +177,14 @@ export function createProducer(kafka: KafkaConfig, config: ProducerConfig, log: 
       sending.delete(entries);
       if (failed > 0 || sendError) {
         openUntil = performance.now() + 1000;
-        const first = outcomes.find((o): o is Extract<Outcome, { ok: false }> => !o.ok);
-        log.warn({ failed, messages: batch.length, reason: first?.reason, err: sendError ?? undefined }, "kafka did not acknowledge every message of a batch");
+        // An outage fails a batch per lane per window: one line every few seconds, with how many it stands for.
+        failedBatches++;
+        if (performance.now() - lastFailureLog > FAILURE_LOG_MS) {
+          lastFailureLog = performance.now();
+          const first = outcomes.find((o): o is Extract<Outcome, { ok: false }> => !o.ok);
+          log.warn({ failed, messages: batch.length, failedBatches, reason: first?.reason, err: sendError ?? undefined }, "kafka did not acknowledge every message of a batch");
+          failedBatches = 0;
+        }
       }
     }
     idleLanes.push(lane);

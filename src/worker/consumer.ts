@@ -8,6 +8,7 @@ import { backoff, startFlusher } from "./flusher.ts";
 import { createGapTracker } from "./gaps.ts";
 import type { OffsetProblem } from "./offset-check.ts";
 import { createOffsetGuard, type OffsetStore } from "./offset-guard.ts";
+import { createStallDetector, type PartitionPosition } from "./stall.ts";
 import type { FlushResult } from "./writer.ts";
 
 // The worker's loop: fetch a batch of messages, coalesce them in memory, and let the flusher persist what
@@ -45,6 +46,9 @@ export interface ViewConsumer {
 
 const SUBSCRIBE_ATTEMPTS = 8;
 const TOPIC_CHECK_MS = 5000;
+const STALL_CHECK_MS = 5000;
+/** Three times the session timeout: a rebalance after a lost member has long settled by then. */
+const STALL_MS = 20_000;
 
 export function startConsumer(
   kafka: KafkaConfig,
@@ -53,9 +57,10 @@ export function startConsumer(
   store: Store,
   log: Logger,
   metrics: Registry,
-  opts: { subscribeAttempts?: number } = {},
+  opts: { subscribeAttempts?: number; stallMs?: number; stallCheckMs?: number } = {},
 ): ViewConsumer {
   const subscribeAttempts = opts.subscribeAttempts ?? SUBSCRIBE_ATTEMPTS;
+  const stallCheckMs = opts.stallCheckMs ?? STALL_CHECK_MS;
   const m = {
     consumed: metrics.counter("worker_messages_total", "Messages read from Kafka, by outcome"),
     viewsRead: metrics.counter("worker_views_read_total", "Views in counted messages, pending or applied"),
@@ -71,6 +76,7 @@ export function startConsumer(
     replaced: metrics.counter("worker_consumer_replaced_total", "Kafka consumers replaced because the topic's id changed under them"),
     rebalances: metrics.counter("worker_rebalance_events_total", "Rebalance callbacks, by event and action (assign / revoke)"),
     seeks: metrics.counter("worker_gap_seeks_total", "Seeks back to the next uncounted offset after a gap in the fetched offsets"),
+    stalls: metrics.counter("worker_stalls_total", "Partitions found sitting still with messages to count; each makes the worker replace its Kafka consumer"),
   };
   metrics.gauge("worker_pending_products", "Distinct products waiting for the next flush", () => coalescer.size());
   metrics.gauge("worker_paused", "1 while fetching is paused for a flush backlog", () => (paused ? 1 : 0));
@@ -89,6 +95,12 @@ export function startConsumer(
   let stopping = false;
   let paused = false;
   let lastUnknownLog = 0;
+  const stalls = createStallDetector(opts.stallMs ?? STALL_MS);
+  let lastStallCheck = performance.now();
+  let stallCheck: Promise<void> | null = null;
+  let stalled: { partitions: number[]; positions: PartitionPosition[] } | null = null;
+  let lastFetchAt = 0;
+  let fetchedSinceCheck = 0;
 
   function forget(partition: number) {
     coalescer.drop(partition);
@@ -163,10 +175,20 @@ export function startConsumer(
     if (id === null || topicId === null || id === topicId) return;
     log.error({ topicIdBefore: topicId, topicId: id }, "the topic's id changed under the consumer (recreated, or Kafka's data wiped); replacing the consumer");
     m.replaced.inc();
+    guard.setTopicId(id);
+    await replaceConsumer();
+  }
+
+  /**
+   * A new Kafka consumer in place of the old one: it rejoins the group, its partitions start from Kafka's
+   * committed offsets, and each one's base is loaded from Postgres again (what was pending is dropped, not lost:
+   * it is read again).
+   */
+  async function replaceConsumer() {
     const old = source;
     coalescer.dropAll();
     for (const p of gaps.open()) gaps.clear(p);
-    guard.setTopicId(id);
+    stalls.reset();
     try {
       old.unsubscribe();
     } catch {}
@@ -176,8 +198,37 @@ export function startConsumer(
     await subscribe();
   }
 
+  /** In the background, every few seconds: is any partition sitting still with messages to count? */
+  function checkForStall(now: number) {
+    if (stallCheck || now - lastStallCheck < stallCheckMs) return;
+    lastStallCheck = now;
+    stallCheck = (async () => {
+      const marks = await store.watermarks();
+      const stored = await store.loadOffsets([...marks.keys()]);
+      const positions: PartitionPosition[] = [];
+      for (const [partition, w] of marks) {
+        if (guard.isHeld(partition)) continue;
+        positions.push({ partition, position: Math.max(coalescer.expected(partition) ?? -1, stored.get(partition)?.next ?? -1, w.low), logEnd: w.high });
+      }
+      const found = stalls.observe(performance.now(), positions, paused);
+      if (found.length > 0) stalled = { partitions: found, positions };
+    })()
+      .catch((err) => log.debug({ err }, "stall check skipped: cannot read the log's watermarks or the stored offsets"))
+      .finally(() => (stallCheck = null));
+  }
+
   async function housekeeping(now: number) {
     await checkTopic(now);
+    checkForStall(now);
+    if (stalled) {
+      const { partitions, positions } = stalled;
+      stalled = null;
+      m.stalls.inc(undefined, partitions.length);
+      log.error({ partitions, positions, paused, pending: coalescer.size(), gaps: gaps.open(), lastFetchAgoMs: Math.round(now - lastFetchAt), fetchedSinceCheck },
+        "partitions sat still with messages to count; replacing the Kafka consumer");
+      fetchedSinceCheck = 0;
+      await replaceConsumer();
+    }
     for (const g of gaps.due(now)) seek(g.partition, g.expected);
     for (const { partition, next } of await guard.recheckHeld(now)) {
       // The fetch position is past the re-based offset: go back to it at once.
@@ -208,6 +259,10 @@ export function startConsumer(
       try {
         messages = await source.recvBatch(config.fetchBatchSize, 100);
         fetchFailures = 0;
+        if (messages.length > 0) {
+          lastFetchAt = performance.now();
+          fetchedSinceCheck += messages.length;
+        }
       } catch (err) {
         // Broker away or restarting: librdkafka reconnects by itself; keep asking, without a log line per try.
         if (fetchFailures++ === 0) log.warn({ err }, "fetch failed; retrying until Kafka answers");

@@ -105,16 +105,19 @@ describe("hostile input", () => {
   });
 
   test("a slow-loris body is cut off by the idle timeout and the server keeps serving", async () => {
-    const closed = await new Promise<number>((resolve, reject) => {
-      const t0 = performance.now();
+    // Bun checks idle sockets on a coarse timer (seconds), so *when* within that tick the cut comes is not
+    // the point: that it comes without an answer (not a parse error's 400), and that others are still served.
+    const answered = await new Promise<string>((resolve, reject) => {
+      let got = "";
       const sock = tcp({ host: "127.0.0.1", port: api.port }, () => {
         sock.write("POST /api/v1/products/view HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"prod");
       });
+      sock.on("data", (d) => (got += d.toString()));
       sock.on("error", () => {});
-      sock.on("close", () => resolve(performance.now() - t0));
+      sock.on("close", () => resolve(got));
       setTimeout(() => reject(new Error("connection still open after 15 s")), 15_000);
     });
-    expect(closed).toBeGreaterThan(1000);
+    expect(answered).not.toMatch(/^HTTP\/1\.1 (?!408)/);
     expect((await fetch(`${base}/health`)).status).toBe(200);
   });
 });

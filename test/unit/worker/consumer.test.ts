@@ -113,4 +113,49 @@ describe("consume loop", () => {
     await expect(c.crashed).rejects.toThrow(/cannot subscribe/);
     await c.stop();
   });
+
+  test("a partition that sits still with messages to count makes it replace its Kafka consumer, and they are counted", async () => {
+    // The first consumer goes quiet after offset 4 (as librdkafka did once after a broker restart: no error,
+    // no assignment back); the log holds 10 messages. The replacement starts from what Postgres stored.
+    const stuck = fakeKafka(10, 0);
+    const recv = stuck.source.recvBatch.bind(stuck.source);
+    let served = 0;
+    stuck.source.recvBatch = async (n, t) => (served >= 5 ? (await Bun.sleep(1), []) : (served++, recv(n, t)));
+    const pg = fakeStore(-1);
+    pg.store.watermarks = async () => new Map([[0, { low: 0, high: 10 }]]);
+    let made = 0;
+    let fresh: ReturnType<typeof fakeKafka> | undefined;
+    const metrics = new Registry();
+    const c = startConsumer(config.kafka, config.worker, () => {
+      if (made++ === 0) return stuck.source;
+      fresh = fakeKafka(10, pg.stored() < 0 ? 0 : pg.stored());
+      return fresh.source;
+    }, pg.store, createLogger("silent", "t"), metrics, { stallMs: 200, stallCheckMs: 50 });
+    try {
+      await until("all ten views counted", () => pg.counts.size === 10);
+      expect(made).toBe(2);
+      expect(metrics.render()).toContain("worker_stalls_total 1");
+    } finally {
+      await c.stop();
+    }
+  });
+
+  test("a paused partition is not a stall", async () => {
+    const kafka = fakeKafka(10, 0);
+    const pg = fakeStore(-1);
+    const release = Promise.withResolvers<void>();
+    pg.block(release.promise); // flushes hang: the pending map fills, fetching pauses on purpose
+    pg.store.watermarks = async () => new Map([[0, { low: 0, high: 10 }]]);
+    let made = 0;
+    const c = startConsumer(config.kafka, config.worker, () => (made++, kafka.source), pg.store, createLogger("silent", "t"), new Registry(), { stallMs: 100, stallCheckMs: 20 });
+    try {
+      await until("fetching paused", kafka.isPaused);
+      // Ten stall windows long: a detector that ignored the pause would have replaced the consumer by now.
+      await until("polls for 1 s while paused", () => kafka.calls.recvWhilePaused >= 400);
+      expect(made).toBe(1);
+    } finally {
+      release.resolve();
+      await c.stop();
+    }
+  });
 });
