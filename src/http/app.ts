@@ -92,8 +92,9 @@ export function createApp(deps: ApiDeps) {
     .onParse(({ request }) => {
       const batch = request.url.includes("/products/views");
       // Beacons (navigator.sendBeacon with a string) and no-preflight fetches send text/plain: same JSON inside.
-      const views = batch || request.url.includes("/products/view");
-      return readJsonBody(request, batch ? http.batchBodyLimitBytes : http.bodyLimitBytes, { textPlain: views });
+      // "/products/view" also matches the batch route.
+      const textPlain = request.url.includes("/products/view");
+      return readJsonBody(request, batch ? http.batchBodyLimitBytes : http.bodyLimitBytes, { textPlain });
     })
     .onAfterResponse(({ request, route, set }) => {
       const t0 = started.get(request);

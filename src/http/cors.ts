@@ -37,7 +37,7 @@ export function createCorsPolicy(origins: "*" | readonly string[]): CorsPolicy {
     headers(origin, path) {
       if (origin === null || corsMethod(path) === null) return null;
       const allow = allowOrigin(origin);
-      if (allow === null) return Object.keys(vary).length ? vary : null;
+      if (allow === null) return vary; // only with a list, so vary is set
       return { "access-control-allow-origin": allow, "access-control-expose-headers": "Retry-After", ...vary };
     },
     preflight(origin, path) {

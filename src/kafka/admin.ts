@@ -16,13 +16,7 @@ export async function ensureTopic(config: KafkaConfig, topic = config.topic, par
   const deadline = performance.now() + timeoutMs;
   let created = false;
   for (let attempt = 0; ; attempt++) {
-    const admin = new Kafka({
-      clientId: `${config.clientId}-admin`,
-      brokers: [...config.brokers],
-      logLevel: logLevel.NOTHING,
-      requestTimeout: 5000,
-      retry: { retries: 0 },
-    }).admin();
+    const admin = adminClient(config, 5000, 0);
     try {
       await admin.connect();
       created = (await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: -1 }] })) || created;
@@ -37,6 +31,17 @@ export async function ensureTopic(config: KafkaConfig, topic = config.topic, par
       await Promise.race([admin.disconnect().catch(() => {}), Bun.sleep(2000)]);
     }
   }
+}
+
+/** A kafkajs admin client: quiet, each request bounded by `timeoutMs`, `retries` retries 200 ms apart at first. */
+function adminClient(config: KafkaConfig, timeoutMs: number, retries: number) {
+  return new Kafka({
+    clientId: `${config.clientId}-admin`,
+    brokers: [...config.brokers],
+    logLevel: logLevel.NOTHING,
+    requestTimeout: timeoutMs,
+    retry: { retries, initialRetryTime: 200 },
+  }).admin();
 }
 
 export interface Watermarks {
@@ -58,14 +63,7 @@ export interface TopicAdmin {
  * wiped (new cluster, new topic) that stale metadata makes every later call fail.
  */
 export function createTopicAdmin(config: KafkaConfig, timeoutMs = 5000): TopicAdmin {
-  const build = () =>
-    new Kafka({
-      clientId: `${config.clientId}-admin`,
-      brokers: [...config.brokers],
-      logLevel: logLevel.NOTHING,
-      requestTimeout: timeoutMs,
-      retry: { retries: 1, initialRetryTime: 200 },
-    }).admin();
+  const build = () => adminClient(config, timeoutMs, 1);
   let current: { admin: ReturnType<typeof build>; connected: Promise<void> } | null = null;
   const bounded = async <T>(work: (admin: ReturnType<typeof build>) => Promise<T>): Promise<T> => {
     let timer: ReturnType<typeof setTimeout> | undefined;
