@@ -4,7 +4,7 @@ import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import type { ViewEvent } from "../domain/view.ts";
-import { matchReports, payloadOf, takeBatch, type Outcome, type Written } from "./lane-batch.ts";
+import { matchReports, payloadOf, takeBatch, type Outcome, type Outgoing, type Report, type Written } from "./lane-batch.ts";
 
 // Why lanes: kafka-crab-js confirms a send() only through flush(), and flush() waits in ~100 ms steps while
 // anything is in flight, but answers at once when nothing is (measured: an awaited send() with autoFlush
@@ -35,17 +35,57 @@ interface Entry {
 
 const FAILURE_LOG_MS = 5000;
 
+/** What a lane needs from a librdkafka producer (kafka-crab-js KafkaProducer); unit tests pass their own. */
+export interface Lane {
+  send(record: { topic: string; messages: { key: Buffer; payload: Buffer }[] }): Promise<unknown>;
+  flush(): Promise<Report[]>;
+  inFlightCount(): number;
+  getLastDeliveryResults(): Report[];
+}
+
+export interface ProducerDeps {
+  /** A fresh producer for a lane; by default a librdkafka producer of kafka-crab-js. */
+  newLane?: () => Lane;
+}
+
+/** A lane whose batches failed this many times in a row gets a new producer (see retire below). */
+export const LANE_FAILURES_BEFORE_RENEW = 3;
+/** send() only enqueues into librdkafka's queue: a send() that takes longer than this is wedged. */
+const SEND_DEADLINE_MS = 2000;
+/** flush() runs once nothing is in flight and waits at most its queueTimeout (1 s) inside librdkafka. */
+const FLUSH_DEADLINE_MS = 3000;
+
+/** True when `work` settled within `ms`; the work itself goes on (a native call cannot be cancelled). */
+async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([work.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function safeInFlight(lane: Lane): number | undefined {
+  try {
+    return lane.inFlightCount();
+  } catch {
+    return undefined;
+  }
+}
+
 /** Largest number of distinct products in one message (a full batch request is 1000). */
 export const MAX_MESSAGE_ITEMS = 4000;
 
 export const unavailable = (message: string, written: Written, cause?: unknown) =>
   new AppError("ingest_unavailable", message, { retryable: true, cause, details: { written } });
 
-export function createProducer(kafka: KafkaConfig, config: ProducerConfig, log: Logger, metrics: Registry): ViewProducer {
+export function createProducer(kafka: KafkaConfig, config: ProducerConfig, log: Logger, metrics: Registry, deps: ProducerDeps = {}): ViewProducer {
   const produced = metrics.counter("views_produced_total", "Views acknowledged by Kafka");
   const messagesSent = metrics.counter("producer_messages_total", "Kafka messages produced (one per partition per window)");
   const deliveryErrors = metrics.counter("producer_delivery_errors_total", "Views Kafka did not acknowledge, by whether they may have been written");
   const rejected = metrics.counter("producer_rejected_total", "Views refused before Kafka (queue full, timeout, shutting down)");
+  const lanesRenewed = metrics.counter("producer_lanes_renewed_total", "Producer lanes given a new librdkafka producer, by reason");
   const requestsPerMessage = metrics.histogram("producer_requests_per_message", "Requests merged into one Kafka message", [1, 2, 5, 10, 50, 100, 1000]);
 
   // A request's deadline splits into: time queued here (half), librdkafka's message timeout (half), and ~1 s
@@ -55,9 +95,10 @@ export function createProducer(kafka: KafkaConfig, config: ProducerConfig, log: 
   const messageTimeoutMs = Math.round(budgetMs / 2);
   const queueBudgetMs = budgetMs - messageTimeoutMs;
 
-  const client = new KafkaClient({ brokers: kafka.brokers.join(","), clientId: kafka.clientId, logLevel: "error" });
-  const newLane = (): KafkaProducer =>
-    client.createProducer({
+  let client: KafkaClient | null = null;
+  const librdkafkaLane = (): Lane => {
+    client ??= new KafkaClient({ brokers: kafka.brokers.join(","), clientId: kafka.clientId, logLevel: "error" });
+    return client.createProducer({
       autoFlush: false,
       // flush() is only called once nothing is in flight, so it never needs long.
       queueTimeout: 1000,
@@ -76,8 +117,11 @@ export function createProducer(kafka: KafkaConfig, config: ProducerConfig, log: 
         "reconnect.backoff.ms": 100,
         "reconnect.backoff.max.ms": 1000,
       },
-    });
-  let idleLanes: KafkaProducer[] = Array.from({ length: config.lanes }, newLane);
+    }) as KafkaProducer as Lane;
+  };
+  const newLane = deps.newLane ?? librdkafkaLane;
+  // failuresInRow: batches that failed in a row on this lane's producer, across runs of the lane.
+  const idleLanes: { producer: Lane; failuresInRow: number }[] = Array.from({ length: config.lanes }, () => ({ producer: newLane(), failuresInRow: 0 }));
   metrics.gauge("producer_queue_depth", "View items (product, count) accepted and not yet acknowledged", () => inFlightItems);
 
   let partitions = kafka.partitions;
@@ -114,7 +158,7 @@ export function createProducer(kafka: KafkaConfig, config: ProducerConfig, log: 
   }
 
   /** Waits until librdkafka settled every message of the lane; false when it did not within the deadline. */
-  async function settled(lane: KafkaProducer): Promise<boolean> {
+  async function settled(lane: Lane): Promise<boolean> {
     const deadline = performance.now() + messageTimeoutMs + 2000;
     while (lane.inFlightCount() > 0) {
       if (performance.now() > deadline) return false;
@@ -123,7 +167,90 @@ export function createProducer(kafka: KafkaConfig, config: ProducerConfig, log: 
     return true;
   }
 
-  async function runLane(lane: KafkaProducer): Promise<void> {
+  interface Cycle {
+    outcomes: Outcome[];
+    sendError: unknown;
+    /** Why this lane's producer must not take another batch (null: it may). */
+    retire: string | null;
+  }
+
+  const allOf = (batch: readonly unknown[], written: Written, reason: string): Outcome[] =>
+    batch.map(() => ({ ok: false, written, reason }) as const);
+
+  /** One batch through one lane: enqueue, wait until librdkafka settled it, read its delivery reports. */
+  async function cycle(lane: Lane, batch: Outgoing<Entry>[]): Promise<Cycle> {
+    let sendError: unknown = null;
+    let sendThrew = false;
+    const sent = await within(
+      lane.send({ topic: kafka.topic, messages: batch.map((m) => ({ key: Buffer.from(m.key), payload: payloadOf(m) })) }).catch((err) => {
+        // Part of the batch may be enqueued: its reports still come, and are matched below by partition.
+        sendError = err;
+        sendThrew = true;
+      }),
+      SEND_DEADLINE_MS,
+    );
+    if (!sent) {
+      // What it enqueued, if anything, is unknown, and its reports would land in a later batch's flush.
+      return { outcomes: allOf(batch, "unknown", "kafka producer did not take the batch in time"), sendError, retire: "send wedged" };
+    }
+    if (!(await settled(lane))) {
+      // Reports still owed by this producer would be read by its next flush and charged to another batch.
+      return { outcomes: allOf(batch, "unknown", "kafka did not settle the batch in time"), sendError, retire: "not settled" };
+    }
+    // flush() rejects as a whole when any message failed; the reports of that same flush are then in
+    // getLastDeliveryResults(), which only this lane's one batch at a time can have filled.
+    let flushed: Report[] | null | undefined;
+    const done = await within(
+      lane.flush().then(
+        (r) => void (flushed = r),
+        (err) => {
+          sendError ??= err;
+          const last = lane.getLastDeliveryResults();
+          flushed = last.length > 0 ? last : null;
+        },
+      ),
+      FLUSH_DEADLINE_MS,
+    );
+    if (!done) return { outcomes: allOf(batch, "unknown", "kafka producer did not flush in time"), sendError, retire: "flush wedged" };
+    // Reports this flush did not hand back may still sit in the producer, where a later flush would find them.
+    if (!flushed) return { outcomes: allOf(batch, "unknown", "flush failed without reports"), sendError, retire: "flush failed" };
+    const m = matchReports(batch, flushed);
+    if (m.unmatched > 0) log.warn({ unmatched: m.unmatched, partitions }, "delivery reports did not match the batch's partitions");
+    // A send() that threw enqueued nothing more after the throw; the usual cause is a producer that can no
+    // longer produce at all (librdkafka's fatal idempotence errors), which only a new producer cures.
+    return { outcomes: m.outcomes, sendError, retire: sendThrew ? "send failed" : null };
+  }
+
+  function answer(batch: Outgoing<Entry>[], outcomes: Outcome[]): number {
+    let failed = 0;
+    batch.forEach((m, i) => {
+      const o = outcomes[i]!;
+      const views = m.entries.reduce((n, e) => n + e.views, 0);
+      if (o.ok) {
+        produced.inc(undefined, views);
+        messagesSent.inc();
+      } else {
+        failed++;
+        deliveryErrors.inc({ written: o.written }, views);
+      }
+      for (const e of m.entries) settle(e, o);
+    });
+    return failed;
+  }
+
+  function noteFailure(failed: number, messages: number, outcomes: Outcome[], sendError: unknown) {
+    openUntil = performance.now() + 1000;
+    // An outage fails a batch per lane per window: one line every few seconds, with how many it stands for.
+    failedBatches++;
+    if (performance.now() - lastFailureLog > FAILURE_LOG_MS) {
+      lastFailureLog = performance.now();
+      const first = outcomes.find((o): o is Extract<Outcome, { ok: false }> => !o.ok);
+      log.warn({ failed, messages, failedBatches, reason: first?.reason, err: sendError ?? undefined }, "kafka did not acknowledge every message of a batch");
+      failedBatches = 0;
+    }
+  }
+
+  async function runLane(lane: { producer: Lane; failuresInRow: number }): Promise<void> {
     for (;;) {
       dropStale();
       if (queue.length === 0) break;
@@ -131,60 +258,33 @@ export function createProducer(kafka: KafkaConfig, config: ProducerConfig, log: 
       const entries = batch.flatMap((m) => m.entries);
       sending.add(entries);
       for (const m of batch) requestsPerMessage.observe(m.entries.length);
-      let sendError: unknown = null;
+      let c: Cycle;
       try {
-        await lane.send({ topic: kafka.topic, messages: batch.map((m) => ({ key: Buffer.from(m.key), payload: payloadOf(m) })) });
+        c = await cycle(lane.producer, batch);
       } catch (err) {
-        // Part of the batch may be enqueued: its reports still come, and are matched below by partition.
-        sendError = err;
+        // Nothing here is expected to throw; if it does, the batch is answered and the lane lives on.
+        log.error({ err }, "a producer lane failed unexpectedly; its batch is answered 503 and the lane renewed");
+        c = { outcomes: allOf(batch, "unknown", "producer lane failed"), sendError: err, retire: "lane error" };
       }
-      let outcomes: Outcome[];
-      if (await settled(lane)) {
-        // flush() rejects as a whole when any message failed; the reports of that same flush are then in
-        // getLastDeliveryResults(), which only this lane's one batch at a time can have filled.
-        const reports = await lane.flush().catch((err) => {
-          sendError ??= err;
-          const last = lane.getLastDeliveryResults();
-          return last.length > 0 ? last : null;
-        });
-        if (reports) {
-          const m = matchReports(batch, reports);
-          outcomes = m.outcomes;
-          if (m.unmatched > 0) log.warn({ unmatched: m.unmatched, partitions }, "delivery reports did not match the batch's partitions");
-        } else {
-          outcomes = batch.map(() => ({ ok: false, written: "unknown", reason: "flush failed without reports" }) as const);
-        }
-      } else {
-        // Reports still owed by this producer would be read by its next flush and charged to another batch:
-        // the lane gets a new producer, and this batch's outcome is unknown.
-        outcomes = batch.map(() => ({ ok: false, written: "unknown", reason: "kafka did not settle the batch in time" }) as const);
-        log.error({ inFlight: lane.inFlightCount() }, "a producer lane did not settle in time; replacing it");
-        lane = newLane();
-      }
-      let failed = 0;
-      batch.forEach((m, i) => {
-        const o = outcomes[i]!;
-        const views = m.entries.reduce((n, e) => n + e.views, 0);
-        if (o.ok) {
-          produced.inc(undefined, views);
-          messagesSent.inc();
-        } else {
-          failed++;
-          deliveryErrors.inc({ written: o.written }, views);
-        }
-        for (const e of m.entries) settle(e, o);
-      });
+      const failed = answer(batch, c.outcomes);
       sending.delete(entries);
-      if (failed > 0 || sendError) {
-        openUntil = performance.now() + 1000;
-        // An outage fails a batch per lane per window: one line every few seconds, with how many it stands for.
-        failedBatches++;
-        if (performance.now() - lastFailureLog > FAILURE_LOG_MS) {
-          lastFailureLog = performance.now();
-          const first = outcomes.find((o): o is Extract<Outcome, { ok: false }> => !o.ok);
-          log.warn({ failed, messages: batch.length, failedBatches, reason: first?.reason, err: sendError ?? undefined }, "kafka did not acknowledge every message of a batch");
-          failedBatches = 0;
+      const failedBatch = failed > 0 || c.sendError !== null;
+      if (failedBatch) noteFailure(failed, batch.length, c.outcomes, c.sendError);
+      // A producer can fail for good while Kafka is fine (librdkafka's idempotent producer raises fatal errors
+      // after some broker restarts, and then refuses every message); a fresh producer costs one connection,
+      // so a lane whose batches keep failing gets one, as does a lane whose producer cannot be trusted.
+      lane.failuresInRow = failedBatch ? lane.failuresInRow + 1 : 0;
+      const retire = c.retire ?? (lane.failuresInRow >= LANE_FAILURES_BEFORE_RENEW ? "failing in a row" : null);
+      if (retire) {
+        lanesRenewed.inc({ reason: retire });
+        log.warn({ reason: retire, inFlight: safeInFlight(lane.producer) }, "renewing a producer lane");
+        try {
+          lane.producer = newLane();
+        } catch (err) {
+          // Creating a producer does not touch the network; if it fails anyway, the lane keeps its old one.
+          log.error({ err }, "could not create a producer for a lane; it keeps its old one");
         }
+        lane.failuresInRow = 0;
       }
     }
     idleLanes.push(lane);

@@ -1,0 +1,115 @@
+import { describe, expect, test } from "bun:test";
+import { loadConfig } from "../../../src/config.ts";
+import { AppError } from "../../../src/errors.ts";
+import { createLogger } from "../../../src/log.ts";
+import { Registry } from "../../../src/metrics.ts";
+import { createProducer, LANE_FAILURES_BEFORE_RENEW, type Lane } from "../../../src/ingest/producer.ts";
+import type { Report } from "../../../src/ingest/lane-batch.ts";
+
+// The producer's lane scheduling without Kafka: each lane's librdkafka producer is replaced by a fake whose
+// behaviour the test picks per producer (the n-th producer created). What is tested is that no producer,
+// however broken, can keep the API refusing views once a working producer could take them.
+const config = loadConfig({ KAFKA_PRODUCER_LANES: "1", INGEST_TIMEOUT_MS: "3000", KAFKA_PARTITIONS: "1" });
+const id = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
+
+type Behaviour = "ok" | "fatal" | "wedged" | "timeouts";
+
+/** Producers created in order; the n-th behaves as `plan[n]` (the last entry repeats). */
+function fakeLanes(plan: Behaviour[]) {
+  const made: Behaviour[] = [];
+  const newLane = (): Lane => {
+    const kind = plan[Math.min(made.length, plan.length - 1)]!;
+    made.push(kind);
+    let pending: Report[] = [];
+    let last: Report[] = [];
+    return {
+      async send(record) {
+        // librdkafka's fatal state: every produce call is refused before anything is enqueued.
+        if (kind === "fatal") throw new Error("Message production error: Fatal (Local: Fatal error)");
+        // A native call that never comes back.
+        if (kind === "wedged") return new Promise(() => {});
+        for (let i = 0; i < record.messages.length; i++) {
+          pending.push(kind === "ok" ? { partition: 0 } : { partition: 0, error: { code: -192, message: "Local: Message timed out" } });
+        }
+        return [];
+      },
+      async flush() {
+        last = pending;
+        pending = [];
+        if (last.some((r) => r.error)) throw new Error("Flush failed");
+        return last;
+      },
+      inFlightCount: () => 0,
+      getLastDeliveryResults: () => last,
+    };
+  };
+  return { newLane, made };
+}
+
+async function outcome(p: Promise<void>): Promise<"accepted" | string> {
+  try {
+    await p;
+    return "accepted";
+  } catch (err) {
+    if (err instanceof AppError) return `${err.code} ${(err.details as { written: string }).written}`;
+    throw err;
+  }
+}
+
+/** Publishes one view at a time, as a client retrying its 503s would, until one is accepted. */
+async function publishUntilAccepted(producer: ReturnType<typeof createProducer>, attempts: number) {
+  const answers: string[] = [];
+  for (let i = 0; i < attempts; i++) {
+    const a = await outcome(producer.publish([{ product_id: id(i + 1), count: 1 }]));
+    answers.push(a);
+    if (a === "accepted") break;
+    // The producer refuses for 1 s after a failed batch while anything is in flight; nothing is here.
+    await Bun.sleep(1);
+  }
+  return answers;
+}
+
+function make(plan: Behaviour[]) {
+  const lanes = fakeLanes(plan);
+  const metrics = new Registry();
+  const producer = createProducer(config.kafka, config.producer, createLogger("silent", "test"), metrics, { newLane: lanes.newLane });
+  return { producer, made: lanes.made, metrics };
+}
+
+describe("producer lanes", () => {
+  test("a producer that refuses every message (librdkafka fatal state) is replaced, and views are accepted again", async () => {
+    const { producer, made } = make(["fatal", "ok"]);
+    const answers = await publishUntilAccepted(producer, 10);
+    // Refused before Kafka: not written. Then the lane's new producer takes the retry.
+    expect(answers[0]).toBe("ingest_unavailable no");
+    expect(answers.at(-1)).toBe("accepted");
+    expect(made).toEqual(["fatal", "ok"]);
+    await producer.close(1000);
+  });
+
+  test("a send() that never returns is answered 503 unknown within the request's deadline, and the lane renewed", async () => {
+    const { producer, made } = make(["wedged", "ok"]);
+    expect(await outcome(producer.publish([{ product_id: id(1), count: 1 }]))).toBe("ingest_unavailable unknown");
+    const answers = await publishUntilAccepted(producer, 50);
+    expect(answers.at(-1)).toBe("accepted");
+    expect(made).toEqual(["wedged", "ok"]);
+    await producer.close(1000);
+  });
+
+  test(`a producer whose batches fail ${LANE_FAILURES_BEFORE_RENEW} times in a row gets a new one; an outage's failures alone do not renew it sooner`, async () => {
+    const { producer, made } = make(["timeouts", "ok"]);
+    const answers = await publishUntilAccepted(producer, 20);
+    expect(answers.slice(0, LANE_FAILURES_BEFORE_RENEW)).toEqual(Array(LANE_FAILURES_BEFORE_RENEW).fill("ingest_unavailable unknown"));
+    expect(answers.at(-1)).toBe("accepted");
+    expect(answers.length).toBe(LANE_FAILURES_BEFORE_RENEW + 1);
+    expect(made).toEqual(["timeouts", "ok"]);
+    await producer.close(1000);
+  });
+
+  test("a healthy producer is never renewed", async () => {
+    const { producer, made } = make(["ok"]);
+    for (let i = 0; i < 20; i++) expect(await outcome(producer.publish([{ product_id: id(i + 1), count: 1 }]))).toBe("accepted");
+    expect(made).toEqual(["ok"]);
+    await producer.close(1000);
+  });
+});
