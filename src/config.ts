@@ -12,6 +12,8 @@ export interface HttpConfig {
   readonly adminToken: string | undefined;
   readonly workers: number;
   readonly topRefreshMs: number;
+  /** How often the top-N reads the whole ranking (a table scan) although notifications keep it exact. */
+  readonly topFullRefreshMs: number;
   readonly idleTimeoutS: number;
   /** Origins whose pages may call the view and read routes: "*" (any) or an exact list. */
   readonly corsOrigins: "*" | readonly string[];
@@ -151,6 +153,7 @@ export function loadConfig(env: Env = process.env): Config {
       adminToken,
       workers: r.int("API_WORKERS", 1, 1, 64),
       topRefreshMs: r.int("TOP_REFRESH_MS", 1000, 50, 60_000),
+      topFullRefreshMs: r.int("TOP_FULL_REFRESH_MS", 300_000, 1000, 86_400_000),
       idleTimeoutS: r.int("HTTP_IDLE_TIMEOUT_S", 10, 1, 255),
       corsOrigins,
     },

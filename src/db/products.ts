@@ -34,6 +34,13 @@ export async function topProducts(db: Db, limit: number): Promise<Product[]> {
   return rows.map(toProduct);
 }
 
+/** The products among `ids` (primary-key lookups; any order). */
+export async function productsByIds(db: Db, ids: readonly string[]): Promise<Product[]> {
+  if (ids.length === 0) return [];
+  const rows = await db.select().from(products).where(sql`${products.id} = ANY(${sql.param(ids)}::uuid[])`);
+  return rows.map(toProduct);
+}
+
 /** The subset of `ids` that exist. */
 export async function existingIds(db: Db, ids: readonly string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set();

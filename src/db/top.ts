@@ -1,5 +1,7 @@
 import { guard, type Database } from "./client.ts";
-import { topProducts } from "./products.ts";
+import { productsByIds, topProducts } from "./products.ts";
+import { needsFullRead, parseChanged, topOf } from "./top-merge.ts";
+import type { Registry } from "../metrics.ts";
 import { MAX_TOP_LIMIT, type Product } from "../domain/product.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -7,39 +9,81 @@ import type { Logger } from "../log.ts";
 /** The worker NOTIFYs this channel in each flush transaction, so the signal arrives exactly at commit. */
 export const FLUSH_CHANNEL = "product_views_flushed";
 
-// GET /top costs no query: it reads an in-memory top-100, refreshed when a flush commits (NOTIFY) and at least
-// every refreshMs as a fallback. Staleness bound: flush interval + one refresh query. If refreshing has failed
-// for longer than maxStaleMs (Postgres away), reads get 503 rather than silently old data.
+// GET /top costs no query: it reads an in-memory top-100. A flush's NOTIFY names the products it changed that
+// can rank (top-merge.ts), and the refresh re-reads only those and the current top-100 by primary key, so its
+// cost does not grow with the table. The whole ranking is read (one scan and sort of products) at start, when
+// LISTEN (re)connects (notifications may have been missed), while the top-100 is not full or ends in products
+// with no views (an insert can enter it silently), and every fullRefreshMs as a safety net. The current
+// top-100 is re-read at least every refreshMs, so if Postgres has been away for longer than maxStaleMs,
+// reads get 503 rather than silently old data.
 
 export interface TopCache {
   /** The top `limit` products as JSON text, serialised once per refresh and limit: no per-request work. */
   topJson(limit: number): string;
-  /** Schedules a refresh (coalesced: at most one query in flight, one queued). */
-  invalidate(): void;
+  /** Schedules a refresh that also re-reads these products (coalesced: one query in flight, one queued). */
+  invalidate(ids?: readonly string[]): void;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
 
-export function createTopCache(database: Database, log: Logger, refreshMs: number): TopCache {
+export interface TopOptions {
+  refreshMs: number;
+  fullRefreshMs: number;
+}
+
+/** Names products whose count changed outside a flush (created with views) to every API's top-N. */
+export async function notifyChanged(sql: Database["sql"], rows: readonly { id: string; view_count: number }[]): Promise<void> {
+  await sql`SELECT pg_notify(${FLUSH_CHANNEL}, ${rows.map((r) => `${r.id}:${r.view_count}`).join(",")})`;
+}
+
+export function createTopCache(database: Database, log: Logger, opts: TopOptions, metrics?: Registry): TopCache {
+  // kind="full": the whole ranking (a scan of products); kind="partial": the current top and the named products.
+  const reads = metrics?.histogram("top_refresh_seconds", "Top-N refresh queries by kind, and how long they took", [0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5]);
   let rows: Product[] = [];
   let json = new Map<number, string>();
   let freshAt = 0;
   let running: Promise<void> | null = null;
   let dirty = false;
+  // Products named by notifications since the last refresh, and whether the next one must read everything.
+  let changed = new Set<string>();
+  let full = true;
+  let lastFullAt = -Infinity;
   let timer: ReturnType<typeof setInterval> | undefined;
   let unlisten: (() => Promise<void>) | undefined;
   let failing = false;
-  const maxStaleMs = Math.max(3 * refreshMs, 3000);
+  const maxStaleMs = Math.max(3 * opts.refreshMs, 3000);
+
+  async function readOnce() {
+    const started = performance.now();
+    const wantFull = full || needsFullRead(rows, MAX_TOP_LIMIT) || started - lastFullAt > opts.fullRefreshMs;
+    const ids = wantFull ? [] : [...new Set([...rows.map((r) => r.id), ...changed])];
+    const taken = changed;
+    changed = new Set();
+    full = false;
+    try {
+      // Bounded: one hung query must not hold back every later refresh (they queue behind `running`).
+      if (wantFull) {
+        rows = await guard(topProducts(database.db, MAX_TOP_LIMIT), 5000);
+        lastFullAt = started;
+      } else {
+        rows = topOf(await guard(productsByIds(database.db, ids), 5000), MAX_TOP_LIMIT);
+      }
+      reads?.observe((performance.now() - started) / 1000, { kind: wantFull ? "full" : "partial" });
+    } catch (err) {
+      // What this refresh was to read is read by the next one.
+      for (const id of taken) changed.add(id);
+      full ||= wantFull;
+      throw err;
+    }
+    json = new Map();
+    freshAt = started;
+  }
 
   async function refreshLoop() {
     do {
       dirty = false;
-      const started = performance.now();
       try {
-        // Bounded: one hung query must not hold back every later refresh (they queue behind `running`).
-        rows = await guard(topProducts(database.db, MAX_TOP_LIMIT), 5000);
-        json = new Map();
-        freshAt = started;
+        await readOnce();
         if (failing) log.info("top-N refresh recovered");
         failing = false;
       } catch (err) {
@@ -50,12 +94,19 @@ export function createTopCache(database: Database, log: Logger, refreshMs: numbe
     } while (dirty);
   }
 
-  function invalidate() {
+  function invalidate(ids?: readonly string[]) {
+    if (ids) for (const id of ids) changed.add(id);
     if (running) {
       dirty = true;
       return;
     }
     running = refreshLoop().finally(() => (running = null));
+  }
+
+  function onNotify(payload: string) {
+    const ids = parseChanged(payload);
+    if (ids === null) full = true;
+    invalidate(ids ?? undefined);
   }
 
   function top(limit: number): Product[] {
@@ -79,10 +130,15 @@ export function createTopCache(database: Database, log: Logger, refreshMs: numbe
     async start() {
       invalidate();
       await running;
-      timer = setInterval(invalidate, refreshMs);
+      timer = setInterval(() => invalidate(), opts.refreshMs);
       try {
-        const sub = await database.sql.listen(FLUSH_CHANNEL, () => invalidate(), () => invalidate());
+        const sub = await database.sql.listen(FLUSH_CHANNEL, onNotify, () => {
+          // (Re)connected: notifications sent while the connection was down are lost.
+          full = true;
+          invalidate();
+        });
         unlisten = sub.unlisten;
+        await running;
       } catch (err) {
         log.warn({ err }, "LISTEN failed; top-N falls back to periodic refresh");
       }

@@ -4,7 +4,7 @@ import { Registry } from "../metrics.ts";
 import { connect, guard } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { createProduct, existingIds, getProduct } from "../db/products.ts";
-import { createTopCache } from "../db/top.ts";
+import { createTopCache, notifyChanged } from "../db/top.ts";
 import { createCatalog } from "../ingest/catalog.ts";
 import { createProducer } from "../ingest/producer.ts";
 import { createViewRecorder } from "../ingest/views.ts";
@@ -44,7 +44,8 @@ export async function start(config: Config): Promise<Running> {
     }
   })();
   const catalog = createCatalog((ids) => guard(existingIds(database.db, ids)));
-  const top = createTopCache(database, root.child({ component: "top" }), config.http.topRefreshMs);
+  const topLog = root.child({ component: "top" });
+  const top = createTopCache(database, topLog, { refreshMs: config.http.topRefreshMs, fullRefreshMs: config.http.topFullRefreshMs }, metrics);
   await top.start();
 
   const app = createApp({
@@ -56,7 +57,12 @@ export async function start(config: Config): Promise<Running> {
       async create(p) {
         const product = await guard(createProduct(database.db, p));
         catalog.remember(product.id);
-        if (product.view_count > 0) top.invalidate();
+        // Every API process ranks it through the NOTIFY; this one at once. Best effort: a lost NOTIFY is
+        // caught by the next full read (TOP_FULL_REFRESH_MS).
+        if (product.view_count > 0) {
+          top.invalidate([product.id]);
+          await guard(notifyChanged(database.sql, [product])).catch((err) => topLog.warn({ err }, "could not announce a new product to the top-N"));
+        }
         return product;
       },
       get: (id) => guard(getProduct(database.db, id)),

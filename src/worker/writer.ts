@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { FLUSH_CHANNEL } from "../db/top.ts";
+import { MAX_TOP_LIMIT } from "../domain/product.ts";
 import { NO_OFFSET, type Batch } from "./coalescer.ts";
 
 export interface FlushResult {
@@ -33,7 +34,8 @@ export async function loadOffsets(db: Db, topic: string, partitions: readonly nu
 /**
  * One statement, so one implicit transaction: a compare-and-set of each partition's stored offset (applied only
  * where it still equals the slice's base and belongs to the same topic id), the counts of exactly the
- * partitions that passed, and a NOTIFY for the API. Counts and offsets commit together or not at all.
+ * partitions that passed, and a NOTIFY for the API naming the changed products that can rank in the top-100
+ * (db/top-merge.ts says why that is enough). Counts and offsets commit together or not at all.
  *
  * Why not BEGIN ... COMMIT through the driver: postgres.js 3.4.9 can leave a transaction's promise pending
  * forever when its connection drops mid-way (upstream issues 1186, 1215; seen here when Postgres restarts
@@ -92,13 +94,15 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
     upd AS (
       UPDATE products p SET view_count = p.view_count + t.n, updated_at = now()
       FROM totals t WHERE p.id = t.id
-      RETURNING 1
-    )
+      RETURNING p.id, p.view_count
+    ),
+    ranked AS (SELECT id, view_count FROM upd ORDER BY view_count DESC, id LIMIT ${MAX_TOP_LIMIT})
     SELECT
       (SELECT coalesce(array_agg(partition), '{}') FROM moved) AS applied,
       (SELECT count(*) FROM upd)::int AS rows,
       (SELECT count(*) FROM totals)::int AS products,
-      (SELECT pg_notify(${FLUSH_CHANNEL}, '') FROM (SELECT 1 FROM moved LIMIT 1) AS x) AS notified`);
+      (SELECT pg_notify(${FLUSH_CHANNEL}, coalesce((SELECT string_agg(id::text || ':' || view_count, ',') FROM ranked), ''))
+        FROM (SELECT 1 FROM moved LIMIT 1) AS x) AS notified`);
   const applied = new Set((row!.applied ?? []).map(Number));
   const rowsUpdated = Number(row!.rows);
   let views = 0;

@@ -365,12 +365,16 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
 });
 
 describe("top-N freshness", () => {
-  test("a flush refreshes GET /top through NOTIFY, with no periodic refresh due", async () => {
+  test("a flush refreshes GET /top through NOTIFY, re-reading only the products it names, with no periodic refresh due", async () => {
     // TOP_REFRESH_MS=60000: only the worker's NOTIFY can make the new leader appear within the wait below.
-    const env = testEnv({ TOP_REFRESH_MS: "60000", FLUSH_INTERVAL_MS: "100" });
+    const env = testEnv({ TOP_REFRESH_MS: "60000", TOP_FULL_REFRESH_MS: "600000", FLUSH_INTERVAL_MS: "100" });
     // Each step bounded and named: after the chaos run a step that never returns must say which it was.
     const { config, db } = await bounded("prepare", prepare(env), 60_000);
     const [id] = await bounded("seed", seedProducts(db, 1, "fresh"));
+    // At least 100 products with views: the top-100 cannot end in products without views, so no insert can
+    // enter it unannounced and the API has no reason to read the whole ranking again.
+    const ranked = await bounded("seed ranked", seedProducts(db, 100, "ranked"));
+    await bounded("rank them", db.sql`UPDATE products SET view_count = 1 WHERE id = ANY(${ranked}::uuid[])`);
     const api = await bounded("api start", startApi(config));
     const worker = await bounded("worker start", startWorker(config));
     try {
@@ -381,8 +385,14 @@ describe("top-N freshness", () => {
       // one view that goes through Kafka, the worker's flush and its NOTIFY can put it on top.
       await bounded("level with the leader", db.sql`
         UPDATE products SET view_count = (SELECT coalesce(max(view_count), 0) FROM products) WHERE id = ${id!}`);
+      const metricsUrl = `http://127.0.0.1:${api.port}`;
+      const fullBefore = await metric(metricsUrl, "top_refresh_seconds_count", '{kind="full"}');
+      const partialBefore = await metric(metricsUrl, "top_refresh_seconds_count", '{kind="partial"}');
       expect((await post(`${url}/view`, { product_id: id })).status).toBe(202);
       await waitFor("new leader on /top", async () => (await top())[0]?.id === id, 30_000, 50);
+      // It got there by primary-key reads of the old top and the flush's named products, not a table scan.
+      expect(await metric(metricsUrl, "top_refresh_seconds_count", '{kind="full"}')).toBe(fullBefore);
+      expect(await metric(metricsUrl, "top_refresh_seconds_count", '{kind="partial"}')).toBeGreaterThan(partialBefore);
     } finally {
       await bounded("api.stop", api.stop());
       await bounded("worker.stop", worker.stop());

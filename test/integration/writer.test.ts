@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { flush, loadOffsets } from "../../src/worker/writer.ts";
 import { NO_OFFSET, type Batch } from "../../src/worker/coalescer.ts";
+import { FLUSH_CHANNEL } from "../../src/db/top.ts";
 import { bounded, prepare, seedProducts, testEnv, uniqueName, viewCounts, waitFor } from "./harness.ts";
 
 // The writer alone against real Postgres: the fence, and sums across partitions.
@@ -46,6 +47,32 @@ describe("flush writer", () => {
     const after = await viewCounts(ctx.db, ids);
     expect(after.get(ids[1]!)! - before.get(ids[1]!)!).toBe(5);
     expect(after.get(ids[2]!)! - before.get(ids[2]!)!).toBe(1);
+  });
+
+  test("the flush's NOTIFY names the 100 changed products that rank highest, with their new counts; a fenced flush names none", async () => {
+    const topic = uniqueName("writer");
+    const many = await seedProducts(ctx.db, 150, "notify");
+    const notes: string[] = [];
+    const sub = await ctx.db.sql.listen(FLUSH_CHANNEL, (payload) => void notes.push(payload));
+    try {
+      // Product i gets i + 1 views: the 100 named must be the last 100, each with its count.
+      const counts = Object.fromEntries(many.map((id, i) => [id, i + 1]));
+      const batch: Batch = { slices: [slice(0, NO_OFFSET, 150, counts)], products: 150, views: 150 * 151 / 2 };
+      await flush(ctx.db.db, topic, batch, TOPIC_ID);
+      const mine = await waitFor("the flush's NOTIFY", () => notes.find((n) => n.includes(many[149]!)));
+      const named = new Map(mine.split(",").map((item) => item.split(":") as [string, string]));
+      expect(named.size).toBe(100);
+      for (let i = 50; i < 150; i++) expect(named.get(many[i]!)).toBe(String(i + 1));
+      // The same batch again is fenced: nothing changed, nothing announced.
+      const seen = notes.length;
+      expect((await flush(ctx.db.db, topic, batch, TOPIC_ID)).fenced).toHaveLength(1);
+      await flush(ctx.db.db, topic, { slices: [slice(0, 150, 151, { [many[0]!]: 1 })], products: 1, views: 1 }, TOPIC_ID);
+      const next = await waitFor("the next flush's NOTIFY", () => notes.slice(seen).find((n) => n.includes(many[0]!)));
+      expect(next).toBe(`${many[0]}:2`);
+      expect(notes.slice(seen).filter((n) => n.includes(many[149]!))).toEqual([]);
+    } finally {
+      await sub.unlisten();
+    }
   });
 
   test("a slice read from another topic id is refused even where the offsets agree", async () => {
