@@ -7,12 +7,28 @@ interface Metric {
   render(): string;
 }
 
-function labelKey(labels: Labels | undefined): string {
-  if (!labels) return "";
+function renderLabels(labels: Labels): string {
   const parts = Object.keys(labels)
     .sort()
     .map((k) => `${k}="${String(labels[k]).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`);
   return parts.length ? `{${parts.join(",")}}` : "";
+}
+
+// Observations sit on every request's path: the rendered key (sorted, escaped) is built once per label set,
+// found again by a plain concatenation. Bounded, as label values come from code, not from clients.
+const keys = new Map<string, string>();
+const MAX_KEYS = 10_000;
+
+function labelKey(labels: Labels | undefined): string {
+  if (!labels) return "";
+  let raw = "";
+  for (const k in labels) raw += `${k}\u0000${labels[k]}\u0001`;
+  let key = keys.get(raw);
+  if (key === undefined) {
+    key = renderLabels(labels);
+    if (keys.size < MAX_KEYS) keys.set(raw, key);
+  }
+  return key;
 }
 
 function withLabel(key: string, extra: string): string {
