@@ -160,6 +160,9 @@ export function createProducer(kafka: KafkaConfig, config: ProducerConfig, log: 
   /** Waits until librdkafka settled every message of the lane; false when it did not within the deadline. */
   async function settled(lane: Lane): Promise<boolean> {
     const deadline = performance.now() + messageTimeoutMs + 2000;
+    // librdkafka holds a batch for linger.ms before sending it (a lane batch, one message per partition,
+    // never fills batch.num.messages), so nothing can be acknowledged sooner: no polling until then.
+    if (config.lingerMs > 1 && lane.inFlightCount() > 0) await Bun.sleep(config.lingerMs);
     while (lane.inFlightCount() > 0) {
       if (performance.now() > deadline) return false;
       await Bun.sleep(1);
