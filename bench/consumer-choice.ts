@@ -21,7 +21,9 @@ if (!process.env.CHOICE_TOPIC) {
   const producer = createProducer(config.kafka, config.producer, createLogger("error", "bench"), new Registry());
   const ids = Array.from({ length: 10_000 }, () => crypto.randomUUID());
   for (let i = 0; i < N; i += 5000) {
-    await Promise.all(Array.from({ length: Math.min(5000, N - i) }, (_, j) => producer.publish([{ product_id: ids[(i + j) % ids.length]!, count: 1 }])));
+    await Promise.all(
+      Array.from({ length: Math.min(5000, N - i) }, (_, j) => producer.publish([{ product_id: ids[(i + j) % ids.length]!, count: 1 }])),
+    );
   }
   await producer.close();
 }
@@ -30,7 +32,11 @@ const rss = () => Math.round(process.memoryUsage().rss / 1024 / 1024);
 
 async function crab() {
   const client = new KafkaClient({ brokers: config.kafka.brokers.join(","), clientId: "choice-crab", logLevel: "error" });
-  const consumer = client.createConsumer({ groupId: `crab-${topic}`, enableAutoCommit: false, configuration: { "auto.offset.reset": "earliest" } });
+  const consumer = client.createConsumer({
+    groupId: `crab-${topic}`,
+    enableAutoCommit: false,
+    configuration: { "auto.offset.reset": "earliest" },
+  });
   await consumer.subscribe(topic);
   let n = 0;
   let t0 = 0;

@@ -11,8 +11,8 @@ const PER_FLUSH = Number(process.env.PER_FLUSH ?? 2000);
 
 const N = 100_000;
 const S = 1.1;
-const A = Math.pow(N, 1 - S) - 1;
-const zipf = () => Math.min(N - 1, Math.floor(Math.pow(A * Math.random() + 1, 1 / (1 - S))) - 1);
+const A = N ** (1 - S) - 1;
+const zipf = () => Math.min(N - 1, Math.floor((A * Math.random() + 1) ** (1 / (1 - S))) - 1);
 
 async function variant(name: string, indexed: boolean) {
   const table = `idx_bench_${name}`;
@@ -42,7 +42,9 @@ async function variant(name: string, indexed: boolean) {
   const t1 = performance.now();
   for (let i = 0; i < topRuns; i++) await sql.unsafe(`SELECT * FROM ${table} ORDER BY view_count DESC, id LIMIT 100`);
   const topMs = (performance.now() - t1) / topRuns;
-  const [st] = await sql.unsafe(`SELECT n_tup_upd, n_tup_hot_upd, pg_total_relation_size('${table}') AS bytes FROM pg_stat_user_tables WHERE relname = '${table}'`);
+  const [st] = await sql.unsafe(
+    `SELECT n_tup_upd, n_tup_hot_upd, pg_total_relation_size('${table}') AS bytes FROM pg_stat_user_tables WHERE relname = '${table}'`,
+  );
   await sql.unsafe(`DROP TABLE ${table}`);
   return {
     variant: name,

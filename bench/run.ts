@@ -31,7 +31,10 @@ function pidOf(name: string): number | null {
   }
 }
 
-interface ProcSample { rssMB: number; cpuTicks: number }
+interface ProcSample {
+  rssMB: number;
+  cpuTicks: number;
+}
 /** /proc/<pid>/stat fields after the command: [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime. */
 function statOf(pid: number): string[] | null {
   try {
@@ -105,7 +108,8 @@ function monitor(pids: Record<string, number | null>) {
       const s = sampleProc(pid);
       if (!s) continue;
       peak[k] = Math.max(peak[k] ?? 0, s.rssMB);
-      (series[k] ??= []).push(Math.round(s.rssMB));
+      series[k] ??= [];
+      series[k].push(Math.round(s.rssMB));
     }
   }, 500);
   return () => {
@@ -154,12 +158,24 @@ interface K6Result {
 }
 
 async function k6(
-  scenario: string, target: string, rate: number, duration: string, extra: Record<string, string> = {},
+  scenario: string,
+  target: string,
+  rate: number,
+  duration: string,
+  extra: Record<string, string> = {},
   onSpawn?: (p: ReturnType<typeof Bun.spawn>) => void,
 ): Promise<K6Result> {
   const out = join(DATA, `k6-${scenario}-${rate}-${Date.now()}.json`);
   const proc = Bun.spawn([K6, "run", "--quiet", "--no-color", `--summary-export=${out}`, join(ROOT, "bench", "k6", "load.js")], {
-    env: { ...process.env, SCENARIO: scenario, TARGET: target, RATE: String(rate), DURATION: duration, IDS: join(DATA, "ids.json"), ...extra },
+    env: {
+      ...process.env,
+      SCENARIO: scenario,
+      TARGET: target,
+      RATE: String(rate),
+      DURATION: duration,
+      IDS: join(DATA, "ids.json"),
+      ...extra,
+    },
     stdout: "ignore",
     stderr: "pipe",
   });
@@ -240,10 +256,12 @@ async function ingestStep(scenario: string, rate: number, duration = STEP, extra
   const proc = stop();
   const perView = cpuPerView(proc, r.acceptedViews);
   const line = { ...r, accounting: acc, processes: proc, cpuPerViewUs: perView };
-  log(`${scenario} @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} failed=${(r.failedRate * 100).toFixed(3)}% dropped=${r.dropped} ` +
-    `accounting=${acc.exact ? "exact" : `LOST ${acc.lost} DOUBLED ${acc.doubled}`} complete+${acc.completeAfterLastResponseMs}ms rows/view=${acc.rowsUpdatedPerView} ` +
-    `rss api=${proc.api?.peakRssMB}MB worker=${proc.worker?.peakRssMB}MB cpu api=${proc.api?.cpuCores} worker=${proc.worker?.cpuCores} ` +
-    `cpu/view µs api=${perView.api} kafka=${perView.kafka} worker=${perView.worker} postgres=${perView.postgres} total=${perView.total}`);
+  log(
+    `${scenario} @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} failed=${(r.failedRate * 100).toFixed(3)}% dropped=${r.dropped} ` +
+      `accounting=${acc.exact ? "exact" : `LOST ${acc.lost} DOUBLED ${acc.doubled}`} complete+${acc.completeAfterLastResponseMs}ms rows/view=${acc.rowsUpdatedPerView} ` +
+      `rss api=${proc.api?.peakRssMB}MB worker=${proc.worker?.peakRssMB}MB cpu api=${proc.api?.cpuCores} worker=${proc.worker?.cpuCores} ` +
+      `cpu/view µs api=${perView.api} kafka=${perView.kafka} worker=${perView.worker} postgres=${perView.postgres} total=${perView.total}`,
+  );
   return line;
 }
 
@@ -282,7 +300,11 @@ async function seed() {
   let warm = 0;
   for (let i = 0; i < ids.length; i += 1000) {
     const views = ids.slice(i, i + 1000).map((r) => ({ product_id: r.id, count: 1 }));
-    const res = await fetch(`${API}/api/v1/products/views`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ views }) });
+    const res = await fetch(`${API}/api/v1/products/views`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ views }),
+    });
     if (res.status === 202) warm += views.length;
   }
   const acc = await account(before, warm, 0, 0);
@@ -290,7 +312,11 @@ async function seed() {
 }
 
 async function startBaseline() {
-  const proc = Bun.spawn(["bun", join(ROOT, "bench", "baseline-server.ts")], { env: { ...process.env, PORT: String(BASELINE_PORT) }, stdout: "ignore", stderr: "inherit" });
+  const proc = Bun.spawn(["bun", join(ROOT, "bench", "baseline-server.ts")], {
+    env: { ...process.env, PORT: String(BASELINE_PORT) },
+    stdout: "ignore",
+    stderr: "inherit",
+  });
   for (let i = 0; i < 100; i++) {
     try {
       await fetch(BASELINE, { method: "POST", body: "{}" });
@@ -341,7 +367,11 @@ async function main() {
       const last = (s: number[]) => Math.max(...s.slice(-120));
       const flat = (k: "api" | "worker") => {
         const s = r.processes[k]?.rssSeries ?? [];
-        return { firstMinutePeakMB: first(s), lastMinutePeakMB: last(s), growthPct: Number((((last(s) - first(s)) / first(s)) * 100).toFixed(1)) };
+        return {
+          firstMinutePeakMB: first(s),
+          lastMinutePeakMB: last(s),
+          growthPct: Number((((last(s) - first(s)) / first(s)) * 100).toFixed(1)),
+        };
       };
       result.soak = { ...r, rss: { api: flat("api"), worker: flat("worker") } };
       log(`soak: api ${JSON.stringify(flat("api"))} worker ${JSON.stringify(flat("worker"))}`);
@@ -354,7 +384,9 @@ async function main() {
           const r = await k6("view", BASELINE, rate, STEP);
           const p = stop();
           const perView = cpuPerView(p, r.acceptedViews);
-          log(`baseline @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} dropped=${r.dropped} cpu=${p.baseline?.cpuCores} cpu/request µs=${perView.baseline}`);
+          log(
+            `baseline @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} dropped=${r.dropped} cpu=${p.baseline?.cpuCores} cpu/request µs=${perView.baseline}`,
+          );
           return { ...r, processes: p, cpuPerViewUs: perView };
         });
         baselineBest = b.best?.rate ?? 0;
@@ -383,13 +415,14 @@ async function main() {
       // Not in "all": it grows the products table to 10 million rows (~2 GB), which stays for later runs.
       if (what === "top10m") result.top10m = await topAtScale();
     }
-    for (const t of targets(result)) log(`target ${t.met === null ? "NOT MEASURED" : t.met ? "MET   " : "MISSED"}  ${t.name}: ${t.measured} (goal ${t.goal})`);
+    for (const t of targets(result))
+      log(`target ${t.met === null ? "NOT MEASURED" : t.met ? "MET   " : "MISSED"}  ${t.name}: ${t.measured} (goal ${t.goal})`);
   } finally {
     baselineProc.kill();
     result.finishedAt = new Date().toISOString();
     const file = join(RESULTS, `${stamp}.json`);
     writeFileSync(file, JSON.stringify(result, null, 2));
-    writeFileSync(join(RESULTS, `${stamp}.md`), lines.join("\n") + "\n");
+    writeFileSync(join(RESULTS, `${stamp}.md`), `${lines.join("\n")}\n`);
     console.log(`results: ${file}`);
     await sql.end();
   }
@@ -406,7 +439,9 @@ async function topUnderIngest(label: string, rates = RATES) {
       const stop = monitor({ api: pidOf("api") });
       const r = await k6("top", API, rate, STEP, { P99_MS: "10" });
       const p = stop();
-      log(`${label} (ingest ${bg}/s in background) @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} dropped=${r.dropped}`);
+      log(
+        `${label} (ingest ${bg}/s in background) @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} dropped=${r.dropped}`,
+      );
       return { ...r, processes: p };
     });
     return { ...s, backgroundIngestRate: bg };
@@ -419,7 +454,14 @@ async function topUnderIngest(label: string, rates = RATES) {
 /** Sum and count of a histogram series on /metrics, e.g. top_refresh_seconds{kind="partial"}. */
 async function histogram(url: string, name: string, labels: string) {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const value = (suffix: string) => Number(text.split("\n").find((l) => l.startsWith(`${name}_${suffix}${labels} `))?.split(" ").pop() ?? 0);
+  const value = (suffix: string) =>
+    Number(
+      text
+        .split("\n")
+        .find((l) => l.startsWith(`${name}_${suffix}${labels} `))
+        ?.split(" ")
+        .pop() ?? 0,
+    );
   return { sum: value("sum"), count: value("count") };
 }
 
@@ -454,9 +496,21 @@ async function topAtScale() {
   const fresh = await freshnessAt(Number(process.env.BENCH_FRESH_RATE ?? 2000));
   const after = await histogram(API, "top_refresh_seconds", '{kind="partial"}');
   const fullAfter = await histogram(API, "top_refresh_seconds", '{kind="full"}');
-  const partial = { refreshes: after.count - before.count, meanMs: after.count > before.count ? Number((((after.sum - before.sum) / (after.count - before.count)) * 1000).toFixed(2)) : 0 };
-  const out = { products: have, fullRankingQueryMs: fullMs, partialRefresh: partial, fullRefreshesDuring: fullAfter.count - fullBefore.count, top, freshness: fresh };
-  log(`top10m: ${have} products; one full ranking query ${fullMs.join("/")} ms; the API's refresh per flush: ${partial.refreshes} partial reads, mean ${partial.meanMs} ms, ${out.fullRefreshesDuring} full reads; /top best ${top.best?.rate ?? 0}/s p99=${top.best?.p99 ?? "-"} ms; freshness p99 ${fresh.p99} ms`);
+  const partial = {
+    refreshes: after.count - before.count,
+    meanMs: after.count > before.count ? Number((((after.sum - before.sum) / (after.count - before.count)) * 1000).toFixed(2)) : 0,
+  };
+  const out = {
+    products: have,
+    fullRankingQueryMs: fullMs,
+    partialRefresh: partial,
+    fullRefreshesDuring: fullAfter.count - fullBefore.count,
+    top,
+    freshness: fresh,
+  };
+  log(
+    `top10m: ${have} products; one full ranking query ${fullMs.join("/")} ms; the API's refresh per flush: ${partial.refreshes} partial reads, mean ${partial.meanMs} ms, ${out.fullRefreshesDuring} full reads; /top best ${top.best?.rate ?? 0}/s p99=${top.best?.p99 ?? "-"} ms; freshness p99 ${fresh.p99} ms`,
+  );
   return out;
 }
 
@@ -478,16 +532,28 @@ async function cpuAtFixedRate() {
   const pipeline = await ingestStep("view", rate, duration);
   const b = baseline.cpuPerViewUs.baseline ?? 0;
   const p = pipeline.cpuPerViewUs;
-  log(`cpu per accepted view @${rate}/s (µs): baseline=${b} api=${p.api} (${b ? (p.api! / b).toFixed(2) : "?"}x baseline) kafka=${p.kafka} worker=${p.worker} postgres=${p.postgres} pipeline=${p.total}`);
+  log(
+    `cpu per accepted view @${rate}/s (µs): baseline=${b} api=${p.api} (${b ? (p.api! / b).toFixed(2) : "?"}x baseline) kafka=${p.kafka} worker=${p.worker} postgres=${p.postgres} pipeline=${p.total}`,
+  );
   return { rate, duration, baseline, pipeline };
 }
 
-interface Target { name: string; goal: string; measured: string; met: boolean | null }
+interface Target {
+  name: string;
+  goal: string;
+  measured: string;
+  met: boolean | null;
+}
+
+// The run's result object is built scenario by scenario and read back here as plain JSON.
+// biome-ignore lint/suspicious/noExplicitAny: every field read below is checked where it is used
+type Json = any;
 
 /** Issue #10's targets against this run's numbers; a scenario not run is "not measured", never met. */
-function targets(r: Record<string, any>): Target[] {
+function targets(r: Record<string, Json>): Target[] {
   const out: Target[] = [];
-  const t = (name: string, goal: string, measured: string | null, met: boolean) => out.push({ name, goal, measured: measured ?? "-", met: measured === null ? null : met });
+  const t = (name: string, goal: string, measured: string | null, met: boolean) =>
+    out.push({ name, goal, measured: measured ?? "-", met: measured === null ? null : met });
   const cpu = r.cpu;
   if (cpu) {
     const p = cpu.pipeline.cpuPerViewUs;
@@ -496,35 +562,66 @@ function targets(r: Record<string, any>): Target[] {
     t("API CPU per view vs the bare server", "<= 1.5x", `${p.api} µs = ${(p.api / b).toFixed(2)}x of ${b} µs`, p.api <= 1.5 * b);
     t("Kafka CPU per view", "<= 30 µs", `${p.kafka} µs`, p.kafka <= 30);
     t("worker CPU per view", "<= 20 µs", `${p.worker} µs`, p.worker <= 20);
-  } else for (const n of ["pipeline CPU per view", "API CPU per view vs the bare server", "Kafka CPU per view", "worker CPU per view"]) t(n, "", null, false);
+  } else
+    for (const n of ["pipeline CPU per view", "API CPU per view vs the bare server", "Kafka CPU per view", "worker CPU per view"])
+      t(n, "", null, false);
   const ingest = r.ingest;
   const best = ingest?.best;
-  t("durable POST /view sustained vs baseline (p99 < 50 ms, exact)", ">= 0.8x", ingest ? `${best?.rate ?? 0}/s = ${ingest.ratioToBaseline}x` : null,
-    !!best && ingest.ratioToBaseline >= 0.8 && ingest.steps.every((s: any) => s.accounting.exact));
+  t(
+    "durable POST /view sustained vs baseline (p99 < 50 ms, exact)",
+    ">= 0.8x",
+    ingest ? `${best?.rate ?? 0}/s = ${ingest.ratioToBaseline}x` : null,
+    !!best && ingest.ratioToBaseline >= 0.8 && ingest.steps.every((s: Json) => s.accounting.exact),
+  );
   const batch = r.batch;
-  t("POST /views x100 (exact)", ">= 400000 views/s", batch ? `${batch.viewsPerSecond} views/s` : null,
-    !!batch && batch.viewsPerSecond >= 400_000 && batch.steps.every((s: any) => s.accounting.exact));
+  t(
+    "POST /views x100 (exact)",
+    ">= 400000 views/s",
+    batch ? `${batch.viewsPerSecond} views/s` : null,
+    !!batch && batch.viewsPerSecond >= 400_000 && batch.steps.every((s: Json) => s.accounting.exact),
+  );
   const top = r.top;
-  t("GET /top?limit=10 under ingest vs baseline (p99 < 10 ms)", ">= 0.8x", top ? `${top.best?.rate ?? 0}/s = ${top.ratioToBaseline}x` : null, !!top && top.ratioToBaseline >= 0.8);
+  t(
+    "GET /top?limit=10 under ingest vs baseline (p99 < 10 ms)",
+    ">= 0.8x",
+    top ? `${top.best?.rate ?? 0}/s = ${top.ratioToBaseline}x` : null,
+    !!top && top.ratioToBaseline >= 0.8,
+  );
   const rss = best?.processes;
-  t("RSS at the best ingest rate", "api < 150 MB, worker < 150 MB", rss ? `api ${rss.api?.peakRssMB} MB, worker ${rss.worker?.peakRssMB} MB` : null,
-    !!rss && rss.api?.peakRssMB < 150 && rss.worker?.peakRssMB < 150);
+  t(
+    "RSS at the best ingest rate",
+    "api < 150 MB, worker < 150 MB",
+    rss ? `api ${rss.api?.peakRssMB} MB, worker ${rss.worker?.peakRssMB} MB` : null,
+    !!rss && rss.api?.peakRssMB < 150 && rss.worker?.peakRssMB < 150,
+  );
   const f = r.freshness;
   t("freshness 202 -> counted at 80 % of max", "p99 < 250 ms", f ? `p99 ${f.p99} ms @${f.rate}/s` : null, !!f && f.p99 < 250);
   // Write amplification from the batch steps: rows updated per second against views per second.
-  const steps = (batch?.steps ?? []).filter((s: any) => s.passed || s === batch.steps[0]);
+  const steps = (batch?.steps ?? []).filter((s: Json) => s.passed || s === batch.steps[0]);
   if (steps.length >= 2) {
-    const lo = steps[0], hi = steps[steps.length - 1];
-    const rows = (s: any) => s.acceptedViews * s.accounting.rowsUpdatedPerView;
+    const lo = steps[0],
+      hi = steps[steps.length - 1];
+    const rows = (s: Json) => s.acceptedViews * s.accounting.rowsUpdatedPerView;
     const viewsX = hi.acceptedViews / lo.acceptedViews;
     const rowsX = rows(hi) / rows(lo);
     // "10x the views for <= 3x the rows" is rows ~ views^k with k <= log 3 / log 10 = 0.48, at any ratio.
     const k = Math.log(rowsX) / Math.log(viewsX);
-    t("write amplification (batch steps)", "rows grow <= 3x for 10x views (k <= 0.48)", `${viewsX.toFixed(1)}x views -> ${rowsX.toFixed(1)}x rows (k = ${k.toFixed(2)})`, k <= Math.log(3) / Math.log(10));
+    t(
+      "write amplification (batch steps)",
+      "rows grow <= 3x for 10x views (k <= 0.48)",
+      `${viewsX.toFixed(1)}x views -> ${rowsX.toFixed(1)}x rows (k = ${k.toFixed(2)})`,
+      k <= Math.log(3) / Math.log(10),
+    );
   } else t("write amplification (batch steps)", "rows grow <= 3x for 10x views", null, false);
   const big = r.top10m;
-  t("/top with 10 million products", "p99 < 10 ms, freshness p99 < 500 ms", big ? `${big.products} products: /top p99 ${big.top.best?.p99 ?? "-"} ms at ${big.top.best?.rate ?? 0}/s, freshness p99 ${big.freshness.p99} ms, refresh ${big.partialRefresh.meanMs} ms per flush (a full ranking: ${big.fullRankingQueryMs[1]} ms)` : null,
-    !!big && !!big.top.best && big.top.best.p99 < 10 && big.freshness.p99 < 500);
+  t(
+    "/top with 10 million products",
+    "p99 < 10 ms, freshness p99 < 500 ms",
+    big
+      ? `${big.products} products: /top p99 ${big.top.best?.p99 ?? "-"} ms at ${big.top.best?.rate ?? 0}/s, freshness p99 ${big.freshness.p99} ms, refresh ${big.partialRefresh.meanMs} ms per flush (a full ranking: ${big.fullRankingQueryMs[1]} ms)`
+      : null,
+    !!big && !!big.top.best && big.top.best.p99 < 10 && big.freshness.p99 < 500,
+  );
   return out;
 }
 
@@ -540,7 +637,11 @@ async function freshnessAt(rate: number) {
   let expected = 0;
   const until = performance.now() + Number.parseFloat(STEP) * 1000 - 1000;
   while (performance.now() < until) {
-    const res = await fetch(`${API}/api/v1/products/view`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ product_id: id }) });
+    const res = await fetch(`${API}/api/v1/products/view`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ product_id: id }),
+    });
     if (res.status !== 202) continue;
     expected++;
     const acked = performance.now();
@@ -556,7 +657,9 @@ async function freshnessAt(rate: number) {
   samples.sort((a, b) => a - b);
   const pct = (p: number) => Math.round(samples[Math.min(samples.length - 1, Math.floor(samples.length * p))] ?? 0);
   const out = { rate, samples: samples.length, p50: pct(0.5), p95: pct(0.95), p99: pct(0.99), max: pct(1), load: r, accounting: acc };
-  log(`freshness @${rate}/s: ${samples.length} probes, 202 -> counted p50=${out.p50}ms p95=${out.p95}ms p99=${out.p99}ms max=${out.max}ms; accounting=${acc.exact ? "exact" : "NOT EXACT"}`);
+  log(
+    `freshness @${rate}/s: ${samples.length} probes, 202 -> counted p50=${out.p50}ms p95=${out.p95}ms p99=${out.p99}ms max=${out.max}ms; accounting=${acc.exact ? "exact" : "NOT EXACT"}`,
+  );
   return out;
 }
 

@@ -98,7 +98,7 @@ export function createTracker(options) {
     timer = null;
     for (const views of take()) {
       // A string body makes the beacon text/plain: no preflight, and the API reads it as JSON.
-      if (beacon && beacon(endpoint, JSON.stringify({ views }))) {
+      if (beacon?.(endpoint, JSON.stringify({ views }))) {
         stats.beacons++;
         stats.sent += total(views);
       } else void send(views, 0);
@@ -127,7 +127,7 @@ export function createTracker(options) {
   return {
     track,
     flush,
-    pending: () => total([...buffer].map(([product_id, count]) => ({ product_id, count }))) ,
+    pending: () => total([...buffer].map(([product_id, count]) => ({ product_id, count }))),
     inFlight: () => inFlight,
     stats: () => ({ ...stats }),
   };

@@ -3,7 +3,9 @@ export {};
 // Extra results from outside bun test: --passed NAME / --failed NAME.
 const [file, ...rest] = process.argv.slice(2);
 if (!file) throw new Error("usage: junit-summary.ts <report.xml> [--passed NAME | --failed NAME]...");
-const xml = await Bun.file(file).text().catch(() => "");
+const xml = await Bun.file(file)
+  .text()
+  .catch(() => "");
 if (!xml) {
   console.log("0 passed, 1 failed (no test report was written)");
   process.exit(1);

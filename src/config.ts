@@ -121,7 +121,10 @@ export function loadConfig(env: Env = process.env): Config {
   }
 
   const brokersRaw = r.str("KAFKA_BROKERS", "127.0.0.1:9092");
-  const brokers = brokersRaw.split(",").map((b) => b.trim()).filter(Boolean);
+  const brokers = brokersRaw
+    .split(",")
+    .map((b) => b.trim())
+    .filter(Boolean);
   if (brokers.length === 0 || brokers.some((b) => !BROKER.test(b))) {
     problems.push(`KAFKA_BROKERS=${JSON.stringify(brokersRaw)} must be a comma-separated list of host:port`);
   }
@@ -135,10 +138,15 @@ export function loadConfig(env: Env = process.env): Config {
   const corsRaw = r.str("CORS_ORIGINS", "*");
   let corsOrigins: "*" | string[] = "*";
   if (corsRaw !== "*") {
-    corsOrigins = corsRaw.split(",").map((o) => o.trim()).filter(Boolean);
+    corsOrigins = corsRaw
+      .split(",")
+      .map((o) => o.trim())
+      .filter(Boolean);
     const bad = corsOrigins.filter((o) => !ORIGIN.test(o));
     if (corsOrigins.length === 0 || bad.length > 0) {
-      problems.push(`CORS_ORIGINS=${JSON.stringify(corsRaw)} must be "*" or a comma-separated list of origins like https://shop.example (bad: ${bad.join(", ") || "empty"})`);
+      problems.push(
+        `CORS_ORIGINS=${JSON.stringify(corsRaw)} must be "*" or a comma-separated list of origins like https://shop.example (bad: ${bad.join(", ") || "empty"})`,
+      );
     }
     corsOrigins = corsOrigins.map((o) => o.toLowerCase());
   }

@@ -89,7 +89,7 @@ export class Gauge implements Metric {
   }
   render(): string {
     let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} gauge\n`;
-    if (this.collect) return out + `${this.name} ${this.collect()}\n`;
+    if (this.collect) return `${out}${this.name} ${this.collect()}\n`;
     if (this.values.size === 0) out += `${this.name} 0\n`;
     for (const [k, v] of this.values) out += `${this.name}${k} ${v}\n`;
     return out;

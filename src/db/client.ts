@@ -31,8 +31,23 @@ export function connect(config: DbConfig, appName: string, statementTimeoutMs = 
 // Connection-level failures (server down, restarting, out of connections): the same request may succeed
 // later, so they become a retryable 503, never a 500 with driver text.
 const UNAVAILABLE = new Set([
-  "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "CONNECT_TIMEOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED",
-  "CONNECTION_DESTROYED", "57P01", "57P02", "57P03", "08000", "08001", "08003", "08006", "53300", "57014",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "57P01",
+  "57P02",
+  "57P03",
+  "08000",
+  "08001",
+  "08003",
+  "08006",
+  "53300",
+  "57014",
 ]);
 
 export function isUnavailable(err: unknown): boolean {

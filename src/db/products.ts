@@ -17,10 +17,7 @@ function toProduct(r: Row): Product {
 }
 
 export async function createProduct(db: Db, p: NewProduct): Promise<Product> {
-  const [row] = await db
-    .insert(products)
-    .values({ name: p.name, description: p.description, viewCount: p.viewCount })
-    .returning();
+  const [row] = await db.insert(products).values({ name: p.name, description: p.description, viewCount: p.viewCount }).returning();
   return toProduct(row!);
 }
 
@@ -37,7 +34,10 @@ export async function topProducts(db: Db, limit: number): Promise<Product[]> {
 /** The products among `ids` (primary-key lookups; any order). */
 export async function productsByIds(db: Db, ids: readonly string[]): Promise<Product[]> {
   if (ids.length === 0) return [];
-  const rows = await db.select().from(products).where(sql`${products.id} = ANY(${sql.param(ids)}::uuid[])`);
+  const rows = await db
+    .select()
+    .from(products)
+    .where(sql`${products.id} = ANY(${sql.param(ids)}::uuid[])`);
   return rows.map(toProduct);
 }
 

@@ -38,7 +38,11 @@ export async function notifyChanged(sql: Database["sql"], rows: readonly { id: s
 
 export function createTopCache(database: Database, log: Logger, opts: TopOptions, metrics?: Registry): TopCache {
   // kind="full": the whole ranking (a scan of products); kind="partial": the current top and the named products.
-  const reads = metrics?.histogram("top_refresh_seconds", "Top-N refresh queries by kind, and how long they took", [0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5]);
+  const reads = metrics?.histogram(
+    "top_refresh_seconds",
+    "Top-N refresh queries by kind, and how long they took",
+    [0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+  );
   let rows: Product[] = [];
   let json = new Map<number, string>();
   let freshAt = 0;

@@ -34,7 +34,11 @@ export async function start(config: Config): Promise<Running> {
         const n = await admin.partitionCount();
         if (n > 0) {
           producer.setPartitions(n);
-          if (n !== config.kafka.partitions) plog.warn({ partitions: n, configured: config.kafka.partitions }, "topic has another partition count than configured; using the topic's");
+          if (n !== config.kafka.partitions)
+            plog.warn(
+              { partitions: n, configured: config.kafka.partitions },
+              "topic has another partition count than configured; using the topic's",
+            );
           return;
         }
       } catch (err) {
@@ -45,7 +49,12 @@ export async function start(config: Config): Promise<Running> {
   })();
   const catalog = createCatalog((ids) => guard(existingIds(database.db, ids)));
   const topLog = root.child({ component: "top" });
-  const top = createTopCache(database, topLog, { refreshMs: config.http.topRefreshMs, fullRefreshMs: config.http.topFullRefreshMs }, metrics);
+  const top = createTopCache(
+    database,
+    topLog,
+    { refreshMs: config.http.topRefreshMs, fullRefreshMs: config.http.topFullRefreshMs },
+    metrics,
+  );
   await top.start();
 
   const app = createApp({
@@ -61,7 +70,9 @@ export async function start(config: Config): Promise<Running> {
         // caught by the next full read (TOP_FULL_REFRESH_MS).
         if (product.view_count > 0) {
           top.invalidate([product.id]);
-          await guard(notifyChanged(database.sql, [product])).catch((err) => topLog.warn({ err }, "could not announce a new product to the top-N"));
+          await guard(notifyChanged(database.sql, [product])).catch((err) =>
+            topLog.warn({ err }, "could not announce a new product to the top-N"),
+          );
         }
         return product;
       },
@@ -70,7 +81,10 @@ export async function start(config: Config): Promise<Running> {
     },
     async ready() {
       const [postgres, kafka] = await Promise.all([
-        guard(database.sql`SELECT 1`).then(() => true, () => false),
+        guard(database.sql`SELECT 1`).then(
+          () => true,
+          () => false,
+        ),
         brokersReachable(config.kafka.brokers),
       ]);
       return { postgres, kafka };

@@ -17,12 +17,13 @@ export async function start(config: Config) {
   const timers = new Set<ReturnType<typeof setTimeout>>();
   const spawnOne = (i: number): ReturnType<typeof Bun.spawn> => {
     const startedAt = performance.now();
-    return Bun.spawn([process.execPath, import.meta.dir + "/../main.ts", "api"], {
+    return Bun.spawn([process.execPath, `${import.meta.dir}/../main.ts`, "api"], {
       env: { ...process.env, PV_API_CHILD: String(i) },
       stdio: ["ignore", "inherit", "inherit"],
       onExit(_p, code) {
         if (stopping) return;
-        const delay = (delays[i] = nextRestartDelay(delays[i] ?? 0, performance.now() - startedAt));
+        const delay = nextRestartDelay(delays[i] ?? 0, performance.now() - startedAt);
+        delays[i] = delay;
         log.error({ child: i, code, restartInMs: delay }, "api child exited; restarting");
         const t = setTimeout(() => {
           timers.delete(t);

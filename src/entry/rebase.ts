@@ -22,7 +22,9 @@ export async function rebase(config: Config, apply: boolean): Promise<OffsetProb
     const problems = [...marks].flatMap(([p, w]) => offsetProblem(p, stored.get(p)!, topicId, w) ?? []);
     for (const p of problems) {
       const ids = p.kind === "topic_changed" ? ` (topic id ${p.storedTopicId} -> ${p.topicId})` : "";
-      console.log(`partition ${p.partition}: ${p.kind}${ids}: stored next offset ${p.stored}, log ${p.low}..${p.high}${apply ? ` -> re-based to ${p.low}` : ""}`);
+      console.log(
+        `partition ${p.partition}: ${p.kind}${ids}: stored next offset ${p.stored}, log ${p.low}..${p.high}${apply ? ` -> re-based to ${p.low}` : ""}`,
+      );
     }
     if (problems.length === 0) console.log(`topic ${config.kafka.topic}: every stored offset fits the log; nothing to re-base`);
     else if (!apply) console.log("dry run: run again with --apply to re-base these partitions");

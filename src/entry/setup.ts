@@ -17,8 +17,10 @@ export async function setup(config: Config, opts: { topic: boolean }): Promise<v
   if (opts.topic) {
     const t = await ensureTopic(config.kafka);
     if (t.partitions !== config.kafka.partitions) {
-      log.warn({ topic: config.kafka.topic, partitions: t.partitions, configured: config.kafka.partitions },
-        "topic exists with another partition count; left unchanged");
+      log.warn(
+        { topic: config.kafka.topic, partitions: t.partitions, configured: config.kafka.partitions },
+        "topic exists with another partition count; left unchanged",
+      );
     }
     log.info({ topic: config.kafka.topic, created: t.created, partitions: t.partitions }, "topic ready");
   }

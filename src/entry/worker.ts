@@ -15,38 +15,53 @@ export async function start(config: Config) {
   const metrics = new Registry();
   // Flushes may wait on row locks held by another worker: a longer statement timeout than the API's, the same
   // as the flusher's own deadline for a write.
-  const database = connect({ ...config.db, poolSize: Math.min(config.db.poolSize, 4) }, "product-views-worker", config.worker.flushTimeoutMs);
+  const database = connect(
+    { ...config.db, poolSize: Math.min(config.db.poolSize, 4) },
+    "product-views-worker",
+    config.worker.flushTimeoutMs,
+  );
   await migrate(database.sql);
 
   const { kafka, worker } = config;
   const admin = createTopicAdmin(kafka);
-  const makeSource = () => new KafkaClient({ brokers: kafka.brokers.join(","), clientId: `${kafka.clientId}-worker`, logLevel: "error" }).createConsumer({
-    groupId: worker.groupId,
-    enableAutoCommit: false,
-    configuration: {
-      "auto.offset.reset": "earliest",
-      "enable.auto.offset.store": false,
-      "session.timeout.ms": 6000,
-      "heartbeat.interval.ms": 1000,
-      "max.poll.interval.ms": worker.maxPollIntervalMs,
-      "fetch.wait.max.ms": 50,
-      // Prefetch bounded well below librdkafka's 64 MiB default: the worker's RSS stays small and flat.
-      "queued.max.messages.kbytes": 16384,
-      "fetch.max.bytes": 8 * 1024 * 1024,
-      "reconnect.backoff.max.ms": 1000,
-    },
-  });
+  const makeSource = () =>
+    new KafkaClient({ brokers: kafka.brokers.join(","), clientId: `${kafka.clientId}-worker`, logLevel: "error" }).createConsumer({
+      groupId: worker.groupId,
+      enableAutoCommit: false,
+      configuration: {
+        "auto.offset.reset": "earliest",
+        "enable.auto.offset.store": false,
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1000,
+        "max.poll.interval.ms": worker.maxPollIntervalMs,
+        "fetch.wait.max.ms": 50,
+        // Prefetch bounded well below librdkafka's 64 MiB default: the worker's RSS stays small and flat.
+        "queued.max.messages.kbytes": 16384,
+        "fetch.max.bytes": 8 * 1024 * 1024,
+        "reconnect.backoff.max.ms": 1000,
+      },
+    });
   const load = (partitions: readonly number[]) => loadOffsets(database.db, kafka.topic, partitions);
-  const consumer = startConsumer(kafka, worker, makeSource, {
-    loadOffsets: load,
-    flush: (batch, topicId) => flush(database.db, kafka.topic, batch, topicId),
-    sampleUnknown: (ids) => sampleUnknown(database.db, ids),
-    watermarks: () => admin.watermarks(),
-    topicId: async () => (await fetchTopicIdentity(kafka.brokers, kafka.topic)).topicId,
-  }, root.child({ component: "consumer" }), metrics);
+  const consumer = startConsumer(
+    kafka,
+    worker,
+    makeSource,
+    {
+      loadOffsets: load,
+      flush: (batch, topicId) => flush(database.db, kafka.topic, batch, topicId),
+      sampleUnknown: (ids) => sampleUnknown(database.db, ids),
+      watermarks: () => admin.watermarks(),
+      topicId: async () => (await fetchTopicIdentity(kafka.brokers, kafka.topic)).topicId,
+    },
+    root.child({ component: "consumer" }),
+    metrics,
+  );
   const lag = startLagMonitor(admin, load, metrics, root.child({ component: "lag" }));
   let started = false;
-  consumer.ready.then(() => (started = true), () => {});
+  consumer.ready.then(
+    () => (started = true),
+    () => {},
+  );
 
   const server = Bun.serve({
     port: worker.metricsPort,

@@ -60,8 +60,11 @@ function allowedMethods(path: string): string[] {
 
 export function createApp(deps: ApiDeps) {
   const { http, log, metrics } = deps;
-  const requests = metrics.histogram("http_request_duration_seconds", "HTTP request latency by route and status",
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]);
+  const requests = metrics.histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency by route and status",
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  );
   const started = new WeakMap<Request, number>();
 
   const unauthorizedHeaders = { "www-authenticate": 'Bearer realm="product-views"' };
@@ -213,9 +216,7 @@ export function createApp(deps: ApiDeps) {
       {
         detail: {
           // Documented here, parsed by the handler: the raw string must be checked ("1e3", "007", repeats).
-          parameters: [
-            { name: "limit", in: "query", required: false, schema: { type: "integer", minimum: 1, maximum: 100, default: 10 } },
-          ],
+          parameters: [{ name: "limit", in: "query", required: false, schema: { type: "integer", minimum: 1, maximum: 100, default: 10 } }],
           summary: "Most viewed products (view_count desc, ties by id)",
           description: "Served from memory, refreshed after every worker flush: at most flush interval + one refresh old.",
           tags: ["products"],
@@ -304,4 +305,3 @@ function timingSafeEqual(a: string, b: string): boolean {
   const y = Buffer.from(b);
   return x.length === y.length && bytesEqual(x, y);
 }
-

@@ -8,7 +8,10 @@ export async function readJsonBody(request: Request, limit: number, opts: { text
   const mediaType = type.split(";")[0]!.trim().toLowerCase();
   const json = mediaType === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(mediaType);
   if (!json && !(opts.textPlain && mediaType === "text/plain")) {
-    throw new AppError("unsupported_media_type", opts.textPlain ? "content-type must be application/json or text/plain (JSON text)" : "content-type must be application/json");
+    throw new AppError(
+      "unsupported_media_type",
+      opts.textPlain ? "content-type must be application/json or text/plain (JSON text)" : "content-type must be application/json",
+    );
   }
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);

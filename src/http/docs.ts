@@ -33,7 +33,7 @@ const PAGE = `<!doctype html>
 type Json = unknown;
 
 function walk(node: Json, fix: (o: Record<string, Json>) => void): Json {
-  if (Array.isArray(node)) node.forEach((n) => walk(n, fix));
+  if (Array.isArray(node)) for (const n of node) walk(n, fix);
   else if (node && typeof node === "object") {
     fix(node as Record<string, Json>);
     for (const v of Object.values(node)) walk(v, fix);
@@ -106,8 +106,7 @@ export function docs() {
           info: {
             title: "product-views",
             version: "1.0.0",
-            description:
-              "Records product views through Kafka and serves the most viewed products. Errors are always {error, code}.",
+            description: "Records product views through Kafka and serves the most viewed products. Errors are always {error, code}.",
           },
           tags: [
             { name: "views", description: "Recording views" },

@@ -91,7 +91,10 @@ export function writtenAfter(code: number): Written {
  * fit one-to-one (a partition count changed under us, or a report left over from elsewhere) make the
  * messages of their partition "unknown" instead of guessing.
  */
-export function matchReports(messages: readonly { partition: number }[], reports: readonly Report[]): { outcomes: Outcome[]; unmatched: number } {
+export function matchReports(
+  messages: readonly { partition: number }[],
+  reports: readonly Report[],
+): { outcomes: Outcome[]; unmatched: number } {
   const byPartition = new Map<number, Report[]>();
   for (const r of reports) {
     const list = byPartition.get(r.partition);
@@ -103,7 +106,7 @@ export function matchReports(messages: readonly { partition: number }[], reports
   for (const [p, list] of byPartition) if (!expected.has(p) || list.length > 1) unmatched += list.length;
   const outcomes = messages.map((m): Outcome => {
     const list = byPartition.get(m.partition);
-    if (unmatched > 0 && (!list || list.length !== 1)) {
+    if (unmatched > 0 && list?.length !== 1) {
       return { ok: false, written: "unknown", reason: "delivery reports did not match the batch" };
     }
     if (!list) return { ok: false, written: "no", reason: "not handed to Kafka" };

@@ -80,13 +80,26 @@ export const MAX_MESSAGE_ITEMS = 4000;
 export const unavailable = (message: string, written: Written, cause?: unknown) =>
   new AppError("ingest_unavailable", message, { retryable: true, cause, details: { written } });
 
-export function createProducer(kafka: KafkaConfig, config: ProducerConfig, log: Logger, metrics: Registry, deps: ProducerDeps = {}): ViewProducer {
+export function createProducer(
+  kafka: KafkaConfig,
+  config: ProducerConfig,
+  log: Logger,
+  metrics: Registry,
+  deps: ProducerDeps = {},
+): ViewProducer {
   const produced = metrics.counter("views_produced_total", "Views acknowledged by Kafka");
   const messagesSent = metrics.counter("producer_messages_total", "Kafka messages produced (one per partition per window)");
-  const deliveryErrors = metrics.counter("producer_delivery_errors_total", "Views Kafka did not acknowledge, by whether they may have been written");
+  const deliveryErrors = metrics.counter(
+    "producer_delivery_errors_total",
+    "Views Kafka did not acknowledge, by whether they may have been written",
+  );
   const rejected = metrics.counter("producer_rejected_total", "Views refused before Kafka (queue full, timeout, shutting down)");
   const lanesRenewed = metrics.counter("producer_lanes_renewed_total", "Producer lanes given a new librdkafka producer, by reason");
-  const requestsPerMessage = metrics.histogram("producer_requests_per_message", "Requests merged into one Kafka message", [1, 2, 5, 10, 50, 100, 1000]);
+  const requestsPerMessage = metrics.histogram(
+    "producer_requests_per_message",
+    "Requests merged into one Kafka message",
+    [1, 2, 5, 10, 50, 100, 1000],
+  );
 
   // A request's deadline splits into: time queued here (half), librdkafka's message timeout (half), and ~1 s
   // for librdkafka's timeout scan, which runs about once a second. At the deadline itself the request is
@@ -121,7 +134,10 @@ export function createProducer(kafka: KafkaConfig, config: ProducerConfig, log: 
   };
   const newLane = deps.newLane ?? librdkafkaLane;
   // failuresInRow: batches that failed in a row on this lane's producer, across runs of the lane.
-  const idleLanes: { producer: Lane; failuresInRow: number }[] = Array.from({ length: config.lanes }, () => ({ producer: newLane(), failuresInRow: 0 }));
+  const idleLanes: { producer: Lane; failuresInRow: number }[] = Array.from({ length: config.lanes }, () => ({
+    producer: newLane(),
+    failuresInRow: 0,
+  }));
   metrics.gauge("producer_queue_depth", "View items (product, count) accepted and not yet acknowledged", () => inFlightItems);
 
   let partitions = kafka.partitions;
@@ -140,7 +156,15 @@ export function createProducer(kafka: KafkaConfig, config: ProducerConfig, log: 
     if (!e.answered) {
       e.answered = true;
       if (outcome.ok) e.resolve();
-      else e.reject(unavailable(outcome.written === "no" ? "the event stream did not take the view; retry later" : "kafka did not confirm the view; retry later", outcome.written));
+      else
+        e.reject(
+          unavailable(
+            outcome.written === "no"
+              ? "the event stream did not take the view; retry later"
+              : "kafka did not confirm the view; retry later",
+            outcome.written,
+          ),
+        );
     }
     if (drained && inFlightItems === 0) drained();
   }
@@ -205,7 +229,9 @@ export function createProducer(kafka: KafkaConfig, config: ProducerConfig, log: 
     let flushed: Report[] | null | undefined;
     const done = await within(
       lane.flush().then(
-        (r) => void (flushed = r),
+        (r) => {
+          flushed = r;
+        },
         (err) => {
           sendError ??= err;
           const last = lane.getLastDeliveryResults();
@@ -248,7 +274,10 @@ export function createProducer(kafka: KafkaConfig, config: ProducerConfig, log: 
     if (performance.now() - lastFailureLog > FAILURE_LOG_MS) {
       lastFailureLog = performance.now();
       const first = outcomes.find((o): o is Extract<Outcome, { ok: false }> => !o.ok);
-      log.warn({ failed, messages, failedBatches, reason: first?.reason, err: sendError ?? undefined }, "kafka did not acknowledge every message of a batch");
+      log.warn(
+        { failed, messages, failedBatches, reason: first?.reason, err: sendError ?? undefined },
+        "kafka did not acknowledge every message of a batch",
+      );
       failedBatches = 0;
     }
   }
@@ -313,7 +342,10 @@ export function createProducer(kafka: KafkaConfig, config: ProducerConfig, log: 
   sweeper.unref();
 
   function refuse(events: readonly ViewEvent[], message: string): Promise<void> {
-    rejected.inc(undefined, events.reduce((n, e) => n + e.count, 0));
+    rejected.inc(
+      undefined,
+      events.reduce((n, e) => n + e.count, 0),
+    );
     return Promise.reject(unavailable(message, "no"));
   }
 

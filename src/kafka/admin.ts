@@ -117,9 +117,13 @@ export function brokersReachable(brokers: readonly string[], timeoutMs = 1000): 
       const i = b.lastIndexOf(":");
       const socket = tcpConnect({ host: b.slice(0, i), port: Number(b.slice(i + 1)) });
       socket.setTimeout(timeoutMs);
-      socket.once("connect", () => (socket.destroy(), done(true)));
-      socket.once("timeout", () => (socket.destroy(), done(false)));
-      socket.once("error", () => (socket.destroy(), done(false)));
+      const end = (ok: boolean) => {
+        socket.destroy();
+        done(ok);
+      };
+      socket.once("connect", () => end(true));
+      socket.once("timeout", () => end(false));
+      socket.once("error", () => end(false));
     }
   });
 }

@@ -67,7 +67,11 @@ export function startConsumer(
     flushes: metrics.counter("worker_flushes_total", "Flush transactions committed"),
     fetchFailures: metrics.counter("worker_fetch_failures_total", "Kafka fetches that failed and were retried"),
     flushFailures: metrics.counter("worker_flush_failures_total", "Flush attempts that failed and will be retried"),
-    flushSeconds: metrics.histogram("worker_flush_duration_seconds", "Flush transaction duration", [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5]),
+    flushSeconds: metrics.histogram(
+      "worker_flush_duration_seconds",
+      "Flush transaction duration",
+      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    ),
     flushProducts: metrics.histogram("worker_flush_products", "Distinct products per flush", [1, 10, 100, 1000, 10000, 100000]),
     views: metrics.counter("worker_views_applied_total", "Views added to view_count"),
     rows: metrics.counter("worker_rows_updated_total", "Product rows updated"),
@@ -76,7 +80,10 @@ export function startConsumer(
     replaced: metrics.counter("worker_consumer_replaced_total", "Kafka consumers replaced because the topic's id changed under them"),
     rebalances: metrics.counter("worker_rebalance_events_total", "Rebalance callbacks, by event and action (assign / revoke)"),
     seeks: metrics.counter("worker_gap_seeks_total", "Seeks back to the next uncounted offset after a gap in the fetched offsets"),
-    stalls: metrics.counter("worker_stalls_total", "Partitions found sitting still with messages to count; each makes the worker replace its Kafka consumer"),
+    stalls: metrics.counter(
+      "worker_stalls_total",
+      "Partitions found sitting still with messages to count; each makes the worker replace its Kafka consumer",
+    ),
   };
   metrics.gauge("worker_pending_products", "Distinct products waiting for the next flush", () => coalescer.size());
   metrics.gauge("worker_paused", "1 while fetching is paused for a flush backlog", () => (paused ? 1 : 0));
@@ -173,7 +180,10 @@ export function startConsumer(
     const id = await store.topicId().catch(() => null);
     const topicId = guard.topicId();
     if (id === null || topicId === null || id === topicId) return;
-    log.error({ topicIdBefore: topicId, topicId: id }, "the topic's id changed under the consumer (recreated, or Kafka's data wiped); replacing the consumer");
+    log.error(
+      { topicIdBefore: topicId, topicId: id },
+      "the topic's id changed under the consumer (recreated, or Kafka's data wiped); replacing the consumer",
+    );
     m.replaced.inc();
     guard.setTopicId(id);
     await replaceConsumer();
@@ -208,7 +218,11 @@ export function startConsumer(
       const positions: PartitionPosition[] = [];
       for (const [partition, w] of marks) {
         if (guard.isHeld(partition)) continue;
-        positions.push({ partition, position: Math.max(coalescer.expected(partition) ?? -1, stored.get(partition)?.next ?? -1, w.low), logEnd: w.high });
+        positions.push({
+          partition,
+          position: Math.max(coalescer.expected(partition) ?? -1, stored.get(partition)?.next ?? -1, w.low),
+          logEnd: w.high,
+        });
       }
       const found = stalls.observe(performance.now(), positions, paused);
       if (found.length > 0) stalled = { partitions: found, positions };
@@ -224,8 +238,18 @@ export function startConsumer(
       const { partitions, positions } = stalled;
       stalled = null;
       m.stalls.inc(undefined, partitions.length);
-      log.error({ partitions, positions, paused, pending: coalescer.size(), gaps: gaps.open(), lastFetchAgoMs: Math.round(now - lastFetchAt), fetchedSinceCheck },
-        "partitions sat still with messages to count; replacing the Kafka consumer");
+      log.error(
+        {
+          partitions,
+          positions,
+          paused,
+          pending: coalescer.size(),
+          gaps: gaps.open(),
+          lastFetchAgoMs: Math.round(now - lastFetchAt),
+          fetchedSinceCheck,
+        },
+        "partitions sat still with messages to count; replacing the Kafka consumer",
+      );
       fetchedSinceCheck = 0;
       await replaceConsumer();
     }
@@ -275,7 +299,10 @@ export function startConsumer(
         readyDeferred.resolve();
       }
       if (messages.length === 0) continue;
-      await guard.ensureBases([...new Set(messages.filter((x) => !coalescer.hasBase(x.partition)).map((x) => x.partition))], () => stopping);
+      await guard.ensureBases(
+        [...new Set(messages.filter((x) => !coalescer.hasBase(x.partition)).map((x) => x.partition))],
+        () => stopping,
+      );
       for (const msg of messages) {
         if (guard.isHeld(msg.partition)) {
           account(msg, "held");
@@ -283,7 +310,11 @@ export function startConsumer(
         }
         const events = decodeViewEvents(msg.payload);
         const result = coalescer.add(msg.partition, msg.offset, events);
-        if (result === "counted") m.viewsRead.inc(undefined, events!.reduce((n, e) => n + e.count, 0));
+        if (result === "counted")
+          m.viewsRead.inc(
+            undefined,
+            events!.reduce((n, e) => n + e.count, 0),
+          );
         account(msg, result);
       }
       if (coalescer.size() >= config.flushMaxProducts) flusher.wake();

@@ -46,7 +46,10 @@ export function startFlusher(opts: {
       await Promise.race([
         write,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`flush did not settle within ${opts.timeoutMs} ms; retrying the same batch`)), opts.timeoutMs);
+          timer = setTimeout(
+            () => reject(new Error(`flush did not settle within ${opts.timeoutMs} ms; retrying the same batch`)),
+            opts.timeoutMs,
+          );
         }),
       ]);
       kept = null;

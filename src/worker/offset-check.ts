@@ -20,7 +20,12 @@ export interface OffsetProblem {
 }
 
 /** Whether the stored position fits the log as it is now (null: it does, or nothing is stored yet). */
-export function offsetProblem(partition: number, stored: StoredOffset, topicId: string | null, w: Watermarks | undefined): OffsetProblem | null {
+export function offsetProblem(
+  partition: number,
+  stored: StoredOffset,
+  topicId: string | null,
+  w: Watermarks | undefined,
+): OffsetProblem | null {
   if (stored.next < 0) return null;
   const base = { partition, stored: stored.next, storedTopicId: stored.topicId, topicId, low: w?.low, high: w?.high };
   if (stored.topicId !== null && topicId !== null && stored.topicId !== topicId) return { kind: "topic_changed", ...base };

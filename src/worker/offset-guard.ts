@@ -47,8 +47,17 @@ const PROBLEM_TEXT = {
 const HELD_RECHECK_MS = 3000;
 const RESET_CHECK_MS = 2000;
 
-export function createOffsetGuard(store: OffsetStore, bases: Bases, forget: (partition: number) => void, log: Logger, metrics: Registry): OffsetGuard {
-  const problems = metrics.gauge("worker_offset_problem", "1 while a partition is held: offsets stored for another topic id (topic_changed), beyond the log end (log_reset) or below its start (log_truncated)");
+export function createOffsetGuard(
+  store: OffsetStore,
+  bases: Bases,
+  forget: (partition: number) => void,
+  log: Logger,
+  metrics: Registry,
+): OffsetGuard {
+  const problems = metrics.gauge(
+    "worker_offset_problem",
+    "1 while a partition is held: offsets stored for another topic id (topic_changed), beyond the log end (log_reset) or below its start (log_truncated)",
+  );
   metrics.gauge("worker_held_partitions", "Partitions not applied until their offsets are re-based", () => held.size);
   const held = new Map<number, OffsetProblem>();
   let topicId: string | null = null;

@@ -94,7 +94,7 @@ describe("HTTP API on real Kafka and Postgres", () => {
     ["SQL text", { product_id: "'; DROP TABLE products; --" }, "product_id must be a UUID"],
     ["number id", { product_id: 123 }, "product_id must be a UUID"],
     ["array body", [], "must be a JSON object"],
-    ["string body", "\"x\"", "must be a JSON object"],
+    ["string body", '"x"', "must be a JSON object"],
     ["null body", "null", "must be a JSON object"],
   ])("POST /view with %s is 400", async (_, body, message) => {
     const res = await post(`${url}/api/v1/products/view`, body);
@@ -109,7 +109,14 @@ describe("HTTP API on real Kafka and Postgres", () => {
 
   test("a content type other than JSON (or text/plain JSON on the view routes) is 415", async () => {
     await expectError(await post(`${url}/api/v1/products/view`, "{}", { "content-type": "text/html" }), 415, "unsupported_media_type");
-    await expectError(await post(`${url}/api/v1/products`, JSON.stringify({ name: "x" }), { "content-type": "text/plain", authorization: `Bearer ${ADMIN}` }), 415, "unsupported_media_type");
+    await expectError(
+      await post(`${url}/api/v1/products`, JSON.stringify({ name: "x" }), {
+        "content-type": "text/plain",
+        authorization: `Bearer ${ADMIN}`,
+      }),
+      415,
+      "unsupported_media_type",
+    );
   });
 
   test("a body over the limit is 413, declared or chunked", async () => {
@@ -131,7 +138,9 @@ describe("HTTP API on real Kafka and Postgres", () => {
 
   test("batch validation is all-or-nothing and names the first bad index", async () => {
     const b = await expectError(
-      await post(`${url}/api/v1/products/views`, { views: [{ product_id: ids[0] }, { product_id: ids[0], count: 0 }, { product_id: "x" }] }),
+      await post(`${url}/api/v1/products/views`, {
+        views: [{ product_id: ids[0] }, { product_id: ids[0], count: 0 }, { product_id: "x" }],
+      }),
       400,
       "invalid_request",
     );
@@ -224,10 +233,22 @@ describe("HTTP API on real Kafka and Postgres", () => {
   });
 
   test("the OpenAPI document lists every route with its error responses, and the UI is served offline", async () => {
-    const spec = (await (await fetch(`${url}/swagger/json`)).json()) as { openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    const spec = (await (await fetch(`${url}/swagger/json`)).json()) as {
+      openapi: string;
+      paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+    };
     expect(spec.openapi).toMatch(/^3\./);
     expect(Object.keys(spec.paths).sort()).toEqual(
-      ["/api/v1/products", "/api/v1/products/top", "/api/v1/products/view", "/api/v1/products/views", "/api/v1/products/{id}", "/health", "/metrics", "/ready"].sort(),
+      [
+        "/api/v1/products",
+        "/api/v1/products/top",
+        "/api/v1/products/view",
+        "/api/v1/products/views",
+        "/api/v1/products/{id}",
+        "/health",
+        "/metrics",
+        "/ready",
+      ].sort(),
     );
     expect(Object.keys(spec.paths["/api/v1/products/view"]!.post!.responses).sort()).toEqual(["202", "400", "404", "413", "415", "503"]);
     for (const page of ["/swagger", "/swagger/index.html"]) {

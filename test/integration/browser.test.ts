@@ -73,19 +73,37 @@ describe.skipIf(!CHROMIUM)("from a web page on another origin (headless Chromium
    * the counts again: a view counted twice would have to be pending or in a later message by then.
    */
   async function expectCounted(expected: Record<string, number>) {
-    await waitFor(`counts ${JSON.stringify(expected)}`, async () => {
-      for (const [id, n] of Object.entries(expected)) if ((await viewCount(id)) !== n) return undefined;
-      return true;
-    }, 30_000, 100);
+    await waitFor(
+      `counts ${JSON.stringify(expected)}`,
+      async () => {
+        for (const [id, n] of Object.entries(expected)) if ((await viewCount(id)) !== n) return undefined;
+        return true;
+      },
+      30_000,
+      100,
+    );
     const workerUrl = `http://127.0.0.1:${worker.port}`;
-    await waitFor("nothing pending in the worker", async () => (await metric(workerUrl, "worker_pending_products")) === 0 || undefined, 30_000, 50);
+    await waitFor(
+      "nothing pending in the worker",
+      async () => (await metric(workerUrl, "worker_pending_products")) === 0 || undefined,
+      30_000,
+      50,
+    );
     for (const [id, n] of Object.entries(expected)) expect(await viewCount(id)).toBe(n);
   }
 
   /** POST /views requests the API answered 202. */
   async function viewsRequests(): Promise<number> {
     const text = await (await fetch(`${apiUrl}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
-    const line = text.split("\n").find((l) => l.startsWith("http_request_duration_seconds_count{") && l.includes('route="/api/v1/products/views"') && l.includes('method="POST"') && l.includes('status="202"'));
+    const line = text
+      .split("\n")
+      .find(
+        (l) =>
+          l.startsWith("http_request_duration_seconds_count{") &&
+          l.includes('route="/api/v1/products/views"') &&
+          l.includes('method="POST"') &&
+          l.includes('status="202"'),
+      );
     return line ? Number(line.split(" ").pop()) : 0;
   }
 
@@ -93,13 +111,27 @@ describe.skipIf(!CHROMIUM)("from a web page on another origin (headless Chromium
     const [beaconed, fetched] = await seedProducts(ctx.db, 2, "browser-raw");
     const page = await openShop();
     try {
-      const result = await page.evaluate(async (api: string, a: string, b: string) => {
-        const url = `${api}/api/v1/products/view`;
-        const beacons = [1, 2, 3].map(() => navigator.sendBeacon(url, JSON.stringify({ product_id: a })));
-        const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ product_id: b }), keepalive: true });
-        return { beacons, status: res.status, body: await res.json() };
-      }, apiUrl, beaconed!, fetched!);
-      expect(result).toEqual({ beacons: [true, true, true], status: 202, body: { status: "accepted", message: "View recorded successfully" } });
+      const result = await page.evaluate(
+        async (api: string, a: string, b: string) => {
+          const url = `${api}/api/v1/products/view`;
+          const beacons = [1, 2, 3].map(() => navigator.sendBeacon(url, JSON.stringify({ product_id: a })));
+          const res = await fetch(url, {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ product_id: b }),
+            keepalive: true,
+          });
+          return { beacons, status: res.status, body: await res.json() };
+        },
+        apiUrl,
+        beaconed!,
+        fetched!,
+      );
+      expect(result).toEqual({
+        beacons: [true, true, true],
+        status: 202,
+        body: { status: "accepted", message: "View recorded successfully" },
+      });
       await expectCounted({ [beaconed!]: 3, [fetched!]: 1 });
     } finally {
       await page.close();
@@ -110,7 +142,11 @@ describe.skipIf(!CHROMIUM)("from a web page on another origin (headless Chromium
     const page = await openShop();
     try {
       const result = await page.evaluate(async (api: string) => {
-        const res = await fetch(`${api}/api/v1/products/view`, { method: "POST", headers: { "Content-Type": "text/plain" }, body: JSON.stringify({ product_id: "nope" }) });
+        const res = await fetch(`${api}/api/v1/products/view`, {
+          method: "POST",
+          headers: { "Content-Type": "text/plain" },
+          body: JSON.stringify({ product_id: "nope" }),
+        });
         return { status: res.status, body: await res.json() };
       }, apiUrl);
       expect(result.status).toBe(400);
@@ -132,7 +168,9 @@ describe.skipIf(!CHROMIUM)("from a web page on another origin (headless Chromium
         return t.stats();
       }, ids);
       const requests = (await viewsRequests()) - before;
-      console.log(`browser batching: 500 track() calls -> ${stats.requests} request(s) from the page, ${requests} POST /views answered 202`);
+      console.log(
+        `browser batching: 500 track() calls -> ${stats.requests} request(s) from the page, ${requests} POST /views answered 202`,
+      );
       expect(stats).toMatchObject({ sent: 500, failed: 0 });
       expect(stats.requests).toBeLessThanOrEqual(5);
       expect(requests).toBe(stats.requests);

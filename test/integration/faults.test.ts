@@ -3,8 +3,24 @@ import { start as startApi } from "../../src/entry/api.ts";
 import { start as startWorker } from "../../src/entry/worker.ts";
 import { loadConfig } from "../../src/config.ts";
 import {
-  bounded, countedSince, expectExactCounts, managedStack, metric, post, prepare, runMain, seedProducts, spawnService, stack,
-  steadyLoad, testEnv, uniqueName, verdict, viewCounts, waitFor, type Child,
+  bounded,
+  countedSince,
+  expectExactCounts,
+  managedStack,
+  metric,
+  post,
+  prepare,
+  runMain,
+  seedProducts,
+  spawnService,
+  stack,
+  steadyLoad,
+  testEnv,
+  uniqueName,
+  verdict,
+  viewCounts,
+  waitFor,
+  type Child,
 } from "./harness.ts";
 
 // Reliability under faults, with a steady HTTP load running through each one; afterwards the accounting:
@@ -51,7 +67,13 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
       await Bun.sleep(2000);
       const s = await load.stop();
       const counted = await exact(before, s.accepted, s.unknown);
-      verdict("kill-9-worker", { sent: s.sent, accepted: s.acceptedTotal, counted, "503s": s.unavailable, restartMs: Math.round(performance.now() - t0) });
+      verdict("kill-9-worker", {
+        sent: s.sent,
+        accepted: s.acceptedTotal,
+        counted,
+        "503s": s.unavailable,
+        restartMs: Math.round(performance.now() - t0),
+      });
       expect(s.otherStatus.size).toBe(0);
     } finally {
       await load.stop();
@@ -99,8 +121,18 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
       await stack("start", "kafka");
       const t0 = performance.now();
       const unavailableAtRestart = load.stats.unavailable;
-      await waitFor("202s again", () => load.stats.acceptedTotal > 0 && load.stats.unavailable === unavailableAtRestart || undefined, 60_000, 100).catch(() => {});
-      await waitFor("views accepted after the restart", async () => (await post(`${base}/api/v1/products/view`, { product_id: ids[0] })).status === 202 || undefined, 60_000, 200);
+      await waitFor(
+        "202s again",
+        () => (load.stats.acceptedTotal > 0 && load.stats.unavailable === unavailableAtRestart) || undefined,
+        60_000,
+        100,
+      ).catch(() => {});
+      await waitFor(
+        "views accepted after the restart",
+        async () => (await post(`${base}/api/v1/products/view`, { product_id: ids[0] })).status === 202 || undefined,
+        60_000,
+        200,
+      );
       const recoveryMs = Math.round(performance.now() - t0);
       await Bun.sleep(2000);
       const s = await load.stop();
@@ -114,7 +146,15 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
       // latency claim: the slack is wide enough for a CPU hog beside the test.
       expect(s.maxLatencyMs).toBeLessThan(3000 + 5000);
       const counted = await exact(before, s.accepted, s.unknown);
-      verdict("kafka-down-10s", { sent: s.sent, accepted: s.acceptedTotal, counted, "503s": s.unavailable, unknown503s: s.unknownTotal, maxLatencyMs: Math.round(s.maxLatencyMs), recoveryMs });
+      verdict("kafka-down-10s", {
+        sent: s.sent,
+        accepted: s.acceptedTotal,
+        counted,
+        "503s": s.unavailable,
+        unknown503s: s.unknownTotal,
+        maxLatencyMs: Math.round(s.maxLatencyMs),
+        recoveryMs,
+      });
     } finally {
       await load.stop();
       await stack("start", "kafka");
@@ -152,7 +192,14 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
       // Known products are accepted from the cache while Postgres is away; an uncached one gets 503, never 500.
       expect([...s.otherStatus.keys()]).toEqual([]);
       const counted = await exact(before, s.accepted, s.unknown);
-      verdict("postgres-down-10s", { sent: s.sent, accepted: s.acceptedTotal, counted, "503s": s.unavailable, unknown503s: s.unknownTotal, readRecoveryMs: recoveryMs });
+      verdict("postgres-down-10s", {
+        sent: s.sent,
+        accepted: s.acceptedTotal,
+        counted,
+        "503s": s.unavailable,
+        unknown503s: s.unknownTotal,
+        readRecoveryMs: recoveryMs,
+      });
       expect(worker.proc.exitCode).toBeNull();
     } finally {
       await load.stop();
@@ -179,17 +226,35 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
         if (signal === "SIGTERM") {
           // Graceful: in-flight requests finished and their events were confirmed; nothing else was produced.
           const counted = await exact(before, s.accepted, s.unknown);
-          verdict("sigterm-api-burst", { sent: s.sent, accepted: s.acceptedTotal, counted, "503s": s.unavailable, refused: s.connectionErrors });
+          verdict("sigterm-api-burst", {
+            sent: s.sent,
+            accepted: s.acceptedTotal,
+            counted,
+            "503s": s.unavailable,
+            refused: s.connectionErrors,
+          });
         } else {
           // Killed: requests cut mid-way may have produced an event without a 202 reaching the client, so the
           // counts may exceed the 202s, never fall below them.
-          await waitFor("all accepted views counted", async () => {
-            const c = await countedSince(ctx.db, before, ids);
-            return [...s.accepted].every(([id, n]) => (c.per.get(id) ?? 0) >= n) || undefined;
-          }, 60_000, 200);
+          await waitFor(
+            "all accepted views counted",
+            async () => {
+              const c = await countedSince(ctx.db, before, ids);
+              return [...s.accepted].every(([id, n]) => (c.per.get(id) ?? 0) >= n) || undefined;
+            },
+            60_000,
+            200,
+          );
           const counted = (await countedSince(ctx.db, before, ids)).total;
           expect(counted).toBeGreaterThanOrEqual(s.acceptedTotal);
-          verdict("kill-9-api-burst", { sent: s.sent, accepted: s.acceptedTotal, counted, unanswered: counted - s.acceptedTotal, "503s": s.unavailable, cut: s.connectionErrors });
+          verdict("kill-9-api-burst", {
+            sent: s.sent,
+            accepted: s.acceptedTotal,
+            counted,
+            unanswered: counted - s.acceptedTotal,
+            "503s": s.unavailable,
+            cut: s.connectionErrors,
+          });
         }
         api = await spawnService("api", env);
         expect((await post(`${api.url}/api/v1/products/view`, { product_id: ids[0] })).status).toBe(202);
@@ -201,7 +266,11 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
     });
   }
   /** Each scenario's own single load: API and worker(s) as child processes, so a fault never touches the test. */
-  async function underLoad(name: string, workers: number, fault: (ctl: { workers: Child[]; wEnv: Record<string, string> }) => Promise<Record<string, unknown>>) {
+  async function underLoad(
+    name: string,
+    workers: number,
+    fault: (ctl: { workers: Child[]; wEnv: Record<string, string> }) => Promise<Record<string, unknown>>,
+  ) {
     const api = await spawnService("api", env);
     const wEnv = groupEnv();
     const ws: Child[] = [];
@@ -238,7 +307,12 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
   test("8. Postgres kill -9 in the middle of flushes: crash recovery, the worker's retried batch is fenced or applied once", async () => {
     await underLoad("postgres-kill-9", 1, async ({ workers }) => {
       const flushes = await metric(workers[0]!.url, "worker_flushes_total");
-      await waitFor("flushes going on", async () => (await metric(workers[0]!.url, "worker_flushes_total")) > flushes + 3 || undefined, 30_000, 20);
+      await waitFor(
+        "flushes going on",
+        async () => (await metric(workers[0]!.url, "worker_flushes_total")) > flushes + 3 || undefined,
+        30_000,
+        20,
+      );
       await stack("kill", "postgres");
       await Bun.sleep(3000);
       await stack("start", "postgres");
@@ -261,7 +335,7 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
   test("10. Kafka's data wiped and the topic recreated while Postgres keeps its offsets: held and reported, then re-based", async () => {
     const api = await spawnService("api", env);
     const wEnv = groupEnv();
-    let worker = await spawnService("worker", wEnv);
+    const worker = await spawnService("worker", wEnv);
     const before = await viewCounts(ctx.db, ids);
     let load = steadyLoad(() => api.url, ids, { paceMs: 3 });
     try {
@@ -287,7 +361,13 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
       const sum = (a: Map<string, number>, b: Map<string, number>) => new Map(ids.map((id) => [id, (a.get(id) ?? 0) + (b.get(id) ?? 0)]));
       const counted = await exact(before, sum(first.accepted, second.accepted), sum(first.unknown, second.unknown));
       await waitFor("worker ready again", async () => (await fetch(`${worker.url}/ready`)).status === 200 || undefined, 30_000, 200);
-      verdict("kafka-wiped-topic-recreated", { acceptedBefore: first.acceptedTotal, acceptedAfter: second.acceptedTotal, counted, heldPartitions: held, rebase: rebased.out.trim().split("\n").length });
+      verdict("kafka-wiped-topic-recreated", {
+        acceptedBefore: first.acceptedTotal,
+        acceptedAfter: second.acceptedTotal,
+        counted,
+        heldPartitions: held,
+        rebase: rebased.out.trim().split("\n").length,
+      });
     } finally {
       await load.stop();
       await bounded("worker kill", worker.kill("SIGTERM"));
@@ -305,7 +385,7 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
     const load = steadyLoad(() => api.url, ids, { paceMs: 3 });
     // The fault order and gaps come from a seeded generator: a failing run can be replayed with CHAOS_SEED.
     let seed = Number(process.env.CHAOS_SEED ?? 20261125);
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
     const bounce = (what: "kafka" | "postgres", how: "kill" | "stop", downMs: number) => async () => {
       await stack(how, what);
       await Bun.sleep(downMs);
@@ -341,19 +421,35 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
         const t0 = performance.now();
         await faults[name]!();
         injected.push(name);
-        verdict(`chaos-${injected.length}-${name}`, { ms: Math.round(performance.now() - t0), sent: load.stats.sent - sent0, accepted: load.stats.acceptedTotal - acc0, "503s": load.stats.unavailable - u0 });
+        verdict(`chaos-${injected.length}-${name}`, {
+          ms: Math.round(performance.now() - t0),
+          sent: load.stats.sent - sent0,
+          accepted: load.stats.acceptedTotal - acc0,
+          "503s": load.stats.unavailable - u0,
+        });
       }
       const accepted = load.stats.acceptedTotal;
-      await waitFor("views accepted after the last fault", () => load.stats.acceptedTotal > accepted + 200 || undefined, 90_000, 50).catch((err) => {
-        // One run of eight (two suites side by side) saw the API answer nothing but 503 after chaos-10: say why.
-        console.error(`chaos: the API's last log lines:\n${api.output().slice(-6000)}`);
-        throw err;
-      });
+      await waitFor("views accepted after the last fault", () => load.stats.acceptedTotal > accepted + 200 || undefined, 90_000, 50).catch(
+        (err) => {
+          // One run of eight (two suites side by side) saw the API answer nothing but 503 after chaos-10: say why.
+          console.error(`chaos: the API's last log lines:\n${api.output().slice(-6000)}`);
+          throw err;
+        },
+      );
       const s = await load.stop();
       expect([...s.otherStatus.keys()]).toEqual([]);
       const counted = await exact(before, s.accepted, s.unknown);
       const perKind = Object.fromEntries(names.map((n) => [n, injected.filter((x) => x === n).length]));
-      verdict("chaos", { seconds, faults: injected.length, ...perKind, sent: s.sent, accepted: s.acceptedTotal, counted, "503s": s.unavailable, unknown503s: s.unknownTotal });
+      verdict("chaos", {
+        seconds,
+        faults: injected.length,
+        ...perKind,
+        sent: s.sent,
+        accepted: s.acceptedTotal,
+        counted,
+        "503s": s.unavailable,
+        unknown503s: s.unknownTotal,
+      });
     } finally {
       await load.stop();
       await stack("start", "kafka");
@@ -383,8 +479,11 @@ describe("top-N freshness", () => {
       // Whatever other tests (or the fuzz run, which creates products with up to 10^12 views) left behind, the
       // new product is set level with the leader outside the API (no NOTIFY, no refresh due for 60 s): only
       // one view that goes through Kafka, the worker's flush and its NOTIFY can put it on top.
-      await bounded("level with the leader", db.sql`
-        UPDATE products SET view_count = (SELECT coalesce(max(view_count), 0) FROM products) WHERE id = ${id!}`);
+      await bounded(
+        "level with the leader",
+        db.sql`
+        UPDATE products SET view_count = (SELECT coalesce(max(view_count), 0) FROM products) WHERE id = ${id!}`,
+      );
       const metricsUrl = `http://127.0.0.1:${api.port}`;
       const fullBefore = await metric(metricsUrl, "top_refresh_seconds_count", '{kind="full"}');
       const partialBefore = await metric(metricsUrl, "top_refresh_seconds_count", '{kind="partial"}');

@@ -51,7 +51,12 @@ export async function viewCounts(db: Database, ids: readonly string[]): Promise<
   return new Map(rows.map((r) => [r.id, Number(r.view_count)]));
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -138,10 +143,15 @@ export async function spawnService(kind: "api" | "worker", env: Record<string, s
     })();
   }
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(`${kind} on ${port}`, async () => {
-    if (proc.exitCode !== null) throw new Error(`${kind} exited ${proc.exitCode}: ${log}`);
-    return (await fetch(`${url}/health`)).ok;
-  }, 30_000, 50);
+  await waitFor(
+    `${kind} on ${port}`,
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`${kind} exited ${proc.exitCode}: ${log}`);
+      return (await fetch(`${url}/health`)).ok;
+    },
+    30_000,
+    50,
+  );
   return {
     proc,
     port,
@@ -169,7 +179,12 @@ export async function metric(url: string, name: string, labels = ""): Promise<nu
 export async function stack(...args: string[]): Promise<void> {
   // Without DATABASE_URL / KAFKA_BROKERS, stack.sh acts on the servers it manages itself.
   const { DATABASE_URL: _d, KAFKA_BROKERS: _k, ...env } = process.env;
-  const p = Bun.spawn(["bash", "scripts/stack.sh", ...args], { cwd: ROOT, env: env as Record<string, string>, stdout: "ignore", stderr: "pipe" });
+  const p = Bun.spawn(["bash", "scripts/stack.sh", ...args], {
+    cwd: ROOT,
+    env: env as Record<string, string>,
+    stdout: "ignore",
+    stderr: "pipe",
+  });
   const [code, err] = await Promise.all([p.exited, new Response(p.stderr).text()]);
   if (code !== 0) throw new Error(`stack.sh ${args.join(" ")} failed: ${err}`);
 }
@@ -253,7 +268,8 @@ export async function expectExactCounts(
       const got = (now.get(id) ?? 0) - (before.get(id) ?? 0);
       const want = acked.get(id) ?? 0;
       const extra = maybe.get(id) ?? 0;
-      if (got < want || got > want + extra) wrong.push(`${id}: counted ${got}, acknowledged ${want}${extra ? ` (+ up to ${extra} unknown)` : ""}`);
+      if (got < want || got > want + extra)
+        wrong.push(`${id}: counted ${got}, acknowledged ${want}${extra ? ` (+ up to ${extra} unknown)` : ""}`);
     }
     return wrong;
   };
@@ -287,7 +303,17 @@ export interface LoadStats {
  */
 export function steadyLoad(url: () => string, ids: readonly string[], opts: { concurrency?: number; paceMs?: number } = {}) {
   const pick = zipf(ids.length);
-  const stats: LoadStats = { sent: 0, accepted: new Map(), acceptedTotal: 0, unavailable: 0, unknown: new Map(), unknownTotal: 0, otherStatus: new Map(), connectionErrors: 0, maxLatencyMs: 0 };
+  const stats: LoadStats = {
+    sent: 0,
+    accepted: new Map(),
+    acceptedTotal: 0,
+    unavailable: 0,
+    unknown: new Map(),
+    unknownTotal: 0,
+    otherStatus: new Map(),
+    connectionErrors: 0,
+    maxLatencyMs: 0,
+  };
   let running = true;
   async function loop() {
     while (running) {
@@ -307,8 +333,7 @@ export function steadyLoad(url: () => string, ids: readonly string[], opts: { co
             stats.unknown.set(id, (stats.unknown.get(id) ?? 0) + 1);
             stats.unknownTotal++;
           }
-        }
-        else stats.otherStatus.set(res.status, (stats.otherStatus.get(res.status) ?? 0) + 1);
+        } else stats.otherStatus.set(res.status, (stats.otherStatus.get(res.status) ?? 0) + 1);
       } catch {
         stats.connectionErrors++;
         await Bun.sleep(50);
@@ -335,7 +360,11 @@ export async function countedSince(db: Database, before: Map<string, number>, id
 }
 
 export function verdict(name: string, fields: Record<string, unknown>) {
-  console.log(`verdict ${name}: ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+  console.log(
+    `verdict ${name}: ${Object.entries(fields)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ")}`,
+  );
 }
 
 function kafkaAdmin(config: Config) {
@@ -347,14 +376,20 @@ export async function recreateTopic(config: Config, extra: { configEntries?: { n
   const admin = kafkaAdmin(config);
   await admin.connect();
   try {
-    if ((await admin.listTopics()).includes(config.kafka.topic)) await admin.deleteTopics({ topics: [config.kafka.topic], timeout: 10_000 });
-    await waitFor("topic created again", async () => {
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: [{ topic: config.kafka.topic, numPartitions: config.kafka.partitions, replicationFactor: -1, ...extra }],
-      });
-      return true;
-    }, 30_000, 250);
+    if ((await admin.listTopics()).includes(config.kafka.topic))
+      await admin.deleteTopics({ topics: [config.kafka.topic], timeout: 10_000 });
+    await waitFor(
+      "topic created again",
+      async () => {
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: [{ topic: config.kafka.topic, numPartitions: config.kafka.partitions, replicationFactor: -1, ...extra }],
+        });
+        return true;
+      },
+      30_000,
+      250,
+    );
   } finally {
     await admin.disconnect();
   }
@@ -365,10 +400,15 @@ export async function setGroupOffset(config: Config, groupId: string, partition:
   const admin = kafkaAdmin(config);
   await admin.connect();
   try {
-    await waitFor("group offset set", async () => {
-      await admin.setOffsets({ groupId, topic: config.kafka.topic, partitions: [{ partition, offset: String(offset) }] });
-      return true;
-    }, 30_000, 250);
+    await waitFor(
+      "group offset set",
+      async () => {
+        await admin.setOffsets({ groupId, topic: config.kafka.topic, partitions: [{ partition, offset: String(offset) }] });
+        return true;
+      },
+      30_000,
+      250,
+    );
   } finally {
     await admin.disconnect();
   }

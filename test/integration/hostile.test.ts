@@ -110,7 +110,7 @@ describe("hostile input", () => {
     const answered = await new Promise<string>((resolve, reject) => {
       let got = "";
       const sock = tcp({ host: "127.0.0.1", port: api.port }, () => {
-        sock.write("POST /api/v1/products/view HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"prod");
+        sock.write('POST /api/v1/products/view HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"prod');
       });
       sock.on("data", (d) => (got += d.toString()));
       sock.on("error", () => {});

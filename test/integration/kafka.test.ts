@@ -27,8 +27,9 @@ describe("producer on the real broker", () => {
     await Promise.all(ids.map((id, i) => producer.publish([{ product_id: id, count: i + 1 }])));
     const messages = (await readTopic(ctx.config, 1)).filter((m) => decodeViewEvents(m.payload)?.some((e) => ids.includes(e.product_id)));
     const counts = new Map<string, number>();
-    for (const m of messages) for (const e of decodeViewEvents(m.payload)!) counts.set(e.product_id, (counts.get(e.product_id) ?? 0) + e.count);
-    ids.forEach((id, i) => expect(counts.get(id)).toBe(i + 1));
+    for (const m of messages)
+      for (const e of decodeViewEvents(m.payload)!) counts.set(e.product_id, (counts.get(e.product_id) ?? 0) + e.count);
+    for (const [i, id] of ids.entries()) expect(counts.get(id)).toBe(i + 1);
   });
 
   test("all views of one product land on one partition, in order", async () => {
@@ -75,7 +76,11 @@ describe("producer on the real broker", () => {
     const mine = (await readTopic(ctx.config, 1)).filter((m) => decodeViewEvents(m.payload)?.some((e) => ids.includes(e.product_id)));
     expect(mine).toHaveLength(1);
     expect(mine[0]!.partition).toBe(partitionOf(ids[0]!, ctx.config.kafka.partitions));
-    expect(decodeViewEvents(mine[0]!.payload)!.map((e) => e.product_id).sort()).toEqual([...ids].sort());
+    expect(
+      decodeViewEvents(mine[0]!.payload)!
+        .map((e) => e.product_id)
+        .sort(),
+    ).toEqual([...ids].sort());
   });
 
   test("a message Kafka refuses fails only the requests in it: every 202 is in Kafka, every 503 'not written' is not", async () => {
@@ -93,7 +98,10 @@ describe("producer on the real broker", () => {
         if (partitionOf(id, config.kafka.partitions) !== bigPartition) singles.push(id);
       }
       const lanesBusy = singles.slice(0, 4).map((id) => p.publish([{ product_id: id, count: 1 }]));
-      const queued = [p.publish(big.map((product_id) => ({ product_id, count: 1 }))), ...singles.slice(4).map((id) => p.publish([{ product_id: id, count: 1 }]))];
+      const queued = [
+        p.publish(big.map((product_id) => ({ product_id, count: 1 }))),
+        ...singles.slice(4).map((id) => p.publish([{ product_id: id, count: 1 }])),
+      ];
       const results = await Promise.allSettled([...lanesBusy, ...queued]);
       const bigResult = results[4]!;
       expect(bigResult.status).toBe("rejected");
@@ -114,8 +122,15 @@ describe("producer on the real broker", () => {
     const [product] = await seedProducts(ctx.db, 1, "three");
     try {
       const base = `http://127.0.0.1:${api.port}/api/v1/products`;
-      await waitFor("views accepted", async () => (await post(`${base}/view`, { product_id: product })).status === 202 || undefined, 30_000, 100);
-      const answers = await Promise.all(Array.from({ length: 40 }, () => post(`${base}/view`, { product_id: product }).then((r) => r.status)));
+      await waitFor(
+        "views accepted",
+        async () => (await post(`${base}/view`, { product_id: product })).status === 202 || undefined,
+        30_000,
+        100,
+      );
+      const answers = await Promise.all(
+        Array.from({ length: 40 }, () => post(`${base}/view`, { product_id: product }).then((r) => r.status)),
+      );
       expect(answers.every((s) => s === 202)).toBe(true);
       const messages = await readTopic(config, 1);
       for (const m of messages) expect(m.partition).toBe(partitionOf(product!, 3));

@@ -6,8 +6,20 @@ import { createProducer, type ViewProducer } from "../../src/ingest/producer.ts"
 import { createTopicAdmin } from "../../src/kafka/admin.ts";
 import { loadConfig, type Config } from "../../src/config.ts";
 import {
-  bounded, describeGroup, expectExactCounts, metric, prepare, publishViews, recreateTopic, runMain, seedProducts, setGroupOffset,
-  testEnv, uniqueName, viewCounts, waitFor,
+  bounded,
+  describeGroup,
+  expectExactCounts,
+  metric,
+  prepare,
+  publishViews,
+  recreateTopic,
+  runMain,
+  seedProducts,
+  setGroupOffset,
+  testEnv,
+  uniqueName,
+  viewCounts,
+  waitFor,
 } from "./harness.ts";
 
 // The worker's offsets in Postgres against what Kafka's log and group say. One partition per topic, so each
@@ -22,7 +34,8 @@ describe("worker offsets against the log", () => {
     producers.push(p);
     return p;
   };
-  const own = (extra: Record<string, string> = {}) => loadConfig({ ...env, KAFKA_TOPIC: uniqueName("offsets"), KAFKA_GROUP_ID: uniqueName("offsets"), ...extra });
+  const own = (extra: Record<string, string> = {}) =>
+    loadConfig({ ...env, KAFKA_TOPIC: uniqueName("offsets"), KAFKA_GROUP_ID: uniqueName("offsets"), ...extra });
 
   beforeAll(async () => {
     ctx = await prepare(env);
@@ -72,8 +85,10 @@ describe("worker offsets against the log", () => {
     worker = await startWorker(config);
     const url = `http://127.0.0.1:${worker.port}`;
     try {
-      await waitFor("partition held and reported", async () =>
-        (await metric(url, "worker_offset_problem", '{kind="topic_changed",partition="0"}')) === 1 || undefined);
+      await waitFor(
+        "partition held and reported",
+        async () => (await metric(url, "worker_offset_problem", '{kind="topic_changed",partition="0"}')) === 1 || undefined,
+      );
       const ready = await fetch(`${url}/ready`);
       expect(ready.status).toBe(503);
       expect(((await ready.json()) as { held: { kind: string }[] }).held[0]!.kind).toBe("topic_changed");

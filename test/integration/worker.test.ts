@@ -8,7 +8,16 @@ import { encodeViewEvents } from "../../src/domain/view.ts";
 import { loadConfig } from "../../src/config.ts";
 import {
   bounded,
-  expectExactCounts, metric, prepare, publishViews, seedProducts, spawnService, testEnv, uniqueName, viewCounts, waitFor,
+  expectExactCounts,
+  metric,
+  prepare,
+  publishViews,
+  seedProducts,
+  spawnService,
+  testEnv,
+  uniqueName,
+  viewCounts,
+  waitFor,
 } from "./harness.ts";
 
 describe("worker on real Kafka and Postgres", () => {
@@ -52,7 +61,9 @@ describe("worker on real Kafka and Postgres", () => {
     const worker = await startWorker(loadConfig(withGroup()));
     const url = `http://127.0.0.1:${worker.port}`;
     try {
-      const raw = new KafkaClient({ brokers: ctx.config.kafka.brokers.join(","), clientId: "poison", logLevel: "error" }).createProducer({});
+      const raw = new KafkaClient({ brokers: ctx.config.kafka.brokers.join(","), clientId: "poison", logLevel: "error" }).createProducer(
+        {},
+      );
       const ghost = crypto.randomUUID();
       await raw.send({
         topic: ctx.config.kafka.topic,
@@ -64,10 +75,15 @@ describe("worker on real Kafka and Postgres", () => {
       });
       const before = await viewCounts(ctx.db, [ids[1]!]);
       await producer.publish([{ product_id: ids[1]!, count: 5 }]);
-      await waitFor("the view after the poison pills", async () => (await viewCounts(ctx.db, [ids[1]!])).get(ids[1]!) === before.get(ids[1]!)! + 5);
-      await waitFor("metrics", async () =>
-        (await metric(url, "worker_messages_total", '{outcome="malformed"}')) === 2 &&
-        (await metric(url, "worker_unknown_products_total")) >= 1,
+      await waitFor(
+        "the view after the poison pills",
+        async () => (await viewCounts(ctx.db, [ids[1]!])).get(ids[1]!) === before.get(ids[1]!)! + 5,
+      );
+      await waitFor(
+        "metrics",
+        async () =>
+          (await metric(url, "worker_messages_total", '{outcome="malformed"}')) === 2 &&
+          (await metric(url, "worker_unknown_products_total")) >= 1,
       );
     } finally {
       await bounded("worker.stop", worker.stop());
@@ -98,8 +114,9 @@ describe("worker on real Kafka and Postgres", () => {
     const b = await spawnService("worker", groupEnv);
     try {
       const publishing = publishViews((e) => producer.publish(e), ids, 20_000, { perCall: 20, concurrency: 4, paceMs: 2 });
-      await waitFor("both workers flushing", async () =>
-        (await metric(a.url, "worker_views_applied_total")) > 0 && (await metric(b.url, "worker_views_applied_total")) > 0,
+      await waitFor(
+        "both workers flushing",
+        async () => (await metric(a.url, "worker_views_applied_total")) > 0 && (await metric(b.url, "worker_views_applied_total")) > 0,
       );
       await a.kill("SIGKILL");
       const acked = await publishing;
@@ -112,7 +129,12 @@ describe("worker on real Kafka and Postgres", () => {
 
   test("SIGTERM: the worker flushes what it holds and exits 0", async () => {
     const before = await viewCounts(ctx.db, ids);
-    const w = await spawnService("worker", { ...withGroup(), FLUSH_INTERVAL_MS: "60000", FLUSH_MAX_PRODUCTS: "1000000", MAX_PENDING_PRODUCTS: "1000000" });
+    const w = await spawnService("worker", {
+      ...withGroup(),
+      FLUSH_INTERVAL_MS: "60000",
+      FLUSH_MAX_PRODUCTS: "1000000",
+      MAX_PENDING_PRODUCTS: "1000000",
+    });
     const acked = await publishViews((e) => producer.publish(e), ids, 2000, { perCall: 1, concurrency: 16 });
     await waitFor("worker caught up", async () => (await metric(w.url, "worker_views_read_total")) >= 2000 || undefined, 30_000);
     expect(await w.kill("SIGTERM")).toBe(0);

@@ -17,7 +17,11 @@ describe("flush writer", () => {
 
   const TOPIC_ID = "11111111-1111-4111-8111-111111111111";
   const slice = (partition: number, base: number, next: number, counts: Record<string, number>) => ({
-    partition, base, next, counts: new Map(Object.entries(counts)), views: Object.values(counts).reduce((a, b) => a + b, 0),
+    partition,
+    base,
+    next,
+    counts: new Map(Object.entries(counts)),
+    views: Object.values(counts).reduce((a, b) => a + b, 0),
   });
 
   test("applies counts and offsets together, and refuses a slice whose base moved (another worker)", async () => {
@@ -57,7 +61,7 @@ describe("flush writer", () => {
     try {
       // Product i gets i + 1 views: the 100 named must be the last 100, each with its count.
       const counts = Object.fromEntries(many.map((id, i) => [id, i + 1]));
-      const batch: Batch = { slices: [slice(0, NO_OFFSET, 150, counts)], products: 150, views: 150 * 151 / 2 };
+      const batch: Batch = { slices: [slice(0, NO_OFFSET, 150, counts)], products: 150, views: (150 * 151) / 2 };
       await flush(ctx.db.db, topic, batch, TOPIC_ID);
       const mine = await waitFor("the flush's NOTIFY", () => notes.find((n) => n.includes(many[149]!)));
       const named = new Map(mine.split(",").map((item) => item.split(":") as [string, string]));
@@ -80,7 +84,12 @@ describe("flush writer", () => {
     const before = await viewCounts(ctx.db, ids);
     await flush(ctx.db.db, topic, { slices: [slice(0, NO_OFFSET, 10, { [ids[0]!]: 1 })], products: 1, views: 1 }, TOPIC_ID);
     // The topic was recreated: offset 10 of the new log is another message than offset 10 of the old one.
-    const other = await flush(ctx.db.db, topic, { slices: [slice(0, 10, 12, { [ids[0]!]: 2 })], products: 1, views: 2 }, "22222222-2222-4222-8222-222222222222");
+    const other = await flush(
+      ctx.db.db,
+      topic,
+      { slices: [slice(0, 10, 12, { [ids[0]!]: 2 })], products: 1, views: 2 },
+      "22222222-2222-4222-8222-222222222222",
+    );
     expect(other.fenced).toEqual([{ partition: 0, stored: 10 }]);
     expect((await viewCounts(ctx.db, ids)).get(ids[0]!)! - before.get(ids[0]!)!).toBe(1);
   });
@@ -99,7 +108,12 @@ describe("flush writer", () => {
     const after = await viewCounts(ctx.db, ids);
     expect(after.get(ids[0]!)! - before.get(ids[0]!)!).toBe(6);
     expect(after.get(ids[1]!)! - before.get(ids[1]!)!).toBe(2);
-    expect(await loadOffsets(ctx.db.db, topic, [0, 1])).toEqual(new Map([[0, { next: 9, topicId: TOPIC_ID }], [1, { next: 2, topicId: TOPIC_ID }]]));
+    expect(await loadOffsets(ctx.db.db, topic, [0, 1])).toEqual(
+      new Map([
+        [0, { next: 9, topicId: TOPIC_ID }],
+        [1, { next: 2, topicId: TOPIC_ID }],
+      ]),
+    );
   });
 
   test("a flush whose backend is terminated mid-way applies nothing; sent again, it applies once", async () => {
@@ -118,12 +132,26 @@ describe("flush writer", () => {
     await locked.promise;
     const attempt = flush(ctx.db.db, topic, batch, TOPIC_ID);
     attempt.catch(() => {});
-    await waitFor("the flush waiting on the row lock", async () => {
-      const [r] = await ctx.db.sql<{ pid: number }[]>`
+    await waitFor(
+      "the flush waiting on the row lock",
+      async () => {
+        const [r] = await ctx.db.sql<{ pid: number }[]>`
         SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%view_offsets%' AND query LIKE '%unnest%'`;
-      return r ? ctx.db.sql`SELECT pg_terminate_backend(${r.pid})` : undefined;
-    }, 20_000, 20);
-    expect(await bounded("the killed flush", attempt.then(() => "applied", () => "rejected"), 20_000)).toBe("rejected");
+        return r ? ctx.db.sql`SELECT pg_terminate_backend(${r.pid})` : undefined;
+      },
+      20_000,
+      20,
+    );
+    expect(
+      await bounded(
+        "the killed flush",
+        attempt.then(
+          () => "applied",
+          () => "rejected",
+        ),
+        20_000,
+      ),
+    ).toBe("rejected");
     release.resolve();
     await bounded("lock holder", holder);
     expect((await viewCounts(ctx.db, ids)).get(ids[2]!)! - before.get(ids[2]!)!).toBe(1);

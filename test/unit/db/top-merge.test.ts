@@ -4,14 +4,19 @@ import { byRank, needsFullRead, parseChanged, topOf } from "../../../src/db/top-
 
 const id = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
 const product = (n: number, view_count: number): Product => ({
-  id: id(n), name: `p${n}`, description: "", view_count, created_at: "", updated_at: "",
+  id: id(n),
+  name: `p${n}`,
+  description: "",
+  view_count,
+  created_at: "",
+  updated_at: "",
 });
 
 describe("top-N kept from flushes' changed rows", () => {
   test("old top plus each flush's top changed rows equals a full ranking after every flush (seeded, 600 flushes)", () => {
     // A fixed seed: the same sequence every run. Small counts make ties (ordered by id) frequent.
     let seed = 42;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
     const N = 500;
     const K = 20;
     const counts = Array.from({ length: N }, () => 1 + Math.floor(rand() * 3));
@@ -27,17 +32,27 @@ describe("top-N kept from flushes' changed rows", () => {
         changed.add(n);
       }
       // What the worker's NOTIFY names: the top K of the changed rows, as they are after the flush.
-      const named = topOf([...changed].map((n) => product(n, counts[n]!)), K).map((p) => p.id);
+      const named = topOf(
+        [...changed].map((n) => product(n, counts[n]!)),
+        K,
+      ).map((p) => p.id);
       // What the API re-reads: its old top and the named ones, with their counts now.
       const reread = new Set([...top.map((p) => p.id), ...named]);
-      top = topOf([...reread].map((pid) => product(Number.parseInt(pid.slice(24), 16), counts[Number.parseInt(pid.slice(24), 16)]!)), K);
+      top = topOf(
+        [...reread].map((pid) => product(Number.parseInt(pid.slice(24), 16), counts[Number.parseInt(pid.slice(24), 16)]!)),
+        K,
+      );
       expect(top.map((p) => `${p.id}:${p.view_count}`)).toEqual(topOf(table(), K).map((p) => `${p.id}:${p.view_count}`));
     }
   }, 60_000);
 
   test("ranks by view_count, then id; a product listed twice keeps its higher count", () => {
     const rows = [product(3, 5), product(1, 5), product(2, 9), product(1, 7)];
-    expect(topOf(rows, 3).map((p) => [p.id, p.view_count])).toEqual([[id(2), 9], [id(1), 7], [id(3), 5]]);
+    expect(topOf(rows, 3).map((p) => [p.id, p.view_count])).toEqual([
+      [id(2), 9],
+      [id(1), 7],
+      [id(3), 5],
+    ]);
     expect([product(2, 1), product(1, 1)].sort(byRank).map((p) => p.id)).toEqual([id(1), id(2)]);
   });
 

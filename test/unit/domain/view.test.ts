@@ -10,7 +10,10 @@ describe("view event", () => {
 
   test("a group of products round-trips as one payload", () => {
     const other = "00000000-0000-4000-8000-000000000001";
-    const group = [{ product_id: ID, count: 3 }, { product_id: other, count: 1 }];
+    const group = [
+      { product_id: ID, count: 3 },
+      { product_id: other, count: 1 },
+    ];
     expect(String(encodeViewEvents(group))).toStartWith('{"views":[');
     expect(decodeViewEvents(encodeViewEvents(group))).toEqual(group);
   });
@@ -36,9 +39,7 @@ describe("view event", () => {
 
   test("a batch request becomes one event per distinct product with summed counts", () => {
     const other = "00000000-0000-4000-8000-000000000001";
-    expect(
-      coalesceBatch([{ product_id: ID }, { product_id: other, count: 5 }, { product_id: ID.toUpperCase(), count: 2 }]),
-    ).toEqual([
+    expect(coalesceBatch([{ product_id: ID }, { product_id: other, count: 5 }, { product_id: ID.toUpperCase(), count: 2 }])).toEqual([
       { product_id: ID, count: 3 },
       { product_id: other, count: 5 },
     ]);

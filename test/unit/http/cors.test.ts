@@ -17,8 +17,19 @@ function app(env: Record<string, string> = {}, fail?: AppError) {
     http: loadConfig(env).http,
     log: createLogger("silent", "test"),
     metrics: new Registry(),
-    views: { record: async (events) => { if (fail) throw fail; recorded.push([...events]); } },
-    products: { create: async () => { throw new Error("not here"); }, get: async () => null, topJson: () => "[]" },
+    views: {
+      record: async (events) => {
+        if (fail) throw fail;
+        recorded.push([...events]);
+      },
+    },
+    products: {
+      create: async () => {
+        throw new Error("not here");
+      },
+      get: async () => null,
+      topJson: () => "[]",
+    },
     ready: async () => ({ postgres: true, kafka: true }),
   });
   const call = (path: string, init: RequestInit = {}) => a.handle(new Request(`http://api.test${path}`, init));
@@ -59,18 +70,28 @@ describe("cross-origin calls", () => {
 
   test("a view from another origin gets 202 with Access-Control-Allow-Origin", async () => {
     const { call, recorded } = app();
-    const res = await call("/api/v1/products/view", { method: "POST", headers: { origin: PAGE, "content-type": "application/json" }, body: JSON.stringify({ product_id: ID }) });
+    const res = await call("/api/v1/products/view", {
+      method: "POST",
+      headers: { origin: PAGE, "content-type": "application/json" },
+      body: JSON.stringify({ product_id: ID }),
+    });
     expect(res.status).toBe(202);
     expect(res.headers.get("access-control-allow-origin")).toBe("*");
     expect(recorded).toEqual([[{ product_id: ID, count: 1 }]]);
   });
 
   test("errors carry the CORS headers, so a page can read a 400 and a 503 with its Retry-After", async () => {
-    const bad = await app().call("/api/v1/products/view", { method: "POST", headers: { origin: PAGE, "content-type": "text/plain" }, body: "{" });
+    const bad = await app().call("/api/v1/products/view", {
+      method: "POST",
+      headers: { origin: PAGE, "content-type": "text/plain" },
+      body: "{",
+    });
     expect(bad.status).toBe(400);
     expect(bad.headers.get("access-control-allow-origin")).toBe("*");
-    const down = await app({}, new AppError("ingest_unavailable", "retry later", { retryable: true, details: { written: "no" } }))
-      .call("/api/v1/products/view", { method: "POST", headers: { origin: PAGE, "content-type": "application/json" }, body: JSON.stringify({ product_id: ID }) });
+    const down = await app({}, new AppError("ingest_unavailable", "retry later", { retryable: true, details: { written: "no" } })).call(
+      "/api/v1/products/view",
+      { method: "POST", headers: { origin: PAGE, "content-type": "application/json" }, body: JSON.stringify({ product_id: ID }) },
+    );
     expect(down.status).toBe(503);
     expect(down.headers.get("access-control-allow-origin")).toBe("*");
     expect(down.headers.get("access-control-expose-headers")).toContain("Retry-After");
@@ -96,9 +117,17 @@ describe("cross-origin calls", () => {
 describe("beacon bodies", () => {
   test("POST /view and /views take text/plain (any charset) holding the same JSON", async () => {
     const { call, recorded } = app();
-    const one = await call("/api/v1/products/view", { method: "POST", headers: { "content-type": "text/plain;charset=UTF-8" }, body: JSON.stringify({ product_id: ID }) });
+    const one = await call("/api/v1/products/view", {
+      method: "POST",
+      headers: { "content-type": "text/plain;charset=UTF-8" },
+      body: JSON.stringify({ product_id: ID }),
+    });
     expect(one.status).toBe(202);
-    const many = await call("/api/v1/products/views", { method: "POST", headers: { "content-type": "text/plain; charset=iso-8859-1" }, body: JSON.stringify({ views: [{ product_id: ID, count: 2 }] }) });
+    const many = await call("/api/v1/products/views", {
+      method: "POST",
+      headers: { "content-type": "text/plain; charset=iso-8859-1" },
+      body: JSON.stringify({ views: [{ product_id: ID, count: 2 }] }),
+    });
     expect(many.status).toBe(202);
     expect(await many.json()).toEqual({ accepted: 2 });
     expect(recorded).toEqual([[{ product_id: ID, count: 1 }], [{ product_id: ID, count: 2 }]]);
@@ -106,19 +135,35 @@ describe("beacon bodies", () => {
 
   test("a text/plain body gets the same validation and limits as JSON", async () => {
     const { call, recorded } = app({ BODY_LIMIT_BYTES: "256" });
-    const notUuid = await call("/api/v1/products/view", { method: "POST", headers: { "content-type": "text/plain" }, body: JSON.stringify({ product_id: "x" }) });
+    const notUuid = await call("/api/v1/products/view", {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: JSON.stringify({ product_id: "x" }),
+    });
     expect(notUuid.status).toBe(400);
     expect(((await notUuid.json()) as { code: string }).code).toBe("invalid_request");
-    const big = await call("/api/v1/products/view", { method: "POST", headers: { "content-type": "text/plain" }, body: JSON.stringify({ product_id: ID, pad: "x".repeat(400) }) });
+    const big = await call("/api/v1/products/view", {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: JSON.stringify({ product_id: ID, pad: "x".repeat(400) }),
+    });
     expect(big.status).toBe(413);
     expect(recorded).toEqual([]);
   });
 
   test("other content types stay 415, and product creation takes JSON only", async () => {
     const { call } = app();
-    const form = await call("/api/v1/products/view", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `product_id=${ID}` });
+    const form = await call("/api/v1/products/view", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: `product_id=${ID}`,
+    });
     expect(form.status).toBe(415);
-    const create = await call("/api/v1/products", { method: "POST", headers: { "content-type": "text/plain" }, body: JSON.stringify({ name: "x" }) });
+    const create = await call("/api/v1/products", {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: JSON.stringify({ name: "x" }),
+    });
     expect(create.status).toBe(415);
     expect(((await create.json()) as { code: string }).code).toBe("unsupported_media_type");
   });

@@ -20,7 +20,10 @@ describe("lane batches", () => {
     expect(batch).toHaveLength(1);
     expect(batch[0]!.partition).toBe(2);
     expect(batch[0]!.entries).toHaveLength(3);
-    expect([...batch[0]!.counts]).toEqual([[a!, 2], [b!, 1]]);
+    expect([...batch[0]!.counts]).toEqual([
+      [a!, 2],
+      [b!, 1],
+    ]);
   });
 
   test("at most one message per partition; a request goes whole to its first product's partition", () => {
@@ -48,10 +51,10 @@ describe("lane batches", () => {
 
 describe("delivery reports", () => {
   test("each message gets its own partition's report: one failure fails only its own message", () => {
-    const { outcomes, unmatched } = matchReports([{ partition: 0 }, { partition: 3 }], [
-      { partition: 3, error: { code: 10, message: "Broker: Message size too large" } },
-      { partition: 0 },
-    ]);
+    const { outcomes, unmatched } = matchReports(
+      [{ partition: 0 }, { partition: 3 }],
+      [{ partition: 3, error: { code: 10, message: "Broker: Message size too large" } }, { partition: 0 }],
+    );
     expect(unmatched).toBe(0);
     expect(outcomes[0]).toEqual({ ok: true });
     expect(outcomes[1]).toEqual({ ok: false, written: "no", reason: "Broker: Message size too large" });
@@ -71,12 +74,10 @@ describe("delivery reports", () => {
 
   test("reports that do not fit one to one make only the ambiguous messages unknown", () => {
     // A stray report for partition 5 and two for partition 2: nothing is guessed there.
-    const { outcomes, unmatched } = matchReports([{ partition: 1 }, { partition: 2 }, { partition: 4 }], [
-      { partition: 1 },
-      { partition: 2 },
-      { partition: 2 },
-      { partition: 5 },
-    ]);
+    const { outcomes, unmatched } = matchReports(
+      [{ partition: 1 }, { partition: 2 }, { partition: 4 }],
+      [{ partition: 1 }, { partition: 2 }, { partition: 2 }, { partition: 5 }],
+    );
     expect(unmatched).toBe(3);
     expect(outcomes[0]).toEqual({ ok: true });
     expect(outcomes[1]).toMatchObject({ ok: false, written: "unknown" });

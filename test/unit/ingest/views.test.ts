@@ -10,10 +10,16 @@ describe("view recorder", () => {
     const published: unknown[] = [];
     const producer: ViewProducer = { publish: async (e) => void published.push(e), setPartitions: () => {}, close: async () => {} };
     const recorder = createViewRecorder(
-      { unknown: () => Promise.reject(new AppError("database_unavailable", "the database is temporarily unavailable; retry later", { retryable: true })) } as never,
+      {
+        unknown: () =>
+          Promise.reject(new AppError("database_unavailable", "the database is temporarily unavailable; retry later", { retryable: true })),
+      } as never,
       producer,
     );
-    const err = await recorder.record([{ product_id: ID, count: 1 }]).then(() => null, (e) => e);
+    const err = await recorder.record([{ product_id: ID, count: 1 }]).then(
+      () => null,
+      (e) => e,
+    );
     expect(err).toBeInstanceOf(AppError);
     expect(err).toMatchObject({ code: "database_unavailable", retryable: true, details: { written: "no" } });
     expect(published).toEqual([]);

@@ -16,7 +16,10 @@ const id = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12,
 
 function fakeKafka(messages: number, startAt: number) {
   const log: Message[] = Array.from({ length: messages }, (_, offset) => ({
-    topic: config.kafka.topic, partition: 0, offset, payload: encodeViewEvents([{ product_id: id(offset), count: 1 }]),
+    topic: config.kafka.topic,
+    partition: 0,
+    offset,
+    payload: encodeViewEvents([{ product_id: id(offset), count: 1 }]),
   }));
   const calls = { recv: 0, recvWhilePaused: 0, seeks: [] as number[] };
   let position = startAt;
@@ -71,7 +74,6 @@ function fakeStore(stored: number) {
   return { store, counts, stored: () => next, block: (until: Promise<void>) => void (gate = until) };
 }
 
-
 describe("consume loop", () => {
   test("keeps polling Kafka while fetching is paused, so the group does not evict it", async () => {
     const kafka = fakeKafka(10, 0);
@@ -109,7 +111,15 @@ describe("consume loop", () => {
     kafka.source.subscribe = async () => {
       throw new Error("broker says no");
     };
-    const c = startConsumer(config.kafka, config.worker, () => kafka.source, fakeStore(-1).store, createLogger("silent", "t"), new Registry(), { subscribeAttempts: 2 });
+    const c = startConsumer(
+      config.kafka,
+      config.worker,
+      () => kafka.source,
+      fakeStore(-1).store,
+      createLogger("silent", "t"),
+      new Registry(),
+      { subscribeAttempts: 2 },
+    );
     await expect(c.crashed).rejects.toThrow(/cannot subscribe/);
     await c.stop();
   });
@@ -126,11 +136,19 @@ describe("consume loop", () => {
     let made = 0;
     let fresh: ReturnType<typeof fakeKafka> | undefined;
     const metrics = new Registry();
-    const c = startConsumer(config.kafka, config.worker, () => {
-      if (made++ === 0) return stuck.source;
-      fresh = fakeKafka(10, pg.stored() < 0 ? 0 : pg.stored());
-      return fresh.source;
-    }, pg.store, createLogger("silent", "t"), metrics, { stallMs: 200, stallCheckMs: 50 });
+    const c = startConsumer(
+      config.kafka,
+      config.worker,
+      () => {
+        if (made++ === 0) return stuck.source;
+        fresh = fakeKafka(10, Math.max(0, pg.stored()));
+        return fresh.source;
+      },
+      pg.store,
+      createLogger("silent", "t"),
+      metrics,
+      { stallMs: 200, stallCheckMs: 50 },
+    );
     try {
       await until("all ten views counted", () => pg.counts.size === 10);
       expect(made).toBe(2);
@@ -147,7 +165,15 @@ describe("consume loop", () => {
     pg.block(release.promise); // flushes hang: the pending map fills, fetching pauses on purpose
     pg.store.watermarks = async () => new Map([[0, { low: 0, high: 10 }]]);
     let made = 0;
-    const c = startConsumer(config.kafka, config.worker, () => (made++, kafka.source), pg.store, createLogger("silent", "t"), new Registry(), { stallMs: 100, stallCheckMs: 20 });
+    const c = startConsumer(
+      config.kafka,
+      config.worker,
+      () => (made++, kafka.source),
+      pg.store,
+      createLogger("silent", "t"),
+      new Registry(),
+      { stallMs: 100, stallCheckMs: 20 },
+    );
     try {
       await until("fetching paused", kafka.isPaused);
       // Ten stall windows long: a detector that ignored the pause would have replaced the consumer by now.

@@ -7,7 +7,6 @@ import { until } from "../until.ts";
 const log = createLogger("silent", "test");
 const id = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
 
-
 describe("flusher", () => {
   test("a write that never settles is abandoned at its deadline and the same batch is written again", async () => {
     // The driver can leave a call pending forever when Postgres restarts (postgres.js 3.4.9): the flusher must

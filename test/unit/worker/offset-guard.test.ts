@@ -29,7 +29,6 @@ function world(stored: StoredOffset, topicId: string, marks: Watermarks) {
   return { state, coalescer, guard, forgotten, metrics };
 }
 
-
 describe("offset guard", () => {
   test("offsets that fit the log give the partition its base", async () => {
     const w = world({ next: 40, topicId: OLD }, OLD, { low: 0, high: 100 });
@@ -45,7 +44,7 @@ describe("offset guard", () => {
     expect(w.coalescer.hasBase(0)).toBe(false);
     expect(w.guard.isHeld(0)).toBe(true);
     expect(w.guard.held()[0]).toMatchObject({ kind: "topic_changed", partition: 0, stored: 40 });
-    expect(w.metrics.render()).toContain('worker_held_partitions 1');
+    expect(w.metrics.render()).toContain("worker_held_partitions 1");
     // Nothing changes until an operator re-bases: a re-check finds the same problem.
     expect(await w.guard.recheckHeld(performance.now() + 10_000)).toEqual([]);
     expect(w.guard.isHeld(0)).toBe(true);
@@ -54,7 +53,7 @@ describe("offset guard", () => {
     expect(await w.guard.recheckHeld(performance.now() + 20_000)).toEqual([{ partition: 0, next: 0 }]);
     expect(w.guard.isHeld(0)).toBe(false);
     expect(w.coalescer.expected(0)).toBe(0);
-    expect(w.metrics.render()).toContain('worker_held_partitions 0');
+    expect(w.metrics.render()).toContain("worker_held_partitions 0");
   });
 
   test("replayed messages under a log end that went back below the stored offset (the log was replaced) hold the partition", async () => {
