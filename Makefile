@@ -1,9 +1,11 @@
 # The two commands of README.md, and a few more for operators.
-.PHONY: up test down status bench soak faults fuzz
+.PHONY: up test check down status bench soak faults fuzz
 up:      ## PostgreSQL + Kafka + migrations + API + worker, in the background
 	@bash scripts/stack.sh up
 test:    ## the whole test suite (brings up what it needs)
 	@bash scripts/test.sh
+check:   ## typecheck (tsc --noEmit) and lint + format check (Biome); no servers needed
+	@bash scripts/check.sh
 down:
 	@bash scripts/stack.sh down
 status:

@@ -6,6 +6,7 @@
 #   scripts/stack.sh infra     infrastructure + migrations only (what the tests need)
 #   scripts/stack.sh down      stop what `up` started (API, worker, Kafka, Postgres)
 #   scripts/stack.sh status    what runs, on which port
+#   scripts/stack.sh deps      Bun and the npm dependencies only (what `make check` needs)
 #   scripts/stack.sh restart-app   restart API and worker only
 #   scripts/stack.sh start|stop kafka|postgres|api|worker   one component (used by the fault tests)
 #   scripts/stack.sh kill kafka|postgres    SIGKILL, no clean shutdown (fault tests)
@@ -308,6 +309,7 @@ case "$cmd" in
     log "ready: API http://127.0.0.1:$PORT (Swagger UI at /swagger), logs in $LOGS, stop with: make down"
     ;;
   infra) infra; status ;;
+  deps) ensure_bun; ensure_deps ;;
   browser) # Chromium for the browser tests; where it cannot be installed they are skipped, not failed
     if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :
     elif is_root && command -v apt-get >/dev/null; then
