@@ -1,6 +1,7 @@
 import type { Config } from "../config.ts";
 import { createLogger } from "../log.ts";
 import { Registry } from "../metrics.ts";
+import { registerProcessMetrics } from "../process-metrics.ts";
 import { connect, guard } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { createProduct, existingIds, getProduct } from "../db/products.ts";
@@ -19,6 +20,7 @@ export interface Running {
 export async function start(config: Config): Promise<Running> {
   const root = createLogger(config.logLevel, "api");
   const metrics = new Registry();
+  const processMetrics = registerProcessMetrics(metrics);
   const database = connect(config.db, "product-views-api");
   await migrate(database.sql);
 
@@ -116,6 +118,7 @@ export async function start(config: Config): Promise<Running> {
       stopped = true; // the discovery loop ends at its next turn; not awaited, its sleep may be long
       await admin.close();
       await top.stop();
+      processMetrics.stop();
       await database.close();
       root.info("api stopped");
     },

@@ -2,6 +2,7 @@ import { KafkaClient } from "kafka-crab-js";
 import type { Config } from "../config.ts";
 import { createLogger } from "../log.ts";
 import { Registry } from "../metrics.ts";
+import { registerProcessMetrics } from "../process-metrics.ts";
 import { connect } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { createTopicAdmin } from "../kafka/admin.ts";
@@ -13,6 +14,7 @@ import { flush, loadOffsets, sampleUnknown } from "../worker/writer.ts";
 export async function start(config: Config) {
   const root = createLogger(config.logLevel, "worker");
   const metrics = new Registry();
+  const processMetrics = registerProcessMetrics(metrics);
   // Flushes may wait on row locks held by another worker: a longer statement timeout than the API's, the same
   // as the flusher's own deadline for a write.
   const database = connect(
@@ -90,6 +92,7 @@ export async function start(config: Config) {
       // Order matters: stop fetching and flush what is pending (Postgres first, then Kafka), then leave.
       await consumer.stop();
       lag.stop();
+      processMetrics.stop();
       await admin.close();
       server.stop(true);
       await database.close();
