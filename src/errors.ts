@@ -11,7 +11,6 @@ export const ERROR_CODES = [
   "forbidden",
   "ingest_unavailable",
   "database_unavailable",
-  "not_ready",
   "internal",
 ] as const;
 
@@ -38,8 +37,4 @@ export class AppError extends Error {
     this.retryable = options.retryable ?? false;
     this.details = options.details;
   }
-}
-
-export function isAppError(e: unknown): e is AppError {
-  return e instanceof AppError;
 }

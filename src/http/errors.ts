@@ -15,14 +15,9 @@ const STATUS: Record<ErrorCode, number> = {
   internal: 500,
   ingest_unavailable: 503,
   database_unavailable: 503,
-  not_ready: 503,
 };
 
 export const RETRY_AFTER_SECONDS = 1;
-
-export function statusOf(code: ErrorCode): number {
-  return STATUS[code];
-}
 
 export interface ErrorBody {
   error: string;
