@@ -21,20 +21,6 @@ export function topOf(rows: Iterable<Product>, n: number): Product[] {
   return [...best.values()].sort(byRank).slice(0, n);
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-/** A NOTIFY payload: "id:count,id:count" (the worker's changed rows). Null when it is not one (re-read all). */
-export function parseChanged(payload: string): string[] | null {
-  if (payload === "") return [];
-  const ids: string[] = [];
-  for (const item of payload.split(",")) {
-    const id = item.slice(0, item.indexOf(":"));
-    if (!UUID.test(id)) return null;
-    ids.push(id);
-  }
-  return ids;
-}
-
 /**
  * Whether the ranking can move without a NOTIFY naming the product: while the top-N is not full, or ends in
  * products with no views, a product inserted with 0 views (by anyone) can take a place in it.

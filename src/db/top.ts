@@ -1,13 +1,11 @@
 import { guard, type Database } from "./client.ts";
 import { productsByIds, topProducts } from "./products.ts";
-import { needsFullRead, parseChanged, topOf } from "./top-merge.ts";
+import { FLUSH_CHANNEL, parseChanged } from "./flush-channel.ts";
+import { needsFullRead, topOf } from "./top-merge.ts";
 import type { Registry } from "../metrics.ts";
 import { MAX_TOP_LIMIT, type Product } from "../domain/product.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-
-/** The worker NOTIFYs this channel in each flush transaction, so the signal arrives exactly at commit. */
-export const FLUSH_CHANNEL = "product_views_flushed";
 
 // GET /top costs no query: it reads an in-memory top-100. A flush's NOTIFY names the products it changed that
 // can rank (top-merge.ts), and the refresh re-reads only those and the current top-100 by primary key, so its
@@ -29,11 +27,6 @@ export interface TopCache {
 export interface TopOptions {
   refreshMs: number;
   fullRefreshMs: number;
-}
-
-/** Names products whose count changed outside a flush (created with views) to every API's top-N. */
-export async function notifyChanged(sql: Database["sql"], rows: readonly { id: string; view_count: number }[]): Promise<void> {
-  await sql`SELECT pg_notify(${FLUSH_CHANNEL}, ${rows.map((r) => `${r.id}:${r.view_count}`).join(",")})`;
 }
 
 export function createTopCache(database: Database, log: Logger, opts: TopOptions, metrics?: Registry): TopCache {

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { FLUSH_CHANNEL } from "../db/top.ts";
+import { FLUSH_CHANNEL } from "../db/flush-channel.ts";
 import { MAX_TOP_LIMIT } from "../domain/product.ts";
 import { NO_OFFSET, type Batch } from "./coalescer.ts";
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { flush, loadOffsets } from "../../src/worker/writer.ts";
 import { NO_OFFSET, type Batch } from "../../src/worker/coalescer.ts";
-import { FLUSH_CHANNEL } from "../../src/db/top.ts";
+import { FLUSH_CHANNEL } from "../../src/db/flush-channel.ts";
 import { bounded, prepare, seedProducts, testEnv, uniqueName, viewCounts, waitFor } from "./harness.ts";
 
 // The writer alone against real Postgres: the fence, and sums across partitions.
