@@ -43,19 +43,26 @@ const ACCEPTED = { status: "accepted", message: "View recorded successfully" } a
 
 const API = "/api/v1/products";
 
-// Method + path pairs, for telling 405 (known path, other method) from 404.
-const ROUTES: ReadonlyArray<[string, RegExp]> = [
-  ["POST", /^\/api\/v1\/products\/view$/],
-  ["POST", /^\/api\/v1\/products\/views$/],
-  ["GET", /^\/api\/v1\/products\/top$/],
-  ["GET", /^\/api\/v1\/products\/(?!(view|views|top)$)[^/]+$/],
-  ["POST", /^\/api\/v1\/products$/],
-  ["GET", /^\/(health|ready|metrics)$/],
-  ["GET", /^\/swagger(\/.*)?$/],
-];
-
-function allowedMethods(path: string): string[] {
-  return [...new Set(ROUTES.filter(([, re]) => re.test(path)).map(([m]) => m))];
+/**
+ * The methods a path is served with, from the app's own routes: telling 405 (known path, other method) from 404.
+ * As in the router, a static path wins over a parameter: GET /products/view is POST-only, not GET /products/:id.
+ */
+export function methodsFor(routes: readonly { method: string; path: string }[]): (path: string) => string[] {
+  const compiled = routes.map((r) => ({
+    method: r.method,
+    static: !/[:*]/.test(r.path),
+    re: new RegExp(
+      `^${r.path
+        .replace(/[.+?^${}()|[\]\\]/g, "\\$&")
+        .replace(/:[^/]+/g, "[^/]+")
+        .replace(/\*/g, ".*")}$`,
+    ),
+  }));
+  return (path) => {
+    const hits = compiled.filter((r) => r.re.test(path));
+    const exact = hits.filter((r) => r.static);
+    return [...new Set((exact.length > 0 ? exact : hits).map((r) => r.method))];
+  };
 }
 
 export function createApp(deps: ApiDeps) {
@@ -72,6 +79,16 @@ export function createApp(deps: ApiDeps) {
   const cors = createCorsPolicy(http.corsOrigins);
 
   let spec: Record<string, unknown> | null = null;
+  let allowedMethods: ((path: string) => string[]) | null = null;
+  // Each route with a body names its parser: its limit, and whether beacons' text/plain (navigator.sendBeacon
+  // with a string, no-preflight fetches: the same JSON inside) is taken.
+  const jsonBody =
+    (limit: number, textPlain: boolean) =>
+    ({ request }: { request: Request }) =>
+      readJsonBody(request, limit, { textPlain });
+  const viewBody = jsonBody(http.bodyLimitBytes, true);
+  const batchBody = jsonBody(http.batchBodyLimitBytes, true);
+  const productBody = jsonBody(http.bodyLimitBytes, false);
   const app = new Elysia()
     .onRequest(({ request, set }) => {
       started.set(request, performance.now());
@@ -92,13 +109,6 @@ export function createApp(deps: ApiDeps) {
       const h = cors.headers(origin, path);
       if (h) Object.assign(set.headers, h);
     })
-    .onParse(({ request }) => {
-      const batch = request.url.includes("/products/views");
-      // Beacons (navigator.sendBeacon with a string) and no-preflight fetches send text/plain: same JSON inside.
-      // "/products/view" also matches the batch route.
-      const textPlain = request.url.includes("/products/view");
-      return readJsonBody(request, batch ? http.batchBodyLimitBytes : http.bodyLimitBytes, { textPlain });
-    })
     .onAfterResponse(({ request, route, set }) => {
       const t0 = started.get(request);
       if (t0 === undefined) return;
@@ -110,6 +120,7 @@ export function createApp(deps: ApiDeps) {
       if (code === "NOT_FOUND" || code === "VALIDATION") {
         // GET /view would otherwise reach GET /:id and fail as "not a UUID": it is a known path, wrong method.
         const path = new URL(request.url).pathname;
+        allowedMethods ??= methodsFor(app.routes);
         const allow = allowedMethods(path);
         if (allow.length > 0 && !allow.includes(request.method)) {
           const res = errorResponse(new AppError("method_not_allowed", `method ${request.method} is not allowed here`), log, {
@@ -162,6 +173,7 @@ export function createApp(deps: ApiDeps) {
         return ACCEPTED;
       },
       {
+        parse: viewBody,
         body: ViewRequest,
         detail: {
           summary: "Record one product view",
@@ -188,6 +200,7 @@ export function createApp(deps: ApiDeps) {
         return { accepted: body.views.reduce((n, v) => n + (v.count ?? 1), 0) };
       },
       {
+        parse: batchBody,
         body: BatchViewRequest,
         detail: {
           summary: "Record a batch of views (1..1000 items, count 1..1000 each)",
@@ -260,6 +273,7 @@ export function createApp(deps: ApiDeps) {
         return product;
       },
       {
+        parse: productBody,
         body: CreateProductRequest,
         detail: {
           summary: "Create a product",
