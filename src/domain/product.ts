@@ -1,5 +1,5 @@
 import { Type, type Static } from "@sinclair/typebox";
-import { Uuid } from "./view.ts";
+import { IGNORES_UNKNOWN, Uuid } from "./view.ts";
 
 export const MAX_TOP_LIMIT = 100;
 export const DEFAULT_TOP_LIMIT = 10;
@@ -20,11 +20,14 @@ export type Product = Static<typeof Product>;
 // Postgres text cannot hold NUL: refused as input, not discovered as a failed INSERT.
 const NO_NUL = "^[^\\u0000]*$";
 
-export const CreateProductRequest = Type.Object({
-  name: Type.String({ minLength: 1, maxLength: 200, pattern: NO_NUL }),
-  description: Type.Optional(Type.String({ maxLength: 2000, default: "", pattern: NO_NUL })),
-  view_count: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000_000, default: 0 })),
-});
+export const CreateProductRequest = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200, pattern: NO_NUL }),
+    description: Type.Optional(Type.String({ maxLength: 2000, default: "", pattern: NO_NUL })),
+    view_count: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000_000, default: 0 })),
+  },
+  { description: "Other properties are ignored", ...IGNORES_UNKNOWN },
+);
 export type CreateProductRequest = Static<typeof CreateProductRequest>;
 
 export interface NewProduct {

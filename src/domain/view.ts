@@ -13,16 +13,29 @@ export const Uuid = Type.String({
 export const MAX_VIEWS_PER_ITEM = 1000;
 export const MAX_BATCH_ITEMS = 1000;
 
-export const ViewRequest = Type.Object({ product_id: Uuid }, { description: "One product view" });
+// Request bodies ignore properties they do not name, and say so: clients of the original service send extra
+// fields (a timestamp, a page) and must not start failing; the document must not promise a 400 either.
+export const IGNORES_UNKNOWN = { additionalProperties: true } as const;
+
+export const ViewRequest = Type.Object(
+  { product_id: Uuid },
+  { description: "One product view; other properties are ignored", ...IGNORES_UNKNOWN },
+);
 export type ViewRequest = Static<typeof ViewRequest>;
 
-export const BatchViewItem = Type.Object({
-  product_id: Uuid,
-  count: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_VIEWS_PER_ITEM, default: 1 })),
-});
-export const BatchViewRequest = Type.Object({
-  views: Type.Array(BatchViewItem, { minItems: 1, maxItems: MAX_BATCH_ITEMS }),
-});
+export const BatchViewItem = Type.Object(
+  {
+    product_id: Uuid,
+    count: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_VIEWS_PER_ITEM, default: 1 })),
+  },
+  IGNORES_UNKNOWN,
+);
+export const BatchViewRequest = Type.Object(
+  {
+    views: Type.Array(BatchViewItem, { minItems: 1, maxItems: MAX_BATCH_ITEMS }),
+  },
+  IGNORES_UNKNOWN,
+);
 export type BatchViewRequest = Static<typeof BatchViewRequest>;
 
 /** What travels through Kafka (key = product_id). */
