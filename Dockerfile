@@ -2,6 +2,8 @@
 FROM oven/bun:1.4.5-debian AS deps
 WORKDIR /app
 COPY package.json bun.lock bunfig.toml ./
+# bun install applies patches/ (patchedDependencies in package.json): kafkajs' negative-timeout fix.
+COPY patches ./patches
 RUN bun install --frozen-lockfile --production
 
 FROM oven/bun:1.4.5-debian

@@ -5,6 +5,7 @@
 # Uses the stack's Postgres and Kafka (scripts/stack.sh infra) and an API instance of its own, with an admin
 # token, on FUZZ_PORT (default 18080).
 #
+# The live stream (GET /top/stream) is left out: it never ends, by design, so every call would time out.
 # One check is left out: ensure_resource_availability reports "created resource not found" when a batch
 # that contains the new product also contains random ids, which the API rightly answers 404 listing only
 # the random ones (the created product is found).
@@ -27,7 +28,7 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && b
 BASE="http://127.0.0.1:$PORT"
 fuzz() {
   "$VENV/bin/schemathesis" run "$BASE/swagger/json" --url "$BASE" \
-    --checks all --exclude-checks ensure_resource_availability \
+    --checks all --exclude-checks ensure_resource_availability --exclude-path /api/v1/products/top/stream \
     --max-examples "${FUZZ_EXAMPLES:-100}" --workers 1 --suppress-health-check all "$@"
 }
 # Twice: as the operator (with the admin token: product creation succeeds) and as anyone else (without it:

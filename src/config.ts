@@ -15,6 +15,8 @@ export interface HttpConfig {
   /** How often the top-N reads the whole ranking (a table scan) although notifications keep it exact. */
   readonly topFullRefreshMs: number;
   readonly idleTimeoutS: number;
+  /** Open GET /top/stream connections per API process at most. */
+  readonly topStreamMaxClients: number;
   /** Origins whose pages may call the view and read routes: "*" (any) or an exact list. */
   readonly corsOrigins: "*" | readonly string[];
 }
@@ -163,6 +165,7 @@ export function loadConfig(env: Env = process.env): Config {
       topRefreshMs: r.int("TOP_REFRESH_MS", 1000, 50, 60_000),
       topFullRefreshMs: r.int("TOP_FULL_REFRESH_MS", 300_000, 1000, 86_400_000),
       idleTimeoutS: r.int("HTTP_IDLE_TIMEOUT_S", 10, 1, 255),
+      topStreamMaxClients: r.int("TOP_STREAM_MAX_CLIENTS", 1000, 0, 100_000),
       corsOrigins,
     },
     kafka: {

@@ -11,6 +11,7 @@ export const ERROR_CODES = [
   "forbidden",
   "ingest_unavailable",
   "database_unavailable",
+  "too_many_streams",
   "internal",
 ] as const;
 

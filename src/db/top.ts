@@ -20,6 +20,8 @@ export interface TopCache {
   topJson(limit: number): string;
   /** Schedules a refresh that also re-reads these products (coalesced: one query in flight, one queued). */
   invalidate(ids?: readonly string[]): void;
+  /** Calls `listener` after each refresh that changed the ranking or a count in it; returns the unsubscribe. */
+  onChange(listener: () => void): () => void;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -49,6 +51,8 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
   let unlisten: (() => Promise<void>) | undefined;
   let failing = false;
   const maxStaleMs = Math.max(3 * opts.refreshMs, 3000);
+  const listeners = new Set<() => void>();
+  let signature = "";
 
   async function readOnce() {
     const started = performance.now();
@@ -74,6 +78,11 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
     }
     json = new Map();
     freshAt = started;
+    const now = rows.map((r) => `${r.id}:${r.view_count}`).join(",");
+    if (now !== signature) {
+      signature = now;
+      for (const l of listeners) l();
+    }
   }
 
   async function refreshLoop() {
@@ -124,6 +133,10 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
       return text;
     },
     invalidate,
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     async start() {
       invalidate();
       await running;

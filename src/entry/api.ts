@@ -7,6 +7,7 @@ import { migrate } from "../db/migrate.ts";
 import { createProduct, existingIds, getProduct } from "../db/products.ts";
 import { notifyChanged } from "../db/flush-channel.ts";
 import { createTopCache } from "../db/top.ts";
+import { createTopStream } from "../http/top-stream.ts";
 import { createCatalog } from "../ingest/catalog.ts";
 import { createProducer } from "../ingest/producer.ts";
 import { createViewRecorder } from "../ingest/views.ts";
@@ -60,6 +61,11 @@ export async function start(config: Config): Promise<Running> {
   );
   await top.start();
 
+  // Heartbeats well inside the idle timeout, which would otherwise cut a quiet stream.
+  const topStream = createTopStream(top, {
+    heartbeatMs: Math.min(5000, (config.http.idleTimeoutS * 1000) / 2),
+    maxClients: config.http.topStreamMaxClients,
+  });
   const app = createApp({
     http: config.http,
     log: root.child({ component: "http" }),
@@ -81,6 +87,7 @@ export async function start(config: Config): Promise<Running> {
       },
       get: (id) => guard(getProduct(database.db, id)),
       topJson: (limit) => top.topJson(limit),
+      topStream: (limit, signal) => topStream.open(limit, signal),
     },
     async ready() {
       const [postgres, kafka] = await Promise.all([
@@ -112,7 +119,9 @@ export async function start(config: Config): Promise<Running> {
     port,
     async stop() {
       // Stop taking connections, let in-flight requests finish (their events get confirmed), then close.
-      // Bounded: a client holding a request open must not hold the process past its stop.
+      // Bounded: a client holding a request open must not hold the process past its stop. Live streams never
+      // finish on their own: ended first (EventSource clients reconnect to another process).
+      topStream.closeAll();
       await Promise.race([server.server?.stop(false), Bun.sleep(10_000)]);
       await server.server?.stop(true);
       await producer.close();

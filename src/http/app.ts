@@ -12,6 +12,7 @@ import { createCorsPolicy } from "./cors.ts";
 import { errorResponse } from "./errors.ts";
 import { describeValidationError } from "./validation.ts";
 import { docs, openApiDocument, RAW_SPEC } from "./docs.ts";
+import { LIVE_PAGE } from "./live-page.ts";
 
 export interface ApiDeps {
   http: HttpConfig;
@@ -23,6 +24,8 @@ export interface ApiDeps {
     get(id: string): Promise<Product | null>;
     /** The top list as JSON text (served as is). */
     topJson(limit: number): string;
+    /** The top list as Server-Sent Events, pushed when it changes, until `signal` aborts. */
+    topStream(limit: number, signal: AbortSignal): Response;
   };
   ready(): Promise<{ postgres: boolean; kafka: boolean }>;
 }
@@ -219,13 +222,7 @@ export function createApp(deps: ApiDeps) {
     )
     .get(
       `${API}/top`,
-      ({ request }) => {
-        // Read from the raw URL: a repeated ?limit= must be refused, not silently reduced to one value.
-        const limits = new URL(request.url).searchParams.getAll("limit");
-        const limit = parseTopLimit(limits.length > 1 ? limits : limits[0]);
-        if (typeof limit === "string") throw new AppError("invalid_request", limit);
-        return new Response(deps.products.topJson(limit), { headers: { "content-type": "application/json" } });
-      },
+      ({ request }) => new Response(deps.products.topJson(topLimitOf(request)), { headers: { "content-type": "application/json" } }),
       {
         detail: {
           // Documented here, parsed by the handler: the raw string must be checked ("1e3", "007", repeats).
@@ -241,6 +238,24 @@ export function createApp(deps: ApiDeps) {
         },
       },
     )
+    .get(`${API}/top/stream`, ({ request }) => deps.products.topStream(topLimitOf(request), request.signal), {
+      detail: {
+        parameters: [{ name: "limit", in: "query", required: false, schema: { type: "integer", minimum: 1, maximum: 100, default: 10 } }],
+        summary: "Most viewed products, live (Server-Sent Events)",
+        description:
+          "Event `top` with the same JSON array as GET /top, sent at once and again each time the list changes; a comment line every few seconds keeps the connection open.",
+        tags: ["products"],
+      },
+      response: {
+        // Served as text/event-stream, which the document says (docs.ts).
+        200: Type.String({ description: "Server-Sent Events: `event: top` with the JSON array of GET /top" }),
+        400: err("limit is not an integer in 1..100"),
+        503: err("Too many live streams are open"),
+      },
+    })
+    .get("/", () => new Response(LIVE_PAGE, { headers: { "content-type": "text/html; charset=utf-8" } }), {
+      detail: { hide: true },
+    })
     .get(
       `${API}/:id`,
       async ({ params }) => {
@@ -304,6 +319,14 @@ export function createApp(deps: ApiDeps) {
       { detail: { hide: true } },
     );
   return app;
+}
+
+/** ?limit= of /top and its stream, read from the raw URL: a repeated ?limit= is refused, not reduced to one value. */
+function topLimitOf(request: Request): number {
+  const limits = new URL(request.url).searchParams.getAll("limit");
+  const limit = parseTopLimit(limits.length > 1 ? limits : limits[0]);
+  if (typeof limit === "string") throw new AppError("invalid_request", limit);
+  return limit;
 }
 
 /** The path of a request URL without building a URL object (hot path). */

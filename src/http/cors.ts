@@ -11,7 +11,7 @@ export function corsMethod(path: string): "GET" | "POST" | null {
   if (!path.startsWith(`${API}/`)) return null;
   const rest = path.slice(API.length + 1);
   if (rest === "view" || rest === "views") return "POST";
-  if (rest.length > 0 && !rest.includes("/")) return "GET"; // /top and /{id}
+  if (rest === "top/stream" || (rest.length > 0 && !rest.includes("/"))) return "GET"; // /top, its stream, /{id}
   return null;
 }
 

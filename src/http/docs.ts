@@ -61,6 +61,7 @@ export function openApiDocument(raw: Record<string, Json>, adminTokenSet: boolea
       for (const [status, res] of Object.entries((op.responses ?? {}) as Record<string, Record<string, Json>>)) {
         const content = res.content as Record<string, Json> | undefined;
         if (content?.["application/json"]) res.content = { "application/json": content["application/json"] };
+        if (path.endsWith("/top/stream") && status === "200") res.content = { "text/event-stream": { schema: { type: "string" } } };
         res.description ??= Number(status) < 400 ? "Success" : "Error";
         // The plugin leaves an array schema's keywords on the response object itself; only these belong there.
         for (const key of Object.keys(res)) if (!["description", "content", "headers", "links"].includes(key)) delete res[key];

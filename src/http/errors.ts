@@ -15,6 +15,7 @@ const STATUS: Record<ErrorCode, number> = {
   internal: 500,
   ingest_unavailable: 503,
   database_unavailable: 503,
+  too_many_streams: 503,
 };
 
 export const RETRY_AFTER_SECONDS = 1;

@@ -242,6 +242,7 @@ describe("HTTP API on real Kafka and Postgres", () => {
       [
         "/api/v1/products",
         "/api/v1/products/top",
+        "/api/v1/products/top/stream",
         "/api/v1/products/view",
         "/api/v1/products/views",
         "/api/v1/products/{id}",

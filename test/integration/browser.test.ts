@@ -193,4 +193,56 @@ describe.skipIf(!CHROMIUM)("from a web page on another origin (headless Chromium
     await page.close({ runBeforeUnload: false });
     await expectCounted({ [id!]: 2 });
   });
+  test("the live page at / shows the top 10 and updates itself when views change the ranking", async () => {
+    const [id] = await seedProducts(ctx.db, 1, "browser-live");
+    // Level with the leader outside the API (no NOTIFY): only views through Kafka and the worker's flush can
+    // then put it first on the page, which only the stream can tell the page.
+    await ctx.db.sql`UPDATE products SET view_count = (SELECT coalesce(max(view_count), 0) FROM products) WHERE id = ${id!}`;
+    const base = await viewCount(id!);
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${apiUrl}/`);
+      await page.waitForFunction(() => document.querySelectorAll("#rows tr").length > 0, { timeout: 30_000 });
+      expect(await page.$eval("#status", (e) => e.textContent)).toBe("live");
+      const firstRow = () =>
+        page.$eval("#rows tr", (tr) => ({ id: (tr as HTMLElement).dataset.id, count: tr.querySelector(".count")?.textContent }));
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`${apiUrl}/api/v1/products/view`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ product_id: id }),
+        });
+        expect(res.status).toBe(202);
+      }
+      await expectCounted({ [id!]: base + 3 });
+      // Strictly above the old leader now: first on the page, with the count the API serves.
+      await page.waitForFunction(
+        (want: string) => document.querySelector("#rows tr .count")?.textContent === want,
+        { timeout: 30_000 },
+        (base + 3).toLocaleString("en"),
+      );
+      expect((await firstRow()).id).toBe(id);
+    } finally {
+      await page.close();
+    }
+  });
+
+  test("the Swagger UI at /swagger renders the API's operations offline (no CDN)", async () => {
+    const page = await browser.newPage();
+    const external: string[] = [];
+    page.on("request", (req) => {
+      // data: URLs are inline images of the UI itself; anything else must come from the API.
+      if (!req.url().startsWith(apiUrl) && !req.url().startsWith("data:")) external.push(req.url());
+    });
+    try {
+      await page.goto(`${apiUrl}/swagger`);
+      await page.waitForFunction(() => document.querySelectorAll(".opblock").length >= 6, { timeout: 30_000 });
+      const paths = await page.$$eval(".opblock-summary-path", (els) => els.map((e) => e.textContent?.replace(/\u200b/g, "")));
+      expect(paths).toContain("/api/v1/products/view");
+      expect(paths).toContain("/api/v1/products/top/stream");
+      expect(external).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
 });

@@ -33,6 +33,7 @@ function app() {
       },
       get: async () => null,
       topJson: () => "[]",
+      topStream: () => new Response(""),
     },
     ready: async () => ({ postgres: true, kafka: true }),
   });

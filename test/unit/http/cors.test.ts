@@ -29,6 +29,7 @@ function app(env: Record<string, string> = {}, fail?: AppError) {
       },
       get: async () => null,
       topJson: () => "[]",
+      topStream: () => new Response(""),
     },
     ready: async () => ({ postgres: true, kafka: true }),
   });
