@@ -27,6 +27,11 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error",
     FLUSH_INTERVAL_MS: "100",
     TOP_REFRESH_MS: "500",
+    // Tests that are not about Kafka's deadline must not fail when a starved broker (CI's shared cores, a second
+    // suite beside this one) takes more than the default's 2 s message timeout to confirm: run 2 of eight saw
+    // "kafka did not confirm the view" (503 unknown) in the worker's skewed-traffic test that way. The fault
+    // tests set their own, short deadline.
+    INGEST_TIMEOUT_MS: "20000",
     ...overrides,
   };
 }
