@@ -15,7 +15,9 @@ export async function readJsonBody(request: Request, limit: number, opts: { text
   }
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
-  const text = await readLimited(request, limit);
+  // With a Content-Length at most the limit, HTTP framing bounds the body: read it whole (no stream reader,
+  // which cost ~10 % of the API's CPU per view in a profile). Chunked bodies are read and counted chunk by chunk.
+  const text = declared !== null ? await request.text() : await readLimited(request, limit);
   if (text.trim() === "") throw new AppError("invalid_json", "request body is empty; expected a JSON object");
   if (tooDeep(text, MAX_DEPTH)) {
     // Validating (and describing) a deeply nested value recurses per level: refuse it before it gets there.
