@@ -181,7 +181,7 @@ export function loadConfig(env: Env = process.env): Config {
       ackMode: r.oneOf("INGEST_ACK", "durable", ["durable", "queued"] as const),
       maxInFlight: r.int("INGEST_MAX_IN_FLIGHT", 100_000, 1, 10_000_000),
       deliveryTimeoutMs: r.int("INGEST_TIMEOUT_MS", 5000, 1500, 120_000),
-      lanes: r.int("KAFKA_PRODUCER_LANES", 4, 1, 32),
+      lanes: r.int("KAFKA_PRODUCER_LANES", 2, 1, 32),
     },
     worker: {
       groupId: r.str("KAFKA_GROUP_ID", "product-views-worker", TOPIC, "letters, digits, '.', '_' or '-'"),

@@ -97,13 +97,15 @@ describe("producer on the real broker", () => {
         const id = crypto.randomUUID();
         if (partitionOf(id, config.kafka.partitions) !== bigPartition) singles.push(id);
       }
-      const lanesBusy = singles.slice(0, 4).map((id) => p.publish([{ product_id: id, count: 1 }]));
+      // One single per lane keeps every lane busy, so the big request and the other singles queue up together.
+      const busy = config.producer.lanes;
+      const lanesBusy = singles.slice(0, busy).map((id) => p.publish([{ product_id: id, count: 1 }]));
       const queued = [
         p.publish(big.map((product_id) => ({ product_id, count: 1 }))),
-        ...singles.slice(4).map((id) => p.publish([{ product_id: id, count: 1 }])),
+        ...singles.slice(busy).map((id) => p.publish([{ product_id: id, count: 1 }])),
       ];
       const results = await Promise.allSettled([...lanesBusy, ...queued]);
-      const bigResult = results[4]!;
+      const bigResult = results[busy]!;
       expect(bigResult.status).toBe("rejected");
       expect((bigResult as PromiseRejectedResult).reason.details).toEqual({ written: "no" });
       expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(30);
