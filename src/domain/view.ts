@@ -38,18 +38,27 @@ export const BatchViewRequest = Type.Object(
 );
 export type BatchViewRequest = Static<typeof BatchViewRequest>;
 
+/**
+ * Largest number of distinct products in one Kafka message. The producer merges the requests of one window
+ * per partition (ingest/lane-batch.ts), so a message can hold several full batch requests: the decoder below
+ * must take everything the producer can build (a test builds the largest one).
+ */
+export const MAX_MESSAGE_ITEMS = 4000;
+/** A product's views in one message: summed over the window's requests, so not bounded by one request's. */
+export const MAX_EVENT_COUNT = 1e15;
+
 /** What travels through Kafka (key = product_id). */
 export const ViewEvent = Type.Object({
   product_id: Uuid,
-  count: Type.Integer({ minimum: 1, maximum: MAX_VIEWS_PER_ITEM * MAX_BATCH_ITEMS }),
+  count: Type.Integer({ minimum: 1, maximum: MAX_EVENT_COUNT }),
 });
 export type ViewEvent = Static<typeof ViewEvent>;
 
 /**
- * Several products' views in one Kafka message: the products of one batch request that share a partition
- * travel together (key = the first one's id, which hashes to that same partition).
+ * Several products' views in one Kafka message: the requests of one producer window whose first product
+ * hashes to the same partition travel together (key = that product's id).
  */
-export const ViewGroup = Type.Object({ views: Type.Array(ViewEvent, { minItems: 1, maxItems: MAX_BATCH_ITEMS }) });
+export const ViewGroup = Type.Object({ views: Type.Array(ViewEvent, { minItems: 1, maxItems: MAX_MESSAGE_ITEMS }) });
 export type ViewGroup = Static<typeof ViewGroup>;
 
 const checkEvent = TypeCompiler.Compile(ViewEvent);
@@ -63,7 +72,8 @@ export function encodeViewEvents(events: readonly ViewEvent[]): Buffer {
   return Buffer.from(`{"views":[${events.map(eventJson).join(",")}]}`);
 }
 
-const MAX_PAYLOAD = 128 * 1024;
+// MAX_MESSAGE_ITEMS events of at most ~75 bytes each, with room to spare; Kafka's own limit is 1 MB.
+const MAX_PAYLOAD = 512 * 1024;
 
 /** The views a message carries, or null when it is malformed (a poison pill is skipped, never retried). */
 export function decodeViewEvents(payload: Uint8Array | undefined | null): ViewEvent[] | null {

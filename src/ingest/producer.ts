@@ -3,7 +3,7 @@ import type { KafkaConfig, ProducerConfig } from "../config.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
-import type { ViewEvent } from "../domain/view.ts";
+import { MAX_MESSAGE_ITEMS, type ViewEvent } from "../domain/view.ts";
 import { matchReports, payloadOf, takeBatch, type Outcome, type Outgoing, type Report, type Written } from "./lane-batch.ts";
 
 // Why lanes: kafka-crab-js confirms a send() only through flush(), and flush() waits in ~100 ms steps while
@@ -73,9 +73,6 @@ function safeInFlight(lane: Lane): number | undefined {
     return undefined;
   }
 }
-
-/** Largest number of distinct products in one message (a full batch request is 1000). */
-export const MAX_MESSAGE_ITEMS = 4000;
 
 export const unavailable = (message: string, written: Written, cause?: unknown) =>
   new AppError("ingest_unavailable", message, { retryable: true, cause, details: { written } });
