@@ -14,7 +14,18 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="$ROOT/.cache/venv"
 ST_VERSION=4.32.5
 if [ ! -x "$VENV/bin/schemathesis" ] || ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$ST_VERSION"; then
+  # A fresh Debian has python3 without its venv module (package python3-venv).
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "[fuzz] installing python3-venv (Debian package)"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    else
+      echo "[fuzz] python3's venv module is missing: install python3-venv (Debian) and run again"; exit 1
+    fi
+  fi
+  rm -rf "$VENV"
   python3 -m venv "$VENV"
+  echo "[fuzz] installing schemathesis $ST_VERSION from PyPI into .cache/venv (about a minute, once)"
   "$VENV/bin/pip" install -q "schemathesis==$ST_VERSION"
 fi
 bash "$ROOT/scripts/stack.sh" infra >/dev/null

@@ -27,6 +27,9 @@ KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT
 # Set by the user: use those servers and start none of our own.
 EXT_DB="${DATABASE_URL:-}"
 EXT_KAFKA="${KAFKA_BROKERS:-}"
+# Whether the user chose the port: if not, and 5432 is taken by another PostgreSQL (Debian's package starts its
+# own cluster there on install), ours moves to the next free port, remembered in $RUN/pg.port.
+PG_PORT_CHOSEN="${PG_PORT:+yes}"
 PG_PORT="${PG_PORT:-5432}"
 PG_DB="${PG_DB:-product_views}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
@@ -36,9 +39,26 @@ PORT="${PORT:-8080}"
 WORKER_METRICS_PORT="${WORKER_METRICS_PORT:-9464}"
 
 log() { printf '\033[1m[stack]\033[0m %s\n' "$*" >&2; }
+
+# long_step <what> <command...>: for steps that download or build for minutes (Bun, npm packages, the Kafka jars):
+# says it started, prints a line every 20 s while it runs, and how long it took.
+long_step() {
+  local what=$1; shift
+  local t0=$SECONDS
+  log "$what (can take a few minutes)"
+  ( while sleep 20; do log "  … still $what ($((SECONDS - t0)) s)"; done ) &
+  local ticker=$!
+  local rc=0
+  "$@" || rc=$?
+  kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null || true
+  [ $rc -eq 0 ] && log "  done in $((SECONDS - t0)) s"
+  return $rc
+}
 die() { printf '\033[31m[stack] %s\033[0m\n' "$*" >&2; exit 1; }
 is_root() { [ "$(id -u)" = 0 ]; }
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+[ -z "$PG_PORT_CHOSEN" ] && [ -f "$RUN/pg.port" ] && PG_PORT=$(cat "$RUN/pg.port")
+
 pid_alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
 wait_for() { # wait_for <seconds> <description> <command...>
@@ -67,17 +87,17 @@ ensure_bun() {
   if [ -x "$local_bin/bun" ]; then export PATH="$local_bin:$PATH"; fi
   if command -v bun >/dev/null && [ "$(bun --version)" = "$BUN_VERSION" ]; then return; fi
   command -v npm >/dev/null || die "neither bun $BUN_VERSION nor npm found: install Node.js + npm (or bun $BUN_VERSION)."
-  log "installing bun $BUN_VERSION from the npm registry into .cache/bun"
   mkdir -p "$CACHE/bun"
-  npm install --prefix "$CACHE/bun" --no-save --no-audit --no-fund --loglevel=error "bun@$BUN_VERSION" >/dev/null
+  long_step "installing bun $BUN_VERSION from the npm registry into .cache/bun" \
+    npm install --prefix "$CACHE/bun" --no-save --no-audit --no-fund --loglevel=error "bun@$BUN_VERSION" >/dev/null
   export PATH="$local_bin:$PATH"
   [ "$(bun --version)" = "$BUN_VERSION" ] || die "bun $BUN_VERSION did not install"
 }
 
 ensure_deps() {
   if [ ! -d "$ROOT/node_modules" ] || [ "$ROOT/bun.lock" -nt "$ROOT/node_modules/.installed" ]; then
-    log "installing npm dependencies (bun install --frozen-lockfile)"
-    (cd "$ROOT" && bun install --frozen-lockfile >/dev/null)
+    long_step "installing npm dependencies (bun install --frozen-lockfile)" \
+      sh -c "cd '$ROOT' && bun install --frozen-lockfile >/dev/null"
     touch "$ROOT/node_modules/.installed"
   fi
 }
@@ -103,6 +123,29 @@ pg_datadir() {
 
 as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
+# The server writes its own log, as the postgres user: next to the data folder when that had to move out of a
+# folder postgres cannot reach (a checkout under /root), linked from $LOGS so `make logs` still finds it.
+pg_logfile() {
+  local dir; dir=$(pg_datadir)
+  if [ "$dir" = "$DATA/pg" ]; then printf '%s' "$LOGS/postgres.log"; else printf '%s' "$(dirname "$dir")/postgres.log"; fi
+}
+
+# Picks our port when the user did not: 5432, or the first free one after it if another server holds 5432.
+choose_pg_port() {
+  port_open 127.0.0.1 "$PG_PORT" || return 0
+  [ -z "$PG_PORT_CHOSEN" ] || die "port $PG_PORT is in use by another process: stop it, or set PG_PORT (or DATABASE_URL to use that server)"
+  local p
+  for p in $(seq $((PG_PORT + 1)) $((PG_PORT + 20))); do
+    if ! port_open 127.0.0.1 "$p"; then
+      log "postgres: port $PG_PORT is taken by another server (Debian's own cluster?); ours runs on $p (kept in $RUN/pg.port; set PG_PORT or DATABASE_URL to choose)"
+      PG_PORT=$p
+      mkdir -p "$RUN"; echo "$p" >"$RUN/pg.port"
+      return 0
+    fi
+  done
+  die "ports $PG_PORT..$((PG_PORT + 20)) are all in use: set PG_PORT or DATABASE_URL"
+}
+
 start_postgres() {
   if [ -n "$EXT_DB" ]; then
     command -v pg_isready >/dev/null || apt_install postgresql-client
@@ -118,7 +161,7 @@ start_postgres() {
   if [ -f "$dir/postmaster.pid" ] && as_pg "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
     log "postgres: already running on 127.0.0.1:$PG_PORT"
   else
-    port_open 127.0.0.1 "$PG_PORT" && die "port $PG_PORT is in use by another process: stop it, or set PG_PORT (or DATABASE_URL to use that server)"
+    choose_pg_port
     mkdir -p "$dir" "$LOGS"
     is_root && chown postgres: "$dir" "$(dirname "$dir")" && chmod 700 "$dir"
     if [ ! -f "$dir/PG_VERSION" ]; then
@@ -135,9 +178,11 @@ checkpoint_timeout = 15min
 max_wal_size = 2GB
 EOF
     fi
-    touch "$LOGS/postgres.log"; is_root && chown postgres: "$LOGS/postgres.log"
-    as_pg "$bin/pg_ctl" -D "$dir" -l "$LOGS/postgres.log" -o "-p $PG_PORT" -w -t 60 start >/dev/null \
-      || die "postgres did not start; see $LOGS/postgres.log"
+    local pglog; pglog=$(pg_logfile)
+    touch "$pglog"; is_root && chown postgres: "$pglog"
+    [ "$pglog" = "$LOGS/postgres.log" ] || ln -sfn "$pglog" "$LOGS/postgres.log"
+    as_pg "$bin/pg_ctl" -D "$dir" -l "$pglog" -o "-p $PG_PORT" -w -t 60 start >/dev/null \
+      || die "postgres did not start; see $pglog"
     log "postgres: started on 127.0.0.1:$PG_PORT (data $dir)"
   fi
   export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB"
@@ -175,9 +220,9 @@ ensure_kafka_libs() {
   local libs; libs=$(kafka_libs)
   [ -f "$libs/.complete" ] && return
   ensure_java
-  log "kafka: resolving org.apache.kafka:kafka_2.13:$KAFKA_VERSION and its runtime dependencies (Maven Central)"
   rm -rf "$libs"; mkdir -p "$libs"
-  mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
+  long_step "kafka: downloading org.apache.kafka:kafka_2.13:$KAFKA_VERSION and its runtime dependencies (Maven Central)" \
+    mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
     -DoutputDirectory="$libs" -DincludeScope=runtime >"$CACHE/kafka/mvn.log" 2>&1 \
     || die "maven could not resolve Kafka; see $CACHE/kafka/mvn.log"
   touch "$libs/.complete"
