@@ -321,6 +321,9 @@ export function createApp(deps: ApiDeps) {
   return app;
 }
 
+/** The app's type, for Elysia's typed client: `treaty<App>("http://127.0.0.1:8080")` from @elysiajs/eden. */
+export type App = ReturnType<typeof createApp>;
+
 /** ?limit= of /top and its stream, read from the raw URL: a repeated ?limit= is refused, not reduced to one value. */
 function topLimitOf(request: Request): number {
   const limits = new URL(request.url).searchParams.getAll("limit");
