@@ -166,6 +166,7 @@ async function k6(
   onSpawn?: (p: ReturnType<typeof Bun.spawn>) => void,
 ): Promise<K6Result> {
   const out = join(DATA, `k6-${scenario}-${rate}-${Date.now()}.json`);
+  const label = target === BASELINE ? `baseline-${scenario}` : scenario;
   const proc = Bun.spawn([K6, "run", "--quiet", "--no-color", `--summary-export=${out}`, join(ROOT, "bench", "k6", "load.js")], {
     env: {
       ...process.env,
@@ -174,6 +175,11 @@ async function k6(
       RATE: String(rate),
       DURATION: duration,
       IDS: join(DATA, "ids.json"),
+      // k6's own HTML report of the step (its web dashboard, exported; port 0: steps may run side by side).
+      K6_WEB_DASHBOARD: "true",
+      K6_WEB_DASHBOARD_PORT: "0",
+      K6_WEB_DASHBOARD_PERIOD: "2s",
+      K6_WEB_DASHBOARD_EXPORT: join(RESULTS, `${RUN_STAMP}-${label}-${rate}.html`),
       ...extra,
     },
     stdout: "ignore",
@@ -278,6 +284,7 @@ async function stepSearch<T extends { passed: boolean; rate: number }>(rates: nu
 }
 
 const lines: string[] = [];
+const RUN_STAMP = new Date().toISOString().replace(/[:.]/g, "-");
 let baselineProcPid: number | null = null;
 function log(s: string) {
   console.log(s);
@@ -352,7 +359,7 @@ const BATCH_RATES = (process.env.BENCH_BATCH_RATES ?? "100,250,500,1000,1500,200
 
 async function main() {
   const what = process.argv[2] ?? "all";
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  const stamp = RUN_STAMP;
   const result: Record<string, unknown> = { startedAt: new Date().toISOString(), machine: versions(), step: STEP };
   log(`bench ${what} — ${JSON.stringify(result.machine)}`);
   await seed();
@@ -423,6 +430,7 @@ async function main() {
     const file = join(RESULTS, `${stamp}.json`);
     writeFileSync(file, JSON.stringify(result, null, 2));
     writeFileSync(join(RESULTS, `${stamp}.md`), `${lines.join("\n")}\n`);
+    for (const [name, svg] of latencyPlots(result)) writeFileSync(join(RESULTS, `${stamp}-${name}.svg`), svg);
     console.log(`results: ${file}`);
     await sql.end();
   }
@@ -626,6 +634,57 @@ function targets(r: Record<string, Json>): Target[] {
     !!big && !!big.top.best && big.top.best.p99 < 10 && big.freshness.p99 < 500,
   );
   return out;
+}
+
+/** Each step search's p50 and p99 against the offered rate, one SVG per scenario (baseline drawn alongside). */
+function latencyPlots(result: Record<string, Json>): [string, string][] {
+  const series = (key: string) =>
+    ((result[key]?.steps ?? []) as Json[]).map((s) => ({ rate: s.rate as number, p50: s.p50 as number, p99: s.p99 as number }));
+  const base = series("baseline");
+  const out: [string, string][] = [];
+  for (const key of ["ingest", "batch", "top", "mixed"]) {
+    const steps = series(key);
+    if (steps.length === 0) continue;
+    const lines = [
+      { name: `${key} p99`, color: "#c0392b", points: steps.map((s) => [s.rate, s.p99] as [number, number]) },
+      { name: `${key} p50`, color: "#e67e22", points: steps.map((s) => [s.rate, s.p50] as [number, number]) },
+    ];
+    if (key !== "batch")
+      lines.push({ name: "baseline p99", color: "#7f8c8d", points: base.map((s) => [s.rate, s.p99] as [number, number]) });
+    out.push([`${key}-latency`, svgPlot(`${key}: latency vs offered rate`, lines)]);
+  }
+  return out;
+}
+
+function svgPlot(title: string, lines: { name: string; color: string; points: [number, number][] }[]): string {
+  const [W, H, L, R, T, B] = [640, 360, 60, 20, 40, 50];
+  const all = lines.flatMap((l) => l.points);
+  const maxX = Math.max(...all.map((p) => p[0]), 1);
+  const maxY = Math.max(...all.map((p) => p[1]), 1);
+  const x = (v: number) => (L + (v / maxX) * (W - L - R)).toFixed(1);
+  const y = (v: number) => (H - B - (v / maxY) * (H - T - B)).toFixed(1);
+  const ticks = [0, 0.25, 0.5, 0.75, 1];
+  const grid = ticks.map(
+    (t) =>
+      `<line x1="${L}" x2="${W - R}" y1="${y(t * maxY)}" y2="${y(t * maxY)}" stroke="#e3e6ec"/>` +
+      `<text x="${L - 6}" y="${y(t * maxY)}" text-anchor="end">${Math.round(t * maxY)}</text>` +
+      `<text x="${x(t * maxX)}" y="${H - B + 18}" text-anchor="middle">${Math.round(t * maxX)}</text>`,
+  );
+  const paths = lines.map((l, i) => {
+    const d = l.points.map((p, j) => `${j ? "L" : "M"}${x(p[0])},${y(p[1])}`).join("");
+    const dots = l.points.map((p) => `<circle cx="${x(p[0])}" cy="${y(p[1])}" r="3" fill="${l.color}"/>`).join("");
+    return `<path d="${d}" fill="none" stroke="${l.color}" stroke-width="2"/>${dots}<text x="${L + 8}" y="${T + 14 * i}" fill="${l.color}">${l.name}</text>`;
+  });
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
+    `<text x="${L}" y="20" font-size="13">${title}</text>`,
+    ...grid,
+    `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">offered rate (req/s)</text>`,
+    `<text x="14" y="${(T + H - B) / 2}" transform="rotate(-90 14 ${(T + H - B) / 2})" text-anchor="middle">latency (ms)</text>`,
+    ...paths,
+    "</svg>",
+    "",
+  ].join("\n");
 }
 
 async function freshnessAt(rate: number) {

@@ -1,6 +1,7 @@
 // One k6 script for every scenario (open model: constant-arrival-rate). Env:
 //   SCENARIO = view | batch | top | mixed     TARGET = http://127.0.0.1:8080     RATE = iterations/s
-//   DURATION = 20s   IDS = path of a JSON array of product ids   P99_MS = 50
+//   DURATION = 20s   IDS = path of a JSON array of product ids (else fetched from TARGET)   P99_MS = 50
+//   Against any deployment: TARGET=https://views.example SCENARIO=view RATE=500 k6 run bench/k6/load.js
 import http from "k6/http";
 import { Counter } from "k6/metrics";
 import { SharedArray } from "k6/data";
@@ -12,34 +13,45 @@ const DURATION = __ENV.DURATION || "20s";
 const P99 = Number(__ENV.P99_MS || 50);
 const BATCH = Number(__ENV.BATCH || 100);
 
-const ids = new SharedArray("ids", () => JSON.parse(open(__ENV.IDS)));
+// Product ids: a JSON file (IDS, what make bench writes), or, against any deployment, the ids the API itself
+// lists in GET /top?limit=100, fetched once in setup() (k6 allows no requests in the init stage).
+const fileIds = __ENV.IDS ? new SharedArray("ids", () => JSON.parse(open(__ENV.IDS))) : null;
 const acceptedViews = new Counter("accepted_views");
 
-// Zipf-like ranks with s = 1.1 by inverting the continuous power law: O(1), no table per VU.
-const S = 1.1;
-const N = ids.length;
-const A = N ** (1 - S) - 1;
-function zipfId() {
-  const r = (A * Math.random() + 1) ** (1 / (1 - S));
-  return ids[Math.min(N - 1, Math.floor(r) - 1)];
+export function setup() {
+  if (fileIds) return { ids: null };
+  // responseType: the options discard response bodies, this one is needed.
+  const res = http.get(`${TARGET}/api/v1/products/top?limit=100`, { responseType: "text" });
+  const list = res.status === 200 ? JSON.parse(res.body).map((p) => p.id) : [];
+  if (list.length === 0) throw new Error(`no product ids: set IDS, or create products at ${TARGET}`);
+  return { ids: list };
 }
 
-// Request bodies are built once per VU in the init stage: goja is slow at building JSON, and on a 2-core machine
-// every CPU cycle k6 spends is taken from the system under test. Each body still draws its ids from the Zipf law.
+// Request bodies are built once per VU (goja is slow at building JSON, and on a 2-core machine every CPU cycle k6
+// spends is taken from the system under test), on the VU's first iteration. Each draws its ids from a Zipf law
+// (s = 1.1, by inverting the continuous power law: O(1), no table per VU).
 const POOL = Number(__ENV.POOL || 100);
 const viewBodies = [];
 const batchBodies = [];
-if (SCENARIO === "view" || SCENARIO === "mixed") {
-  for (let i = 0; i < POOL; i++) viewBodies.push(JSON.stringify({ product_id: zipfId() }));
-}
-if (SCENARIO === "batch") {
-  for (let i = 0; i < 200; i++) {
-    const views = [];
-    for (let j = 0; j < BATCH; j++) views.push({ product_id: zipfId() });
-    batchBodies.push(JSON.stringify({ views }));
+let cursor = 0;
+
+function buildBodies(ids) {
+  const S = 1.1;
+  const N = ids.length;
+  const A = N ** (1 - S) - 1;
+  const zipfId = () => ids[Math.min(N - 1, Math.floor((A * Math.random() + 1) ** (1 / (1 - S))) - 1)];
+  if (SCENARIO === "view" || SCENARIO === "mixed") {
+    for (let i = 0; i < POOL; i++) viewBodies.push(JSON.stringify({ product_id: zipfId() }));
   }
+  if (SCENARIO === "batch") {
+    for (let i = 0; i < 200; i++) {
+      const views = [];
+      for (let j = 0; j < BATCH; j++) views.push({ product_id: zipfId() });
+      batchBodies.push(JSON.stringify({ views }));
+    }
+  }
+  cursor = Math.floor(Math.random() * POOL);
 }
-let cursor = Math.floor(Math.random() * POOL);
 
 const params = { headers: { "content-type": "application/json" }, tags: { kind: "write" } };
 
@@ -79,7 +91,8 @@ function top() {
   http.get(`${TARGET}/api/v1/products/top?limit=10`, { tags: { kind: "read" } });
 }
 
-export default function () {
+export default function (data) {
+  if (viewBodies.length === 0 && batchBodies.length === 0 && SCENARIO !== "top") buildBodies(fileIds ?? data.ids);
   if (SCENARIO === "view") view();
   else if (SCENARIO === "batch") batch();
   else if (SCENARIO === "top") top();
