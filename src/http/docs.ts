@@ -5,6 +5,9 @@ import { dirname, join } from "node:path";
 // The OpenAPI document comes from the route schemas (@elysiajs/swagger). The plugin's own page loads
 // Swagger UI from a CDN, which a closed network cannot reach, so the page and its assets are served here
 // from the swagger-ui-dist package: the UI works offline.
+// Why not Elysia's newer @elysiajs/openapi: its Swagger UI and Scalar pages load their scripts from a CDN too,
+// with no option to serve them locally (elysiajs/elysia-openapi issue 304), so moving would not delete this
+// page; the document it generates is what @elysiajs/swagger generates here.
 
 const ASSETS = dirname(require.resolve("swagger-ui-dist/package.json"));
 const SERVED = new Set(["swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png"]);
