@@ -1,14 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { loadConfig } from "../../../src/config.ts";
-import type { ViewEvent } from "../../../src/domain/view.ts";
-import type { NewProduct } from "../../../src/domain/product.ts";
-import { createApp } from "../../../src/http/app.ts";
-import { createLogger } from "../../../src/log.ts";
-import { Registry } from "../../../src/metrics.ts";
+import { inProcessApp, TEST_ID as ID } from "./in-process.ts";
 
 // Server and document agree on properties a body does not name: ignored by the server, and the document says
 // so (additionalProperties: true), so a schema-driven client or fuzzer expects the 2xx it gets.
-const ID = "00000000-0000-4000-8000-000000000001";
 
 interface Schema {
   additionalProperties?: boolean;
@@ -18,35 +12,9 @@ interface Schema {
 type Doc = { paths: Record<string, { post: { requestBody: { content: Record<string, { schema: Schema }> } } }> };
 
 function app() {
-  const recorded: ViewEvent[][] = [];
-  const created: NewProduct[] = [];
-  const a = createApp({
-    http: loadConfig({}).http,
-    log: createLogger("silent", "test"),
-    metrics: new Registry(),
-    views: { record: async (events) => void recorded.push([...events]) },
-    products: {
-      create: async (p) => {
-        created.push(p);
-        const now = new Date().toISOString();
-        return { id: ID, name: p.name, description: p.description, view_count: p.viewCount, created_at: now, updated_at: now };
-      },
-      get: async () => null,
-      topJson: () => "[]",
-      topStream: () => new Response(""),
-    },
-    ready: async () => ({ postgres: true, kafka: true }),
-  });
-  const post = (path: string, body: unknown) =>
-    a.handle(
-      new Request(`http://api.test${path}`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
-      }),
-    );
-  const doc = async () => (await (await a.handle(new Request("http://api.test/swagger/json"))).json()) as Doc;
-  return { post, doc, recorded, created };
+  const a = inProcessApp();
+  const doc = async () => (await (await a.call("/swagger/json")).json()) as Doc;
+  return { ...a, doc };
 }
 
 describe("unknown body properties", () => {

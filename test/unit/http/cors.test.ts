@@ -1,10 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { loadConfig } from "../../../src/config.ts";
 import { AppError } from "../../../src/errors.ts";
-import { createApp } from "../../../src/http/app.ts";
-import { createLogger } from "../../../src/log.ts";
-import { Registry } from "../../../src/metrics.ts";
-import type { ViewEvent } from "../../../src/domain/view.ts";
+import { inProcessApp } from "./in-process.ts";
 
 // The HTTP layer in-process (app.handle): what a browser on another origin sees. The business side is a
 // recorder that keeps what it was handed, so each test also proves what was (or was not) recorded.
@@ -12,29 +8,7 @@ const ID = "00000000-0000-4000-8000-000000000001";
 const PAGE = "http://127.0.0.1:8095";
 
 function app(env: Record<string, string> = {}, fail?: AppError) {
-  const recorded: ViewEvent[][] = [];
-  const a = createApp({
-    http: loadConfig(env).http,
-    log: createLogger("silent", "test"),
-    metrics: new Registry(),
-    views: {
-      record: async (events) => {
-        if (fail) throw fail;
-        recorded.push([...events]);
-      },
-    },
-    products: {
-      create: async () => {
-        throw new Error("not here");
-      },
-      get: async () => null,
-      topJson: () => "[]",
-      topStream: () => new Response(""),
-    },
-    ready: async () => ({ postgres: true, kafka: true }),
-  });
-  const call = (path: string, init: RequestInit = {}) => a.handle(new Request(`http://api.test${path}`, init));
-  return { call, recorded };
+  return inProcessApp({ env, failViews: fail });
 }
 
 const preflight = (origin: string, method = "POST") => ({

@@ -1,34 +1,16 @@
 import { describe, expect, test } from "bun:test";
 import { treaty } from "@elysiajs/eden";
-import { loadConfig } from "../../../src/config.ts";
-import type { ViewEvent } from "../../../src/domain/view.ts";
-import { type App, createApp } from "../../../src/http/app.ts";
-import { createLogger } from "../../../src/log.ts";
-import { Registry } from "../../../src/metrics.ts";
+import type { App } from "../../../src/http/app.ts";
+import { inProcessApp, TEST_ID as ID } from "./in-process.ts";
 
 // The typed client the README shows, against the app in-process: request bodies and answers are typed from the
 // routes themselves (a wrong body would not compile), and errors arrive in the documented shape.
-const ID = "00000000-0000-4000-8000-000000000001";
 
 describe("typed client (@elysiajs/eden)", () => {
   test("records a view and a batch, and reads the top list, with typed bodies and answers", async () => {
-    const recorded: ViewEvent[][] = [];
-    const app: App = createApp({
-      http: loadConfig({}).http,
-      log: createLogger("silent", "test"),
-      metrics: new Registry(),
-      views: { record: async (events) => void recorded.push([...events]) },
-      products: {
-        create: async () => {
-          throw new Error("not here");
-        },
-        get: async () => null,
-        topJson: () => "[]",
-        topStream: () => new Response(""),
-      },
-      ready: async () => ({ postgres: true, kafka: true }),
-    });
-    const api = treaty(app);
+    const { app, recorded } = inProcessApp();
+    // The same type a remote client names: treaty<App>("http://127.0.0.1:8080").
+    const api = treaty<App>(app);
     const one = await api.api.v1.products.view.post({ product_id: ID });
     expect(one.status).toBe(202);
     expect(one.data).toEqual({ status: "accepted", message: "View recorded successfully" });

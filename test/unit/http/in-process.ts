@@ -1,0 +1,43 @@
+import { loadConfig } from "../../../src/config.ts";
+import type { NewProduct, Product } from "../../../src/domain/product.ts";
+import type { ViewEvent } from "../../../src/domain/view.ts";
+import type { AppError } from "../../../src/errors.ts";
+import { createApp } from "../../../src/http/app.ts";
+import { createLogger } from "../../../src/log.ts";
+import { Registry } from "../../../src/metrics.ts";
+
+// The HTTP app in-process (app.handle) with a business side that keeps what it was handed: each test can prove
+// what was (or was not) recorded or created. No Kafka, no Postgres: these tests are about the HTTP layer.
+
+export const TEST_ID = "00000000-0000-4000-8000-000000000001";
+
+export function inProcessApp(opts: { env?: Record<string, string>; failViews?: AppError } = {}) {
+  const recorded: ViewEvent[][] = [];
+  const created: NewProduct[] = [];
+  const app = createApp({
+    http: loadConfig(opts.env ?? {}).http,
+    log: createLogger("silent", "test"),
+    metrics: new Registry(),
+    views: {
+      record: async (events) => {
+        if (opts.failViews) throw opts.failViews;
+        recorded.push([...events]);
+      },
+    },
+    products: {
+      create: async (p): Promise<Product> => {
+        created.push(p);
+        const now = new Date().toISOString();
+        return { id: TEST_ID, name: p.name, description: p.description, view_count: p.viewCount, created_at: now, updated_at: now };
+      },
+      get: async () => null,
+      topJson: () => "[]",
+      topStream: () => new Response(""),
+    },
+    ready: async () => ({ postgres: true, kafka: true }),
+  });
+  const call = (path: string, init: RequestInit = {}) => app.handle(new Request(`http://api.test${path}`, init));
+  const post = (path: string, body: unknown) =>
+    call(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  return { app, call, post, recorded, created };
+}
