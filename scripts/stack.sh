@@ -161,7 +161,13 @@ start_postgres() {
   if [ -f "$dir/postmaster.pid" ] && as_pg "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
     log "postgres: already running on 127.0.0.1:$PG_PORT"
   else
-    choose_pg_port
+    # Only a cluster being created picks another port: an existing one keeps its port (a restart right after a
+    # kill -9 must not move the server because the old socket was still closing).
+    if [ -f "$dir/PG_VERSION" ]; then
+      port_open 127.0.0.1 "$PG_PORT" && die "port $PG_PORT is in use by another process: stop it, or set PG_PORT (or DATABASE_URL to use that server)"
+    else
+      choose_pg_port
+    fi
     mkdir -p "$dir" "$LOGS"
     is_root && chown postgres: "$dir" "$(dirname "$dir")" && chmod 700 "$dir"
     if [ ! -f "$dir/PG_VERSION" ]; then
