@@ -36,10 +36,7 @@ export async function start(config: Config) {
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 1000,
         "max.poll.interval.ms": worker.maxPollIntervalMs,
-        // The broker answers a fetch once 64 KB are there or 50 ms passed, not for every produced batch: far
-        // fewer fetch round trips for broker and worker, at most 50 ms later (the flush interval is 200 ms).
         "fetch.wait.max.ms": 50,
-        "fetch.min.bytes": 65536,
         // Prefetch bounded well below librdkafka's 64 MiB default: the worker's RSS stays small and flat.
         "queued.max.messages.kbytes": 16384,
         "fetch.max.bytes": 8 * 1024 * 1024,
