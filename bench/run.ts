@@ -386,16 +386,7 @@ async function main() {
       if (what === "all" || what === "cpu") result.cpu = await cpuAtFixedRate();
       let baselineBest = 0;
       if (what === "all" || what === "baseline" || what === "ingest" || what === "top") {
-        const b = await stepSearch(RATES, async (rate) => {
-          const stop = monitor({ baseline: baselineProc.pid });
-          const r = await k6("view", BASELINE, rate, STEP);
-          const p = stop();
-          const perView = cpuPerView(p, r.acceptedViews);
-          log(
-            `baseline @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} dropped=${r.dropped} cpu=${p.baseline?.cpuCores} cpu/request µs=${perView.baseline}`,
-          );
-          return { ...r, processes: p, cpuPerViewUs: perView };
-        });
+        const b = await stepSearch(RATES, (rate) => baselineStep(rate, STEP, "baseline"));
         baselineBest = b.best?.rate ?? 0;
         result.baseline = b;
       }
@@ -522,6 +513,18 @@ async function topAtScale() {
   return out;
 }
 
+/** One step of `POST /view` against the bare server, with its CPU per request. */
+async function baselineStep(rate: number, duration: string, label: string) {
+  const stop = monitor({ baseline: baselineProcPid });
+  const r = await k6("view", BASELINE, rate, duration);
+  const p = stop();
+  const perView = cpuPerView(p, r.acceptedViews);
+  log(
+    `${label} @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} dropped=${r.dropped} cpu=${p.baseline?.cpuCores} cpu/request µs=${perView.baseline}`,
+  );
+  return { ...r, processes: p, cpuPerViewUs: perView };
+}
+
 /**
  * Issue #10's CPU measurement: the bare server and the whole pipeline at the same fixed rate, one after the
  * other in one run; CPU per accepted view of each process tree.
@@ -532,14 +535,7 @@ async function cpuAtFixedRate() {
   // Not measured: a stack just started has a cold JVM (Kafka compiles its hot paths in the first seconds) and
   // Postgres still vacuuming the seed; a first run measured 463 µs per view in Kafka that way.
   await ingestStep("view", rate, "15s");
-  const baseline = await (async () => {
-    const stop = monitor({ baseline: baselineProcPid });
-    const r = await k6("view", BASELINE, rate, duration);
-    const p = stop();
-    const perView = cpuPerView(p, r.acceptedViews);
-    log(`cpu: baseline @${rate}/s for ${duration}: ${r.passed ? "PASS" : "FAIL"} p99=${r.p99} cpu/request µs=${perView.baseline}`);
-    return { ...r, processes: p, cpuPerViewUs: perView };
-  })();
+  const baseline = await baselineStep(rate, duration, "cpu: baseline");
   const pipeline = await ingestStep("view", rate, duration);
   const b = baseline.cpuPerViewUs.baseline ?? 0;
   const p = pipeline.cpuPerViewUs;

@@ -8,7 +8,6 @@ import { migrate } from "../db/migrate.ts";
 import { createTopicAdmin } from "../kafka/admin.ts";
 import { fetchTopicIdentity } from "../kafka/topic-id.ts";
 import { startConsumer } from "../worker/consumer.ts";
-import { startLagMonitor } from "../worker/lag.ts";
 import { flush, loadOffsets, sampleUnknown } from "../worker/writer.ts";
 
 export async function start(config: Config) {
@@ -58,7 +57,6 @@ export async function start(config: Config) {
     root.child({ component: "consumer" }),
     metrics,
   );
-  const lag = startLagMonitor(admin, load, metrics, root.child({ component: "lag" }));
   let started = false;
   consumer.ready.then(
     () => (started = true),
@@ -91,7 +89,6 @@ export async function start(config: Config) {
     async stop() {
       // Order matters: stop fetching and flush what is pending (Postgres first, then Kafka), then leave.
       await consumer.stop();
-      lag.stop();
       processMetrics.stop();
       await admin.close();
       server.stop(true);

@@ -91,7 +91,7 @@ export function createApp(deps: ApiDeps) {
       let e: unknown = error;
       if (code === "NOT_FOUND" || code === "VALIDATION") {
         // GET /view would otherwise reach GET /:id and fail as "not a UUID": it is a known path, wrong method.
-        const path = new URL(request.url).pathname;
+        const path = pathOf(request.url);
         allowedMethods ??= methodsFor(app.routes);
         const allow = allowedMethods(path);
         if (allow.length > 0 && !allow.includes(request.method)) {

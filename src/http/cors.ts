@@ -4,7 +4,7 @@
 //
 // No credentials are involved (no cookies, no auth on these routes), so "*" is safe for the default.
 
-const API = "/api/v1/products";
+import { API } from "./responses.ts";
 
 /** The method a cross-origin page may use on `path` (null: not a cross-origin route). */
 export function corsMethod(path: string): "GET" | "POST" | null {

@@ -19,20 +19,19 @@ export interface TopStreamOptions {
 const encoder = new TextEncoder();
 
 export function createTopStream(source: TopSource, opts: TopStreamOptions) {
-  let clients = 0;
+  // The close function of each open stream: their number is the client count.
   const open = new Set<() => void>();
   return {
-    clients: () => clients,
+    clients: () => open.size,
     /** Ends every stream (shutdown: a stream never finishes on its own, so the server could not drain). */
     closeAll() {
       for (const close of [...open]) close();
     },
     /** The stream's response; it ends when `signal` aborts (the client went away) or the reader cancels. */
     open(limit: number, signal: AbortSignal): Response {
-      if (clients >= opts.maxClients) {
+      if (open.size >= opts.maxClients) {
         throw new AppError("too_many_streams", "too many live streams are open; retry later", { retryable: true });
       }
-      clients++;
       let last = "";
       let close = () => {};
       const body = new ReadableStream<Uint8Array>({
@@ -61,7 +60,6 @@ export function createTopStream(source: TopSource, opts: TopStreamOptions) {
           close = () => {
             if (closed) return;
             closed = true;
-            clients--;
             open.delete(close);
             unsubscribe();
             clearInterval(beat);

@@ -1,3 +1,4 @@
+import { createLagGauge } from "./lag.ts";
 import type { KafkaEvent, Message, OffsetModel } from "kafka-crab-js";
 import type { KafkaConfig, WorkerConfig } from "../config.ts";
 import { decodeViewEvents } from "../domain/view.ts";
@@ -92,6 +93,7 @@ export function startConsumer(
     return rows === 0 ? 0 : m.views.get() / rows;
   });
 
+  const setLag = createLagGauge(metrics);
   const coalescer = createCoalescer();
   const gaps = createGapTracker();
   const guard = createOffsetGuard(store, coalescer, forget, log, metrics);
@@ -215,6 +217,7 @@ export function startConsumer(
     stallCheck = (async () => {
       const marks = await store.watermarks();
       const stored = await store.loadOffsets([...marks.keys()]);
+      setLag(marks, stored);
       const positions: PartitionPosition[] = [];
       for (const [partition, w] of marks) {
         if (guard.isHeld(partition)) continue;
