@@ -4,7 +4,7 @@
 //   bun bench/consumer-choice.ts        (KAFKA_BROKERS of the stack; N=200000 by default)
 import { Kafka, logLevel } from "kafkajs";
 import { KafkaClient } from "kafka-crab-js";
-import { decodeViewEvents } from "../src/domain/view.ts";
+import { decodeViewMessage } from "../src/domain/view.ts";
 import { ensureTopic } from "../src/kafka/admin.ts";
 import { loadConfig } from "../src/config.ts";
 import { createProducer } from "../src/ingest/producer.ts";
@@ -44,7 +44,7 @@ async function crab() {
   while (n < N) {
     const batch = await consumer.recvBatch(5000, 100);
     if (batch.length && !t0) t0 = performance.now();
-    for (const m of batch) if (decodeViewEvents(m.payload)) n++;
+    for (const m of batch) if (decodeViewMessage(m.payload)) n++;
     peak = Math.max(peak, rss());
   }
   const secs = (performance.now() - t0) / 1000;
@@ -70,7 +70,7 @@ async function kafkajs() {
     partitionsConsumedConcurrently: 6,
     eachBatch: async ({ batch }) => {
       if (!t0) t0 = performance.now();
-      for (const m of batch.messages) if (decodeViewEvents(m.value)) n++;
+      for (const m of batch.messages) if (decodeViewMessage(m.value)?.views) n++;
       peak = Math.max(peak, rss());
       if (n >= N) done.resolve();
     },

@@ -36,6 +36,10 @@ export interface ProducerConfig {
   readonly maxInFlight: number;
   readonly deliveryTimeoutMs: number;
   readonly lanes: number;
+  /** How long a repeated Idempotency-Key is recognised (API memory and the worker's stored keys). */
+  readonly idempotencyWindowMs: number;
+  /** Keys one API process remembers at most (oldest forgotten first; the worker still counts a repeat once). */
+  readonly idempotencyMemoryKeys: number;
 }
 
 export interface WorkerConfig {
@@ -47,6 +51,8 @@ export interface WorkerConfig {
   readonly fetchBatchSize: number;
   readonly metricsPort: number;
   readonly maxPollIntervalMs: number;
+  /** How long a counted Idempotency-Key keeps later repeats from being counted. */
+  readonly idempotencyWindowMs: number;
 }
 
 export interface DbConfig {
@@ -153,6 +159,9 @@ export function loadConfig(env: Env = process.env): Config {
     corsOrigins = corsOrigins.map((o) => o.toLowerCase());
   }
 
+  // One window for both: the API answers repeats from memory within it, the worker refuses to count them within it.
+  const idempotencyWindowS = r.int("IDEMPOTENCY_WINDOW_S", 600, 1, 7 * 86_400);
+
   const config: Config = {
     http: {
       port: r.int("PORT", 8080, 0, 65535),
@@ -182,6 +191,8 @@ export function loadConfig(env: Env = process.env): Config {
       maxInFlight: r.int("INGEST_MAX_IN_FLIGHT", 100_000, 1, 10_000_000),
       deliveryTimeoutMs: r.int("INGEST_TIMEOUT_MS", 5000, 1500, 120_000),
       lanes: r.int("KAFKA_PRODUCER_LANES", 2, 1, 32),
+      idempotencyWindowMs: idempotencyWindowS * 1000,
+      idempotencyMemoryKeys: r.int("IDEMPOTENCY_MEMORY_KEYS", 200_000, 0, 100_000_000),
     },
     worker: {
       groupId: r.str("KAFKA_GROUP_ID", "product-views-worker", TOPIC, "letters, digits, '.', '_' or '-'"),
@@ -193,6 +204,7 @@ export function loadConfig(env: Env = process.env): Config {
       fetchBatchSize: r.int("FETCH_BATCH_SIZE", 5000, 1, 100_000),
       metricsPort: r.int("WORKER_METRICS_PORT", 9464, 0, 65535),
       // librdkafka evicts a consumer that has not polled for this long; the loop polls even while paused.
+      idempotencyWindowMs: idempotencyWindowS * 1000,
       maxPollIntervalMs: r.int("KAFKA_MAX_POLL_INTERVAL_MS", 60_000, 7000, 3_600_000),
     },
     db: {

@@ -12,6 +12,9 @@ export const ERROR_CODES = [
   "ingest_unavailable",
   "database_unavailable",
   "too_many_streams",
+  "idempotency_key_invalid",
+  "idempotency_key_reused",
+  "idempotency_key_in_flight",
   "internal",
 ] as const;
 

@@ -8,7 +8,7 @@ import { bigint, check, integer, pgTable, primaryKey, text, timestamp, uuid } fr
  * Storage options the migrations give each table (drizzle's table builder has no place for them); the
  * migrations test checks Postgres has exactly these. fillfactor: room on each page for HOT count updates.
  */
-export const STORAGE_OPTIONS: Record<string, string[] | null> = { products: ["fillfactor=70"], view_offsets: null };
+export const STORAGE_OPTIONS: Record<string, string[] | null> = { products: ["fillfactor=70"], view_offsets: null, view_keys: null };
 
 export const products = pgTable(
   "products",
@@ -38,3 +38,13 @@ export const viewOffsets = pgTable(
   },
   (t) => [primaryKey({ columns: [t.topic, t.partition] })],
 );
+
+/**
+ * Idempotency keys counted within their window (digests: MD5 of the key, MD5 of the request's views). Written by
+ * the flush that counts the keyed request, so a repeat of it is recognised by any worker, after any crash.
+ */
+export const viewKeys = pgTable("view_keys", {
+  key: uuid("key").primaryKey(),
+  fingerprint: uuid("fingerprint").notNull(),
+  expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+});

@@ -55,28 +55,57 @@ export const ViewEvent = Type.Object({
 export type ViewEvent = Static<typeof ViewEvent>;
 
 /**
- * Several products' views in one Kafka message: the requests of one producer window whose first product
- * hashes to the same partition travel together (key = that product's id).
+ * A request sent with an Idempotency-Key travels apart from the merged counts: the worker counts it only if
+ * its key was not counted within the window (db: view_keys). `key` and `fp` are MD5 digests in hex (32
+ * characters): of the client's key, and of the request's canonical views (a repeat with another body is seen).
  */
-export const ViewGroup = Type.Object({ views: Type.Array(ViewEvent, { minItems: 1, maxItems: MAX_MESSAGE_ITEMS }) });
+export const KeyedViews = Type.Object({
+  key: Type.String({ pattern: "^[0-9a-f]{32}$" }),
+  fp: Type.String({ pattern: "^[0-9a-f]{32}$" }),
+  views: Type.Array(ViewEvent, { minItems: 1, maxItems: MAX_MESSAGE_ITEMS }),
+});
+export type KeyedViews = Static<typeof KeyedViews>;
+
+/**
+ * Several products' views in one Kafka message: the requests of one producer window whose first product
+ * hashes to the same partition travel together (key = that product's id). Requests without a key are merged
+ * per product in `views`; each keyed request is one entry of `keyed`.
+ */
+export const ViewGroup = Type.Object({
+  views: Type.Array(ViewEvent, { maxItems: MAX_MESSAGE_ITEMS }),
+  keyed: Type.Optional(Type.Array(KeyedViews, { maxItems: MAX_MESSAGE_ITEMS })),
+});
 export type ViewGroup = Static<typeof ViewGroup>;
+
+/** What one Kafka message carries, decoded. */
+export interface ViewMessage {
+  views: ViewEvent[];
+  keyed: KeyedViews[];
+}
 
 const checkEvent = TypeCompiler.Compile(ViewEvent);
 const checkGroup = TypeCompiler.Compile(ViewGroup);
 
 const eventJson = (e: ViewEvent) => `{"product_id":"${e.product_id}","count":${e.count}}`;
+const eventsJson = (events: readonly ViewEvent[]) => `[${events.map(eventJson).join(",")}]`;
 
-/** One event as its own payload; several as a group. */
-export function encodeViewEvents(events: readonly ViewEvent[]): Buffer {
-  if (events.length === 1) return Buffer.from(eventJson(events[0]!));
-  return Buffer.from(`{"views":[${events.map(eventJson).join(",")}]}`);
+/** One unkeyed event as its own payload; anything else as a group. Digests are hex, so nothing needs escaping. */
+export function encodeViewEvents(events: readonly ViewEvent[], keyed: readonly KeyedViews[] = []): Buffer {
+  if (keyed.length === 0) {
+    if (events.length === 1) return Buffer.from(eventJson(events[0]!));
+    return Buffer.from(`{"views":${eventsJson(events)}}`);
+  }
+  const k = keyed.map((e) => `{"key":"${e.key}","fp":"${e.fp}","views":${eventsJson(e.views)}}`).join(",");
+  return Buffer.from(`{"views":${eventsJson(events)},"keyed":[${k}]}`);
 }
 
-// MAX_MESSAGE_ITEMS events of at most ~75 bytes each, with room to spare; Kafka's own limit is 1 MB.
-const MAX_PAYLOAD = 512 * 1024;
+// MAX_MESSAGE_ITEMS events of at most ~75 bytes each, keyed requests' digests besides; Kafka's own limit is 1 MB.
+const MAX_PAYLOAD = 768 * 1024;
+
+const lower = (events: readonly ViewEvent[]) => events.map((e) => ({ product_id: e.product_id.toLowerCase(), count: e.count }));
 
 /** The views a message carries, or null when it is malformed (a poison pill is skipped, never retried). */
-export function decodeViewEvents(payload: Uint8Array | undefined | null): ViewEvent[] | null {
+export function decodeViewMessage(payload: Uint8Array | undefined | null): ViewMessage | null {
   if (!payload || payload.length === 0 || payload.length > MAX_PAYLOAD) return null;
   let v: unknown;
   try {
@@ -84,9 +113,11 @@ export function decodeViewEvents(payload: Uint8Array | undefined | null): ViewEv
   } catch {
     return null;
   }
-  if (checkEvent.Check(v)) return [{ product_id: v.product_id.toLowerCase(), count: v.count }];
-  if (checkGroup.Check(v)) return v.views.map((e) => ({ product_id: e.product_id.toLowerCase(), count: e.count }));
-  return null;
+  if (checkEvent.Check(v)) return { views: [{ product_id: v.product_id.toLowerCase(), count: v.count }], keyed: [] };
+  if (!checkGroup.Check(v)) return null;
+  const keyed = (v.keyed ?? []).map((k) => ({ key: k.key, fp: k.fp, views: lower(k.views) }));
+  if (v.views.length === 0 && keyed.length === 0) return null;
+  return { views: lower(v.views), keyed };
 }
 
 /**

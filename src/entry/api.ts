@@ -11,6 +11,7 @@ import { createTopStream } from "../http/top-stream.ts";
 import { createCatalog } from "../ingest/catalog.ts";
 import { createProducer } from "../ingest/producer.ts";
 import { createViewRecorder } from "../ingest/views.ts";
+import { createKeyMemory, keyMemoryMetrics } from "../ingest/idempotency.ts";
 import { brokersReachable, createTopicAdmin } from "../kafka/admin.ts";
 import { createApp } from "../http/app.ts";
 
@@ -51,6 +52,11 @@ export async function start(config: Config): Promise<Running> {
       await Bun.sleep(Math.min(200 * 2 ** attempt, 5000));
     }
   })();
+  const keyMemory = createKeyMemory({
+    windowMs: config.producer.idempotencyWindowMs,
+    maxKeys: config.producer.idempotencyMemoryKeys,
+  });
+  const keyMetrics = keyMemoryMetrics(keyMemory, metrics);
   const catalog = createCatalog((ids) => guard(existingIds(database.db, ids)));
   const topLog = root.child({ component: "top" });
   const top = createTopCache(
@@ -70,7 +76,7 @@ export async function start(config: Config): Promise<Running> {
     http: config.http,
     log: root.child({ component: "http" }),
     metrics,
-    views: createViewRecorder(catalog, producer),
+    views: createViewRecorder(catalog, producer, { memory: keyMemory, onRepeat: keyMetrics.repeat }),
     products: {
       async create(p) {
         const product = await guard(createProduct(database.db, p));

@@ -8,7 +8,8 @@ import { migrate } from "../db/migrate.ts";
 import { createTopicAdmin } from "../kafka/admin.ts";
 import { fetchTopicIdentity } from "../kafka/topic-id.ts";
 import { startConsumer } from "../worker/consumer.ts";
-import { flush, loadOffsets, sampleUnknown } from "../worker/writer.ts";
+import { expireKeys, flush, loadOffsets, sampleUnknown } from "../worker/writer.ts";
+import { startKeyExpiry } from "../worker/key-expiry.ts";
 
 export async function start(config: Config) {
   const root = createLogger(config.logLevel, "worker");
@@ -49,7 +50,7 @@ export async function start(config: Config) {
     makeSource,
     {
       loadOffsets: load,
-      flush: (batch, topicId) => flush(database.db, kafka.topic, batch, topicId),
+      flush: (batch, topicId) => flush(database.db, kafka.topic, batch, topicId, { windowMs: worker.idempotencyWindowMs }),
       sampleUnknown: (ids) => sampleUnknown(database.db, ids),
       watermarks: () => admin.watermarks(),
       topicId: async () => (await fetchTopicIdentity(kafka.brokers, kafka.topic)).topicId,
@@ -57,6 +58,12 @@ export async function start(config: Config) {
     root.child({ component: "consumer" }),
     metrics,
   );
+  const keyExpiry = startKeyExpiry({
+    expire: (limit) => expireKeys(database.db, limit),
+    intervalMs: Math.min(60_000, worker.idempotencyWindowMs),
+    log: root.child({ component: "key-expiry" }),
+    metrics,
+  });
   let started = false;
   consumer.ready.then(
     () => (started = true),
@@ -89,6 +96,7 @@ export async function start(config: Config) {
     async stop() {
       // Order matters: stop fetching and flush what is pending (Postgres first, then Kafka), then leave.
       await consumer.stop();
+      await keyExpiry.stop();
       processMetrics.stop();
       await admin.close();
       server.stop(true);

@@ -1,6 +1,6 @@
 import { Elysia } from "elysia";
 import type { HttpConfig } from "../config.ts";
-import type { ViewEvent } from "../domain/view.ts";
+import type { Views } from "./view-routes.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
@@ -19,7 +19,7 @@ export interface ApiDeps {
   http: HttpConfig;
   log: Logger;
   metrics: Registry;
-  views: { record(events: readonly ViewEvent[]): Promise<void> };
+  views: Views;
   products: ProductService;
   ready(): Promise<{ postgres: boolean; kafka: boolean }>;
 }

@@ -50,7 +50,8 @@ export function createCorsPolicy(origins: "*" | readonly string[]): CorsPolicy {
         headers: {
           "access-control-allow-origin": allow,
           "access-control-allow-methods": method,
-          "access-control-allow-headers": "Content-Type",
+          // A page that retries a view sends its Idempotency-Key (view-routes.ts), a header that needs the preflight's leave.
+          "access-control-allow-headers": method === "POST" ? "Content-Type, Idempotency-Key" : "Content-Type",
           "access-control-max-age": String(PREFLIGHT_MAX_AGE_S),
           ...vary,
         },

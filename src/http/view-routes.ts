@@ -1,6 +1,8 @@
 import { Type } from "@sinclair/typebox";
 import { Elysia } from "elysia";
+import type { OpenAPIV3 } from "openapi-types";
 import type { HttpConfig } from "../config.ts";
+import { parseIdempotencyKey } from "../domain/idempotency-key.ts";
 import { BatchViewRequest, coalesceBatch, ViewRequest, type ViewEvent } from "../domain/view.ts";
 import { readJsonBody } from "./body.ts";
 import { API, err } from "./responses.ts";
@@ -11,15 +13,34 @@ import { API, err } from "./responses.ts";
 const Accepted = Type.Object({ status: Type.Literal("accepted"), message: Type.String() });
 const ACCEPTED = { status: "accepted", message: "View recorded successfully" } as const;
 
-export function viewRoutes(deps: { http: HttpConfig; views: { record(events: readonly ViewEvent[]): Promise<void> } }) {
+export interface Views {
+  record(events: readonly ViewEvent[], idempotencyKey?: string): Promise<void>;
+}
+
+const KEY_HEADER = "idempotency-key";
+
+const KEY_DOC =
+  " With an `Idempotency-Key` header (1..255 printable ASCII characters, quoted as the IETF draft's sf-string or bare), a request repeated with the same key and body within IDEMPOTENCY_WINDOW_S (default 10 minutes) is counted once, whatever became of the earlier attempts (202, 503, timeout, cut connection); the repeat answers 202 once it is or gets counted.";
+
+/** The header in the OpenAPI document (declared only there: a headers schema would make Elysia parse every header of every request). */
+const KEY_PARAMETER: OpenAPIV3.ParameterObject = {
+  name: "Idempotency-Key",
+  in: "header",
+  required: false,
+  description: "Counts a repeated request once within IDEMPOTENCY_WINDOW_S (quoted sf-string or bare)",
+  schema: { type: "string", minLength: 1, maxLength: 255, pattern: "^[\\x20-\\x7e]+$" },
+};
+
+export function viewRoutes(deps: { http: HttpConfig; views: Views }) {
   const { http } = deps;
   const viewBody = ({ request }: { request: Request }) => readJsonBody(request, http.bodyLimitBytes, { textPlain: true });
   const batchBody = ({ request }: { request: Request }) => readJsonBody(request, http.batchBodyLimitBytes, { textPlain: true });
   return new Elysia({ name: "views" })
     .post(
       `${API}/view`,
-      async ({ body, set }) => {
-        await deps.views.record([{ product_id: body.product_id.toLowerCase(), count: 1 }]);
+      async ({ body, set, request }) => {
+        const key = parseIdempotencyKey(request.headers.get(KEY_HEADER));
+        await deps.views.record([{ product_id: body.product_id.toLowerCase(), count: 1 }], key);
         set.status = 202;
         return ACCEPTED;
       },
@@ -29,24 +50,29 @@ export function viewRoutes(deps: { http: HttpConfig; views: { record(events: rea
         detail: {
           summary: "Record one product view",
           description:
-            "Answers 202 once Kafka has acknowledged the event (acks=all). With INGEST_ACK=queued, 202 means queued in the producer.",
+            "Answers 202 once Kafka has acknowledged the event (acks=all). With INGEST_ACK=queued, 202 means queued in the producer." +
+            KEY_DOC,
           tags: ["views"],
+          parameters: [KEY_PARAMETER],
         },
         response: {
           202: Accepted,
-          400: err("Malformed JSON or a missing / non-UUID product_id"),
+          400: err("Malformed JSON, a missing / non-UUID product_id, or a malformed Idempotency-Key"),
           404: err("Unknown product (no event produced)"),
+          409: err("A request with this Idempotency-Key is still in flight; retry after Retry-After seconds"),
           413: err("Body larger than BODY_LIMIT_BYTES"),
           415: err("Content-Type is not application/json"),
+          422: err("This Idempotency-Key was used with a different body"),
           503: err("Kafka could not take the event in time; retry after Retry-After seconds"),
         },
       },
     )
     .post(
       `${API}/views`,
-      async ({ body, set }) => {
+      async ({ body, set, request }) => {
+        const key = parseIdempotencyKey(request.headers.get(KEY_HEADER));
         const events = coalesceBatch(body.views);
-        await deps.views.record(events);
+        await deps.views.record(events, key);
         set.status = 202;
         return { accepted: body.views.reduce((n, v) => n + (v.count ?? 1), 0) };
       },
@@ -55,15 +81,18 @@ export function viewRoutes(deps: { http: HttpConfig; views: { record(events: rea
         body: BatchViewRequest,
         detail: {
           summary: "Record a batch of views (1..1000 items, count 1..1000 each)",
-          description: "All or nothing: the first bad item is named by its index; unknown products are listed in unknown_ids.",
+          description: "All or nothing: the first bad item is named by its index; unknown products are listed in unknown_ids." + KEY_DOC,
           tags: ["views"],
+          parameters: [KEY_PARAMETER],
         },
         response: {
           202: Type.Object({ accepted: Type.Integer({ minimum: 1 }) }),
-          400: err("Malformed JSON or an invalid item (the error names its index)"),
+          400: err("Malformed JSON, an invalid item (the error names its index), or a malformed Idempotency-Key"),
           404: err("Some products are unknown (unknown_ids lists them); nothing was recorded"),
+          409: err("A request with this Idempotency-Key is still in flight; retry after Retry-After seconds"),
           413: err("Body larger than BATCH_BODY_LIMIT_BYTES"),
           415: err("Content-Type is not application/json"),
+          422: err("This Idempotency-Key was used with a different body"),
           503: err("Kafka could not take the events in time; retry after Retry-After seconds"),
         },
       },

@@ -1,4 +1,4 @@
-import { encodeViewEvents, type ViewEvent } from "../domain/view.ts";
+import { encodeViewEvents, type KeyedViews, type ViewEvent } from "../domain/view.ts";
 import { partitionOf } from "./partition.ts";
 
 // Edge coalescing and delivery accounting, without I/O.
@@ -10,9 +10,18 @@ import { partitionOf } from "./partition.ts";
 //   - each request travels in exactly one message, so it is written entirely or not at all;
 //   - librdkafka's delivery reports name a partition, not a message: with one message per partition they
 //     map one to one, and each request is answered from its own message's report.
+// A request with an Idempotency-Key is not merged: it travels as its own entry of the message, under its key,
+// so the worker can count it at most once.
+
+/** A keyed request's digests (ingest/idempotency.ts). */
+export interface KeyTag {
+  readonly key: string;
+  readonly fp: string;
+}
 
 export interface Queued {
   readonly events: readonly ViewEvent[];
+  readonly tag?: KeyTag;
 }
 
 export interface Outgoing<E extends Queued> {
@@ -20,7 +29,11 @@ export interface Outgoing<E extends Queued> {
   /** A product of the first request: hashes to `partition`, so librdkafka puts the message there. */
   key: string;
   entries: E[];
+  /** Unkeyed requests' views, merged per product. */
   counts: Map<string, number>;
+  keyed: KeyedViews[];
+  /** (product, count) items the payload holds: distinct merged products plus every keyed request's. */
+  items: number;
 }
 
 /**
@@ -34,16 +47,25 @@ export function takeBatch<E extends Queued>(queue: E[], partitions: number, maxI
     const first = entry.events[0]!.product_id;
     const p = partitionOf(first, partitions);
     let m = byPartition.get(p);
-    if (m && m.counts.size + entry.events.length > maxItems) {
+    if (m && m.items + entry.events.length > maxItems) {
       rest.push(entry);
       continue;
     }
     if (!m) {
-      m = { partition: p, key: first, entries: [], counts: new Map() };
+      m = { partition: p, key: first, entries: [], counts: new Map(), keyed: [], items: 0 };
       byPartition.set(p, m);
     }
     m.entries.push(entry);
-    for (const e of entry.events) m.counts.set(e.product_id, (m.counts.get(e.product_id) ?? 0) + e.count);
+    if (entry.tag) {
+      m.keyed.push({ key: entry.tag.key, fp: entry.tag.fp, views: entry.events as ViewEvent[] });
+      m.items += entry.events.length;
+      continue;
+    }
+    for (const e of entry.events) {
+      const before = m.counts.get(e.product_id);
+      if (before === undefined) m.items++;
+      m.counts.set(e.product_id, (before ?? 0) + e.count);
+    }
   }
   queue.length = 0;
   for (const e of rest) queue.push(e);
@@ -53,7 +75,7 @@ export function takeBatch<E extends Queued>(queue: E[], partitions: number, maxI
 export function payloadOf(m: Outgoing<Queued>): Buffer {
   const events: ViewEvent[] = [];
   for (const [product_id, count] of m.counts) events.push({ product_id, count });
-  return encodeViewEvents(events);
+  return encodeViewEvents(events, m.keyed);
 }
 
 export interface Report {

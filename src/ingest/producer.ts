@@ -4,7 +4,7 @@ import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { MAX_MESSAGE_ITEMS, type ViewEvent } from "../domain/view.ts";
-import { matchReports, payloadOf, takeBatch, type Outcome, type Outgoing, type Report, type Written } from "./lane-batch.ts";
+import { matchReports, payloadOf, takeBatch, type KeyTag, type Outcome, type Outgoing, type Report, type Written } from "./lane-batch.ts";
 
 // Why lanes: kafka-crab-js confirms a send() only through flush(), and flush() waits in ~100 ms steps while
 // anything is in flight, but answers at once when nothing is (measured: an awaited send() with autoFlush
@@ -13,8 +13,11 @@ import { matchReports, payloadOf, takeBatch, type Outcome, type Outgoing, type R
 // Requests that arrive meanwhile queue up and ride the next free lane, merged per partition (lane-batch.ts).
 
 export interface ViewProducer {
-  /** Resolves once Kafka acknowledged the events (durable), or once they are queued (INGEST_ACK=queued). */
-  publish(events: readonly ViewEvent[]): Promise<void>;
+  /**
+   * Resolves once Kafka acknowledged the events (durable), or once they are queued (INGEST_ACK=queued). With a
+   * tag (an Idempotency-Key's digests) they travel as one keyed entry, which the worker counts at most once.
+   */
+  publish(events: readonly ViewEvent[], tag?: KeyTag): Promise<void>;
   /** The partition count batches are built for (read from the broker at start). */
   setPartitions(n: number): void;
   /** Stops taking events and waits until every accepted one is acknowledged or failed. */
@@ -23,6 +26,7 @@ export interface ViewProducer {
 
 interface Entry {
   events: readonly ViewEvent[];
+  tag: KeyTag | undefined;
   views: number;
   /** Items (product, count) it holds in memory: what INGEST_MAX_IN_FLIGHT bounds. */
   items: number;
@@ -350,7 +354,7 @@ export function createProducer(
     setPartitions(n) {
       if (n > 0) partitions = n;
     },
-    publish(events) {
+    publish(events, tag) {
       if (closing) return refuse(events, "the service is shutting down");
       const items = events.length;
       if (inFlightItems + items > config.maxInFlight) return refuse(events, "too many views in flight; retry later");
@@ -358,7 +362,7 @@ export function createProducer(
       inFlightItems += items;
       const views = events.reduce((n, e) => n + e.count, 0);
       const p = new Promise<void>((resolve, reject) => {
-        queue.push({ events, views, items, enqueuedAt: performance.now(), answered: false, resolve, reject });
+        queue.push({ events, tag, views, items, enqueuedAt: performance.now(), answered: false, resolve, reject });
       });
       kick();
       if (config.ackMode === "queued") {

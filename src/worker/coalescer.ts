@@ -1,4 +1,4 @@
-import type { ViewEvent } from "../domain/view.ts";
+import type { KeyedViews, ViewEvent } from "../domain/view.ts";
 
 // Pure in-memory state of the worker: per partition, the views counted since the last flush and the
 // offsets they cover. No I/O here; the consumer feeds it and the writer persists what take() returns.
@@ -17,6 +17,8 @@ export interface PartitionSlice {
   next: number;
   /** Product id -> views. A product may appear in several slices (a request travels whole on one partition); the writer sums them. */
   counts: Map<string, number>;
+  /** Requests sent with an Idempotency-Key, in offset order: counted by the writer only if their key is new. */
+  keyed: KeyedViews[];
   views: number;
 }
 
@@ -32,12 +34,12 @@ export interface Coalescer {
   hasBase(partition: number): boolean;
   setBase(partition: number, nextOffset: number): void;
   /** `events` null means the message was malformed: it is skipped, but its offset still moves on. */
-  add(partition: number, offset: number, events: readonly ViewEvent[] | null): AddResult;
+  add(partition: number, offset: number, events: readonly ViewEvent[] | null, keyed?: readonly KeyedViews[]): AddResult;
   /** Forgets a partition entirely (revoked, or fenced by another worker); its pending views are dropped. */
   drop(partition: number): void;
   /** Forgets every partition (the consumer was replaced). */
   dropAll(): void;
-  /** Distinct products pending across partitions. */
+  /** Distinct products pending across partitions, plus the items of keyed requests (each its own rows to write). */
   size(): number;
   /** Hands over everything pending and starts new slices whose base is the handed-over `next`. */
   take(): Batch | null;
@@ -49,8 +51,12 @@ interface State {
   base: number;
   next: number;
   counts: Map<string, number>;
+  keyed: KeyedViews[];
   views: number;
 }
+
+const fresh = (offset: number): State => ({ base: offset, next: offset, counts: new Map(), keyed: [], views: 0 });
+const keyedItems = (keyed: readonly KeyedViews[]) => keyed.reduce((n, k) => n + k.views.length, 0);
 
 export function createCoalescer(): Coalescer {
   const states = new Map<number, State>();
@@ -60,10 +66,10 @@ export function createCoalescer(): Coalescer {
     hasBase: (p) => states.has(p),
     setBase(p, nextOffset) {
       const s = states.get(p);
-      if (s) products -= s.counts.size;
-      states.set(p, { base: nextOffset, next: nextOffset, counts: new Map(), views: 0 });
+      if (s) products -= s.counts.size + keyedItems(s.keyed);
+      states.set(p, fresh(nextOffset));
     },
-    add(p, offset, events) {
+    add(p, offset, events, keyed = []) {
       const s = states.get(p);
       if (!s) return "unknown_partition";
       // Offsets of this topic are contiguous (plain idempotent producer, no compaction). Below `next`: a replay
@@ -81,12 +87,17 @@ export function createCoalescer(): Coalescer {
         s.counts.set(e.product_id, (before ?? 0) + e.count);
         s.views += e.count;
       }
+      for (const k of keyed) {
+        s.keyed.push(k);
+        products += k.views.length;
+        for (const e of k.views) s.views += e.count;
+      }
       return "counted";
     },
     drop(p) {
       const s = states.get(p);
       if (!s) return;
-      products -= s.counts.size;
+      products -= s.counts.size + keyedItems(s.keyed);
       states.delete(p);
     },
     dropAll() {
@@ -99,9 +110,9 @@ export function createCoalescer(): Coalescer {
       let views = 0;
       for (const [partition, s] of states) {
         if (s.next === s.base) continue; // nothing new since the last flush
-        slices.push({ partition, base: s.base, next: s.next, counts: s.counts, views: s.views });
+        slices.push({ partition, base: s.base, next: s.next, counts: s.counts, keyed: s.keyed, views: s.views });
         views += s.views;
-        states.set(partition, { base: s.next, next: s.next, counts: new Map(), views: 0 });
+        states.set(partition, fresh(s.next));
       }
       if (slices.length === 0) return null;
       const taken = products;

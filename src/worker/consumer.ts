@@ -1,7 +1,7 @@
 import { createLagGauge } from "./lag.ts";
 import type { KafkaEvent, Message, OffsetModel } from "kafka-crab-js";
 import type { KafkaConfig, WorkerConfig } from "../config.ts";
-import { decodeViewEvents } from "../domain/view.ts";
+import { decodeViewMessage, type ViewMessage } from "../domain/view.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { createCoalescer, type AddResult, type Batch } from "./coalescer.ts";
@@ -51,6 +51,9 @@ const STALL_CHECK_MS = 5000;
 /** Three times the session timeout: a rebalance after a lost member has long settled by then. */
 const STALL_MS = 20_000;
 
+const viewsIn = (m: ViewMessage) =>
+  m.views.reduce((n, e) => n + e.count, 0) + m.keyed.reduce((n, k) => n + k.views.reduce((a, e) => a + e.count, 0), 0);
+
 export function startConsumer(
   kafka: KafkaConfig,
   config: WorkerConfig,
@@ -76,6 +79,10 @@ export function startConsumer(
     flushProducts: metrics.histogram("worker_flush_products", "Distinct products per flush", [1, 10, 100, 1000, 10000, 100000]),
     views: metrics.counter("worker_views_applied_total", "Views added to view_count"),
     rows: metrics.counter("worker_rows_updated_total", "Product rows updated"),
+    repeats: metrics.counter(
+      "worker_idempotent_repeats_total",
+      "Keyed requests not counted because their Idempotency-Key was counted within the window, by whether the body matched",
+    ),
     unknown: metrics.counter("worker_unknown_products_total", "Distinct unknown product ids per flush, summed"),
     fenced: metrics.counter("worker_partitions_fenced_total", "Slices dropped because another worker moved the partition's offset"),
     replaced: metrics.counter("worker_consumer_replaced_total", "Kafka consumers replaced because the topic's id changed under them"),
@@ -104,6 +111,7 @@ export function startConsumer(
   let stopping = false;
   let paused = false;
   let lastUnknownLog = 0;
+  let lastMismatchLog = -Infinity;
   const stalls = createStallDetector(opts.stallMs ?? STALL_MS);
   let lastStallCheck = performance.now();
   let stallCheck: Promise<void> | null = null;
@@ -311,13 +319,9 @@ export function startConsumer(
           account(msg, "held");
           continue;
         }
-        const events = decodeViewEvents(msg.payload);
-        const result = coalescer.add(msg.partition, msg.offset, events);
-        if (result === "counted")
-          m.viewsRead.inc(
-            undefined,
-            events!.reduce((n, e) => n + e.count, 0),
-          );
+        const decoded = decodeViewMessage(msg.payload);
+        const result = coalescer.add(msg.partition, msg.offset, decoded?.views ?? null, decoded?.keyed);
+        if (result === "counted") m.viewsRead.inc(undefined, viewsIn(decoded!));
         account(msg, result);
       }
       if (coalescer.size() >= config.flushMaxProducts) flusher.wake();
@@ -332,6 +336,15 @@ export function startConsumer(
     m.flushProducts.observe(batch.products);
     m.views.inc(undefined, res.views);
     m.rows.inc(undefined, res.rowsUpdated);
+    if (res.repeats > res.mismatched) m.repeats.inc({ body: "same" }, res.repeats - res.mismatched);
+    if (res.mismatched > 0) {
+      m.repeats.inc({ body: "different" }, res.mismatched);
+      // A client bug (one key for two requests) that this API process could not see: the first body won.
+      if (performance.now() - lastMismatchLog > 10_000) {
+        lastMismatchLog = performance.now();
+        log.warn({ mismatched: res.mismatched }, "an Idempotency-Key came back with another body; only its first request was counted");
+      }
+    }
     if (res.unknownProducts > 0) void reportUnknown(batch, res.unknownProducts);
     for (const f of res.fenced) {
       m.fenced.inc();

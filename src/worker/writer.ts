@@ -12,6 +12,15 @@ export interface FlushResult {
   /** Partitions whose stored offset moved under us (another worker owns them now): their views were not applied. */
   fenced: Array<{ partition: number; stored: number }>;
   views: number;
+  /** Keyed requests not counted because their Idempotency-Key was counted within the window. */
+  repeats: number;
+  /** Of those, how many came with another body than the counted one (the first body won). */
+  mismatched: number;
+}
+
+/** How long a counted Idempotency-Key keeps its repeats from being counted. */
+export interface KeyOptions {
+  windowMs: number;
 }
 
 export interface StoredOffset {
@@ -45,7 +54,7 @@ export async function loadOffsets(db: Db, topic: string, partitions: readonly nu
  * A concurrent flush of the same partition waits on the row lock, then re-reads the row (READ COMMITTED
  * re-check) and finds the offset moved: fenced, not applied.
  */
-export async function flush(db: Db, topic: string, batch: Batch, topicId: string | null): Promise<FlushResult> {
+export async function flush(db: Db, topic: string, batch: Batch, topicId: string | null, keys: KeyOptions): Promise<FlushResult> {
   const parts: number[] = [];
   const bases: number[] = [];
   const nexts: number[] = [];
@@ -62,10 +71,46 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
       itemCounts.push(n);
     }
   }
+  // Keyed requests: stored in view_keys by the same statement that counts them, so a key is on record exactly
+  // when its views are. A key met twice in this batch (a retry that arrived before the first was flushed) is
+  // counted at its first place only: one statement cannot insert a key twice.
+  const keyParts: number[] = [];
+  const keyKeys: string[] = [];
+  const keyFps: string[] = [];
+  const kiKeys: string[] = [];
+  const kiIds: string[] = [];
+  const kiCounts: number[] = [];
+  const seenKeys = new Map<string, string>();
+  const localRepeats: Array<{ partition: number; views: number; mismatched: boolean }> = [];
+  for (const slice of batch.slices) {
+    for (const k of slice.keyed) {
+      const fp = seenKeys.get(k.key);
+      if (fp !== undefined) {
+        localRepeats.push({ partition: slice.partition, views: k.views.reduce((n, e) => n + e.count, 0), mismatched: fp !== k.fp });
+        continue;
+      }
+      seenKeys.set(k.key, k.fp);
+      keyParts.push(slice.partition);
+      keyKeys.push(k.key);
+      keyFps.push(k.fp);
+      for (const e of k.views) {
+        kiKeys.push(k.key);
+        kiIds.push(e.product_id);
+        kiCounts.push(e.count);
+      }
+    }
+  }
   // Sums per product happen in SQL (GROUP BY): UPDATE ... FROM applies one joined row per target row, so a
   // product listed in two slices (its partition changed when partitions were added) must arrive summed.
   // Ids sorted: every worker locks product rows in the same order, so two flushes cannot deadlock.
-  const [row] = await db.execute<{ applied: number[]; rows: number; products: number }>(sql`
+  const [row] = await db.execute<{
+    applied: number[];
+    rows: number;
+    products: number;
+    repeats: number;
+    repeated_views: string;
+    mismatched: number;
+  }>(sql`
     WITH s AS (
       SELECT * FROM unnest(${sql.param(parts)}::int[], ${sql.param(bases)}::bigint[], ${sql.param(nexts)}::bigint[]) AS s(partition, base, next)
     ),
@@ -84,12 +129,32 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
       RETURNING partition
     ),
     moved AS (SELECT partition FROM cas UNION ALL SELECT partition FROM ins),
+    k AS (
+      SELECT * FROM unnest(${sql.param(keyParts)}::int[], ${sql.param(keyKeys)}::uuid[], ${sql.param(keyFps)}::uuid[]) AS k(partition, key, fp)
+      WHERE k.partition IN (SELECT partition FROM moved)
+    ),
+    -- A key is new when no row holds it, or only an expired one (replaced: the window starts again).
+    newkeys AS (
+      INSERT INTO view_keys AS v (key, fingerprint, expires_at)
+      SELECT k.key, k.fp, now() + ${keys.windowMs}::float8 * interval '1 millisecond' FROM k ORDER BY k.key
+      ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint, expires_at = excluded.expires_at
+        WHERE v.expires_at <= now()
+      RETURNING v.key
+    ),
+    ki AS (
+      SELECT * FROM unnest(${sql.param(kiKeys)}::uuid[], ${sql.param(kiIds)}::uuid[], ${sql.param(kiCounts)}::bigint[]) AS ki(key, id, n)
+      WHERE ki.key IN (SELECT key FROM k)
+    ),
     totals AS (
-      SELECT i.id, sum(i.n)::bigint AS n
-      FROM unnest(${sql.param(itemParts)}::int[], ${sql.param(itemIds)}::uuid[], ${sql.param(itemCounts)}::bigint[]) AS i(partition, id, n)
-      WHERE i.partition IN (SELECT partition FROM moved)
-      GROUP BY i.id
-      ORDER BY i.id
+      SELECT x.id, sum(x.n)::bigint AS n FROM (
+        SELECT i.id, i.n
+        FROM unnest(${sql.param(itemParts)}::int[], ${sql.param(itemIds)}::uuid[], ${sql.param(itemCounts)}::bigint[]) AS i(partition, id, n)
+        WHERE i.partition IN (SELECT partition FROM moved)
+        UNION ALL
+        SELECT ki.id, ki.n FROM ki WHERE ki.key IN (SELECT key FROM newkeys)
+      ) AS x
+      GROUP BY x.id
+      ORDER BY x.id
     ),
     upd AS (
       UPDATE products p SET view_count = p.view_count + t.n, updated_at = now()
@@ -101,11 +166,23 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
       (SELECT coalesce(array_agg(partition), '{}') FROM moved) AS applied,
       (SELECT count(*) FROM upd)::int AS rows,
       (SELECT count(*) FROM totals)::int AS products,
+      ((SELECT count(*) FROM k) - (SELECT count(*) FROM newkeys))::int AS repeats,
+      (SELECT coalesce(sum(ki.n), 0) FROM ki WHERE ki.key NOT IN (SELECT key FROM newkeys))::bigint AS repeated_views,
+      (SELECT count(*) FROM k JOIN view_keys v ON v.key = k.key
+        WHERE k.key NOT IN (SELECT key FROM newkeys) AND v.fingerprint <> k.fp)::int AS mismatched,
       (SELECT pg_notify(${FLUSH_CHANNEL}, coalesce((SELECT string_agg(id::text || ':' || view_count, ',') FROM ranked), ''))
         FROM (SELECT 1 FROM moved LIMIT 1) AS x) AS notified`);
   const applied = new Set((row!.applied ?? []).map(Number));
   const rowsUpdated = Number(row!.rows);
-  let views = 0;
+  let views = 0 - Number(row!.repeated_views); // 0 - 0 is +0, which toEqual(0) tells from -0
+  let repeats = Number(row!.repeats);
+  let mismatched = Number(row!.mismatched);
+  for (const r of localRepeats) {
+    if (!applied.has(r.partition)) continue;
+    views -= r.views;
+    repeats++;
+    if (r.mismatched) mismatched++;
+  }
   const fencedParts: number[] = [];
   for (const slice of batch.slices) {
     if (applied.has(slice.partition)) views += slice.views;
@@ -118,7 +195,20 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
     for (const p of fencedParts) fenced.push({ partition: p, stored: now.get(p)?.next ?? NO_OFFSET });
   }
   const products = Number(row!.products);
-  return { rowsUpdated, unknownProducts: products - rowsUpdated, fenced, views };
+  return { rowsUpdated, unknownProducts: products - rowsUpdated, fenced, views, repeats, mismatched };
+}
+
+/**
+ * Deletes up to `limit` expired keys; returns how many. Expired keys already count as absent (flush replaces
+ * them), so this only bounds the table's size.
+ */
+export async function expireKeys(db: Db, limit: number): Promise<number> {
+  const rows = await db.execute<{ n: number }>(sql`
+    WITH gone AS (
+      DELETE FROM view_keys WHERE key IN (SELECT key FROM view_keys WHERE expires_at <= now() LIMIT ${limit}) RETURNING 1
+    )
+    SELECT count(*)::int AS n FROM gone`);
+  return Number(rows[0]!.n);
 }
 
 /** A few of the ids that match no product, for a rate-limited log line. */

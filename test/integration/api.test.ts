@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { start as startApi } from "../../src/entry/api.ts";
 import { start as startWorker } from "../../src/entry/worker.ts";
 import { loadConfig } from "../../src/config.ts";
-import { decodeViewEvents } from "../../src/domain/view.ts";
+import { decodeViewMessage } from "../../src/domain/view.ts";
 import { bounded, post, prepare, readTopic, seedProducts, testEnv, viewCounts, waitFor } from "./harness.ts";
 
 const ADMIN = "test-admin-token-0123456789";
@@ -46,7 +46,7 @@ describe("HTTP API on real Kafka and Postgres", () => {
     const msgs = await readTopic(ctx.config, 1);
     const mine = msgs.filter((m) => m.key?.toString() === ids[0]);
     expect(mine).toHaveLength(1);
-    expect(decodeViewEvents(mine[0]!.payload)).toEqual([{ product_id: ids[0]!, count: 1 }]);
+    expect(decodeViewMessage(mine[0]!.payload)?.views).toEqual([{ product_id: ids[0]!, count: 1 }]);
   });
 
   test("an upper-case UUID is the same product", async () => {
@@ -251,7 +251,12 @@ describe("HTTP API on real Kafka and Postgres", () => {
         "/ready",
       ].sort(),
     );
-    expect(Object.keys(spec.paths["/api/v1/products/view"]!.post!.responses).sort()).toEqual(["202", "400", "404", "413", "415", "503"]);
+    const view = spec.paths["/api/v1/products/view"]!.post! as {
+      responses: Record<string, unknown>;
+      parameters?: { name: string; in: string }[];
+    };
+    expect(Object.keys(view.responses).sort()).toEqual(["202", "400", "404", "409", "413", "415", "422", "503"]);
+    expect(view.parameters).toContainEqual(expect.objectContaining({ name: "Idempotency-Key", in: "header" }));
     for (const page of ["/swagger", "/swagger/index.html"]) {
       const html = await (await fetch(`${url}${page}`)).text();
       expect(html).toContain("/swagger/assets/swagger-ui-bundle.js");

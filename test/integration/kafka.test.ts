@@ -3,7 +3,7 @@ import { Registry } from "../../src/metrics.ts";
 import { createLogger } from "../../src/log.ts";
 import { createProducer, type ViewProducer } from "../../src/ingest/producer.ts";
 import { partitionOf } from "../../src/ingest/partition.ts";
-import { decodeViewEvents } from "../../src/domain/view.ts";
+import { decodeViewMessage } from "../../src/domain/view.ts";
 import { bounded, post, prepare, readTopic, recreateTopic, seedProducts, testEnv, uniqueName, waitFor } from "./harness.ts";
 import { loadConfig } from "../../src/config.ts";
 import { start as startApi } from "../../src/entry/api.ts";
@@ -25,10 +25,12 @@ describe("producer on the real broker", () => {
   test("views produced with the project's producer are consumed back, each count once, keyed to their partition", async () => {
     const ids: string[] = Array.from({ length: 50 }, () => crypto.randomUUID());
     await Promise.all(ids.map((id, i) => producer.publish([{ product_id: id, count: i + 1 }])));
-    const messages = (await readTopic(ctx.config, 1)).filter((m) => decodeViewEvents(m.payload)?.some((e) => ids.includes(e.product_id)));
+    const messages = (await readTopic(ctx.config, 1)).filter((m) =>
+      decodeViewMessage(m.payload)?.views.some((e) => ids.includes(e.product_id)),
+    );
     const counts = new Map<string, number>();
     for (const m of messages)
-      for (const e of decodeViewEvents(m.payload)!) counts.set(e.product_id, (counts.get(e.product_id) ?? 0) + e.count);
+      for (const e of decodeViewMessage(m.payload)!.views) counts.set(e.product_id, (counts.get(e.product_id) ?? 0) + e.count);
     for (const [i, id] of ids.entries()) expect(counts.get(id)).toBe(i + 1);
   });
 
@@ -37,7 +39,7 @@ describe("producer on the real broker", () => {
     for (let i = 1; i <= 20; i++) await producer.publish([{ product_id: id, count: i }]);
     const mine = (await readTopic(ctx.config, 1)).filter((m) => m.key?.toString() === id);
     expect(new Set(mine.map((m) => m.partition)).size).toBe(1);
-    expect(mine.map((m) => decodeViewEvents(m.payload)![0]!.count)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(mine.map((m) => decodeViewMessage(m.payload)!.views[0]!.count)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
   });
 
   test("concurrent requests are merged into one message per partition, each on its first product's partition", async () => {
@@ -53,7 +55,9 @@ describe("producer on the real broker", () => {
       ids.push(id);
     }
     await Promise.all(ids.map((id) => producer.publish([{ product_id: id, count: 3 }])));
-    const mine = (await readTopic(ctx.config, 1)).filter((m) => decodeViewEvents(m.payload)?.some((e) => ids.includes(e.product_id)));
+    const mine = (await readTopic(ctx.config, 1)).filter((m) =>
+      decodeViewMessage(m.payload)?.views.some((e) => ids.includes(e.product_id)),
+    );
     // Each lane sends at most one message per partition; the four lanes take the first four requests, the
     // next free lane takes all 56 queued ones: at most 4 + 6 messages carry the 60 requests.
     expect(mine.length).toBeLessThanOrEqual(4 + partitions);
@@ -61,7 +65,7 @@ describe("producer on the real broker", () => {
     for (const m of mine) {
       // librdkafka's partitioner (pinned) and partitionOf() agree: the batch's one-message-per-partition holds.
       expect(m.partition).toBe(partitionOf(m.key!.toString(), partitions));
-      for (const e of decodeViewEvents(m.payload)!) {
+      for (const e of decodeViewMessage(m.payload)!.views) {
         expect(partitionOf(e.product_id, partitions)).toBe(m.partition);
         seen.set(e.product_id, (seen.get(e.product_id) ?? 0) + e.count);
       }
@@ -73,12 +77,14 @@ describe("producer on the real broker", () => {
   test("a batch request travels whole in one message, whatever partitions its products hash to", async () => {
     const ids: string[] = Array.from({ length: 40 }, () => crypto.randomUUID());
     await producer.publish(ids.map((product_id) => ({ product_id, count: 2 })));
-    const mine = (await readTopic(ctx.config, 1)).filter((m) => decodeViewEvents(m.payload)?.some((e) => ids.includes(e.product_id)));
+    const mine = (await readTopic(ctx.config, 1)).filter((m) =>
+      decodeViewMessage(m.payload)?.views.some((e) => ids.includes(e.product_id)),
+    );
     expect(mine).toHaveLength(1);
     expect(mine[0]!.partition).toBe(partitionOf(ids[0]!, ctx.config.kafka.partitions));
     expect(
-      decodeViewEvents(mine[0]!.payload)!
-        .map((e) => e.product_id)
+      decodeViewMessage(mine[0]!.payload)!
+        .views.map((e) => e.product_id)
         .sort(),
     ).toEqual([...ids].sort());
   });
@@ -109,7 +115,7 @@ describe("producer on the real broker", () => {
       expect(bigResult.status).toBe("rejected");
       expect((bigResult as PromiseRejectedResult).reason.details).toEqual({ written: "no" });
       expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(30);
-      const inKafka = new Set((await readTopic(config, 1)).flatMap((m) => decodeViewEvents(m.payload)!.map((e) => e.product_id)));
+      const inKafka = new Set((await readTopic(config, 1)).flatMap((m) => decodeViewMessage(m.payload)!.views.map((e) => e.product_id)));
       expect([...inKafka].sort()).toEqual([...singles].sort());
     } finally {
       await bounded("p.close", p.close());

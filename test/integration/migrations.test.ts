@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { getTableConfig } from "drizzle-orm/pg-core";
 import { connect, type Database } from "../../src/db/client.ts";
 import { migrate } from "../../src/db/migrate.ts";
-import { products, STORAGE_OPTIONS, viewOffsets } from "../../src/db/schema.ts";
+import { products, STORAGE_OPTIONS, viewKeys, viewOffsets } from "../../src/db/schema.ts";
 import { loadConfig } from "../../src/config.ts";
 import { bounded } from "./harness.ts";
 
@@ -55,7 +55,7 @@ describe("migrations", () => {
 
   test("the SQL files create exactly what the drizzle schema declares: columns, types, nullability, defaults, keys, checks, storage", async () => {
     await migrate(db.sql);
-    for (const table of [products, viewOffsets]) {
+    for (const table of [products, viewOffsets, viewKeys]) {
       const cfg = getTableConfig(table);
       const rel = `${schema}.${cfg.name}`;
       const cols = await db.sql<{ column_name: string; data_type: string; is_nullable: string; column_default: string | null }[]>`

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { flush, loadOffsets } from "../../src/worker/writer.ts";
+import { expireKeys, flush, loadOffsets } from "../../src/worker/writer.ts";
 import { NO_OFFSET, type Batch } from "../../src/worker/coalescer.ts";
 import { FLUSH_CHANNEL } from "../../src/db/flush-channel.ts";
 import { bounded, prepare, seedProducts, testEnv, uniqueName, viewCounts, waitFor } from "./harness.ts";
@@ -16,11 +16,13 @@ describe("flush writer", () => {
   afterAll(() => bounded("ctx.db.close", ctx.db.close()));
 
   const TOPIC_ID = "11111111-1111-4111-8111-111111111111";
+  const KEYS = { windowMs: 600_000 };
   const slice = (partition: number, base: number, next: number, counts: Record<string, number>) => ({
     partition,
     base,
     next,
     counts: new Map(Object.entries(counts)),
+    keyed: [],
     views: Object.values(counts).reduce((a, b) => a + b, 0),
   });
 
@@ -28,10 +30,10 @@ describe("flush writer", () => {
     const topic = uniqueName("writer");
     const before = await viewCounts(ctx.db, ids);
     const first: Batch = { slices: [slice(0, NO_OFFSET, 10, { [ids[0]!]: 4 })], products: 1, views: 4 };
-    expect((await flush(ctx.db.db, topic, first, TOPIC_ID)).fenced).toEqual([]);
+    expect((await flush(ctx.db.db, topic, first, TOPIC_ID, KEYS)).fenced).toEqual([]);
     expect((await loadOffsets(ctx.db.db, topic, [0, 1])).get(0)).toEqual({ next: 10, topicId: TOPIC_ID });
     // A zombie still believing the partition is at NO_OFFSET must not apply its views again.
-    const zombie = await flush(ctx.db.db, topic, first, TOPIC_ID);
+    const zombie = await flush(ctx.db.db, topic, first, TOPIC_ID, KEYS);
     expect(zombie.fenced).toEqual([{ partition: 0, stored: 10 }]);
     expect(zombie.views).toBe(0);
     const after = await viewCounts(ctx.db, ids);
@@ -46,7 +48,7 @@ describe("flush writer", () => {
       products: 3,
       views: 6,
     };
-    const res = await flush(ctx.db.db, topic, batch, TOPIC_ID);
+    const res = await flush(ctx.db.db, topic, batch, TOPIC_ID, KEYS);
     expect(res).toMatchObject({ rowsUpdated: 2, unknownProducts: 0, views: 6 });
     const after = await viewCounts(ctx.db, ids);
     expect(after.get(ids[1]!)! - before.get(ids[1]!)!).toBe(5);
@@ -62,15 +64,15 @@ describe("flush writer", () => {
       // Product i gets i + 1 views: the 100 named must be the last 100, each with its count.
       const counts = Object.fromEntries(many.map((id, i) => [id, i + 1]));
       const batch: Batch = { slices: [slice(0, NO_OFFSET, 150, counts)], products: 150, views: (150 * 151) / 2 };
-      await flush(ctx.db.db, topic, batch, TOPIC_ID);
+      await flush(ctx.db.db, topic, batch, TOPIC_ID, KEYS);
       const mine = await waitFor("the flush's NOTIFY", () => notes.find((n) => n.includes(many[149]!)));
       const named = new Map(mine.split(",").map((item) => item.split(":") as [string, string]));
       expect(named.size).toBe(100);
       for (let i = 50; i < 150; i++) expect(named.get(many[i]!)).toBe(String(i + 1));
       // The same batch again is fenced: nothing changed, nothing announced.
       const seen = notes.length;
-      expect((await flush(ctx.db.db, topic, batch, TOPIC_ID)).fenced).toHaveLength(1);
-      await flush(ctx.db.db, topic, { slices: [slice(0, 150, 151, { [many[0]!]: 1 })], products: 1, views: 1 }, TOPIC_ID);
+      expect((await flush(ctx.db.db, topic, batch, TOPIC_ID, KEYS)).fenced).toHaveLength(1);
+      await flush(ctx.db.db, topic, { slices: [slice(0, 150, 151, { [many[0]!]: 1 })], products: 1, views: 1 }, TOPIC_ID, KEYS);
       const next = await waitFor("the next flush's NOTIFY", () => notes.slice(seen).find((n) => n.includes(many[0]!)));
       expect(next).toBe(`${many[0]}:2`);
       expect(notes.slice(seen).filter((n) => n.includes(many[149]!))).toEqual([]);
@@ -82,13 +84,14 @@ describe("flush writer", () => {
   test("a slice read from another topic id is refused even where the offsets agree", async () => {
     const topic = uniqueName("writer");
     const before = await viewCounts(ctx.db, ids);
-    await flush(ctx.db.db, topic, { slices: [slice(0, NO_OFFSET, 10, { [ids[0]!]: 1 })], products: 1, views: 1 }, TOPIC_ID);
+    await flush(ctx.db.db, topic, { slices: [slice(0, NO_OFFSET, 10, { [ids[0]!]: 1 })], products: 1, views: 1 }, TOPIC_ID, KEYS);
     // The topic was recreated: offset 10 of the new log is another message than offset 10 of the old one.
     const other = await flush(
       ctx.db.db,
       topic,
       { slices: [slice(0, 10, 12, { [ids[0]!]: 2 })], products: 1, views: 2 },
       "22222222-2222-4222-8222-222222222222",
+      KEYS,
     );
     expect(other.fenced).toEqual([{ partition: 0, stored: 10 }]);
     expect((await viewCounts(ctx.db, ids)).get(ids[0]!)! - before.get(ids[0]!)!).toBe(1);
@@ -97,9 +100,9 @@ describe("flush writer", () => {
   test("the same batch flushed twice at once (an abandoned write and its retry) is applied once", async () => {
     const topic = uniqueName("writer");
     const before = await viewCounts(ctx.db, ids);
-    await flush(ctx.db.db, topic, { slices: [slice(0, NO_OFFSET, 4, { [ids[0]!]: 1 })], products: 1, views: 1 }, TOPIC_ID);
+    await flush(ctx.db.db, topic, { slices: [slice(0, NO_OFFSET, 4, { [ids[0]!]: 1 })], products: 1, views: 1 }, TOPIC_ID, KEYS);
     const batch: Batch = { slices: [slice(0, 4, 9, { [ids[0]!]: 5 }), slice(1, NO_OFFSET, 2, { [ids[1]!]: 2 })], products: 2, views: 7 };
-    const results = await Promise.all([1, 2, 3].map(() => flush(ctx.db.db, topic, batch, TOPIC_ID)));
+    const results = await Promise.all([1, 2, 3].map(() => flush(ctx.db.db, topic, batch, TOPIC_ID, KEYS)));
     // Each partition applied by exactly one of the three, the others fenced at the offset it stored.
     for (const p of [0, 1]) {
       expect(results.filter((r) => !r.fenced.some((f) => f.partition === p))).toHaveLength(1);
@@ -119,7 +122,7 @@ describe("flush writer", () => {
   test("a flush whose backend is terminated mid-way applies nothing; sent again, it applies once", async () => {
     const topic = uniqueName("writer");
     const before = await viewCounts(ctx.db, ids);
-    await flush(ctx.db.db, topic, { slices: [slice(0, NO_OFFSET, 1, { [ids[2]!]: 1 })], products: 1, views: 1 }, TOPIC_ID);
+    await flush(ctx.db.db, topic, { slices: [slice(0, NO_OFFSET, 1, { [ids[2]!]: 1 })], products: 1, views: 1 }, TOPIC_ID, KEYS);
     const batch: Batch = { slices: [slice(0, 1, 3, { [ids[2]!]: 10 })], products: 1, views: 10 };
     // Another session holds the offset row, so the flush is parked inside its statement when it is killed.
     const release = Promise.withResolvers<void>();
@@ -130,7 +133,7 @@ describe("flush writer", () => {
       await release.promise;
     });
     await locked.promise;
-    const attempt = flush(ctx.db.db, topic, batch, TOPIC_ID);
+    const attempt = flush(ctx.db.db, topic, batch, TOPIC_ID, KEYS);
     attempt.catch(() => {});
     await waitFor(
       "the flush waiting on the row lock",
@@ -155,8 +158,152 @@ describe("flush writer", () => {
     release.resolve();
     await bounded("lock holder", holder);
     expect((await viewCounts(ctx.db, ids)).get(ids[2]!)! - before.get(ids[2]!)!).toBe(1);
-    expect((await flush(ctx.db.db, topic, batch, TOPIC_ID)).views).toBe(10);
-    expect((await flush(ctx.db.db, topic, batch, TOPIC_ID)).fenced).toEqual([{ partition: 0, stored: 3 }]);
+    expect((await flush(ctx.db.db, topic, batch, TOPIC_ID, KEYS)).views).toBe(10);
+    expect((await flush(ctx.db.db, topic, batch, TOPIC_ID, KEYS)).fenced).toEqual([{ partition: 0, stored: 3 }]);
     expect((await viewCounts(ctx.db, ids)).get(ids[2]!)! - before.get(ids[2]!)!).toBe(11);
+  });
+
+  describe("keyed requests (Idempotency-Key)", () => {
+    let n = 0;
+    /** A fresh key digest per call: tests share one view_keys table. */
+    const key = () => (Date.now() * 1000 + n++).toString(16).padStart(32, "0").slice(-32);
+    const FP = `${"0".repeat(31)}1`;
+    const keyed = (k: string, id: string, count: number, fp = FP) => ({ key: k, fp, views: [{ product_id: id, count }] });
+    const keyedSlice = (partition: number, base: number, next: number, entries: ReturnType<typeof keyed>[]) => ({
+      ...slice(partition, base, next, {}),
+      keyed: entries,
+      views: entries.reduce((a, e) => a + e.views[0]!.count, 0),
+    });
+
+    test("a key counted once is not counted again by a later flush, nor twice within one batch", async () => {
+      const topic = uniqueName("writer");
+      const before = await viewCounts(ctx.db, ids);
+      const k = key();
+      const first = await flush(
+        ctx.db.db,
+        topic,
+        { slices: [keyedSlice(0, NO_OFFSET, 2, [keyed(k, ids[0]!, 3), keyed(k, ids[0]!, 3)])], products: 2, views: 6 },
+        TOPIC_ID,
+        KEYS,
+      );
+      expect(first).toMatchObject({ views: 3, repeats: 1, mismatched: 0 });
+      const again = await flush(
+        ctx.db.db,
+        topic,
+        { slices: [keyedSlice(0, 2, 3, [keyed(k, ids[0]!, 3)])], products: 1, views: 3 },
+        TOPIC_ID,
+        KEYS,
+      );
+      expect(again).toMatchObject({ views: 0, repeats: 1, mismatched: 0, fenced: [] });
+      expect((await loadOffsets(ctx.db.db, topic, [0])).get(0)!.next).toBe(3); // the offset moves on all the same
+      expect((await viewCounts(ctx.db, ids)).get(ids[0]!)! - before.get(ids[0]!)!).toBe(3);
+    });
+
+    test("the same key on another partition (partitions added between attempts) is still counted once", async () => {
+      const topic = uniqueName("writer");
+      const before = await viewCounts(ctx.db, ids);
+      const k = key();
+      await flush(
+        ctx.db.db,
+        topic,
+        { slices: [keyedSlice(0, NO_OFFSET, 1, [keyed(k, ids[1]!, 1)])], products: 1, views: 1 },
+        TOPIC_ID,
+        KEYS,
+      );
+      const res = await flush(
+        ctx.db.db,
+        topic,
+        { slices: [keyedSlice(5, NO_OFFSET, 1, [keyed(k, ids[1]!, 1)])], products: 1, views: 1 },
+        TOPIC_ID,
+        KEYS,
+      );
+      expect(res).toMatchObject({ views: 0, repeats: 1 });
+      expect((await viewCounts(ctx.db, ids)).get(ids[1]!)! - before.get(ids[1]!)!).toBe(1);
+    });
+
+    test("a repeat with another body is not counted, and is reported as a mismatch", async () => {
+      const topic = uniqueName("writer");
+      const before = await viewCounts(ctx.db, ids);
+      const k = key();
+      await flush(
+        ctx.db.db,
+        topic,
+        { slices: [keyedSlice(0, NO_OFFSET, 1, [keyed(k, ids[0]!, 1)])], products: 1, views: 1 },
+        TOPIC_ID,
+        KEYS,
+      );
+      const res = await flush(
+        ctx.db.db,
+        topic,
+        { slices: [keyedSlice(0, 1, 2, [keyed(k, ids[2]!, 7, `${"0".repeat(31)}2`)])], products: 1, views: 7 },
+        TOPIC_ID,
+        KEYS,
+      );
+      expect(res).toMatchObject({ views: 0, repeats: 1, mismatched: 1 });
+      const after = await viewCounts(ctx.db, ids);
+      expect(after.get(ids[0]!)! - before.get(ids[0]!)!).toBe(1);
+      expect(after.get(ids[2]!)! - before.get(ids[2]!)!).toBe(0);
+    });
+
+    test("a fenced slice records none of its keys: the worker that owns the partition counts them", async () => {
+      const topic = uniqueName("writer");
+      const before = await viewCounts(ctx.db, ids);
+      const k = key();
+      await flush(ctx.db.db, topic, { slices: [slice(0, NO_OFFSET, 5, { [ids[0]!]: 1 })], products: 1, views: 1 }, TOPIC_ID, KEYS);
+      const zombie = await flush(
+        ctx.db.db,
+        topic,
+        { slices: [keyedSlice(0, NO_OFFSET, 6, [keyed(k, ids[1]!, 2)])], products: 1, views: 2 },
+        TOPIC_ID,
+        KEYS,
+      );
+      expect(zombie).toMatchObject({ views: 0, repeats: 0, fenced: [{ partition: 0, stored: 5 }] });
+      const owner = await flush(
+        ctx.db.db,
+        topic,
+        { slices: [keyedSlice(0, 5, 6, [keyed(k, ids[1]!, 2)])], products: 1, views: 2 },
+        TOPIC_ID,
+        KEYS,
+      );
+      expect(owner).toMatchObject({ views: 2, repeats: 0 });
+      expect((await viewCounts(ctx.db, ids)).get(ids[1]!)! - before.get(ids[1]!)!).toBe(2);
+    });
+
+    test("once its window has passed a key counts again, and expired keys are deleted", async () => {
+      const topic = uniqueName("writer");
+      const before = await viewCounts(ctx.db, ids);
+      const k = key();
+      const noWindow = { windowMs: 0 };
+      await flush(
+        ctx.db.db,
+        topic,
+        { slices: [keyedSlice(0, NO_OFFSET, 1, [keyed(k, ids[2]!, 1)])], products: 1, views: 1 },
+        TOPIC_ID,
+        noWindow,
+      );
+      const later = await flush(
+        ctx.db.db,
+        topic,
+        { slices: [keyedSlice(0, 1, 2, [keyed(k, ids[2]!, 1)])], products: 1, views: 1 },
+        TOPIC_ID,
+        KEYS,
+      );
+      expect(later).toMatchObject({ views: 1, repeats: 0 });
+      expect((await viewCounts(ctx.db, ids)).get(ids[2]!)! - before.get(ids[2]!)!).toBe(2);
+      // Re-stored with the full window: not expired, so not deleted.
+      const gone = key();
+      await flush(
+        ctx.db.db,
+        topic,
+        { slices: [keyedSlice(1, NO_OFFSET, 1, [keyed(gone, ids[2]!, 1)])], products: 1, views: 1 },
+        TOPIC_ID,
+        noWindow,
+      );
+      while ((await expireKeys(ctx.db.db, 1000)) === 1000) {}
+      const [row] = await ctx.db.sql<
+        { keys: string[] }[]
+      >`SELECT array_agg(key::text) AS keys FROM view_keys WHERE key IN (${k}::uuid, ${gone}::uuid)`;
+      expect(row!.keys).toEqual([`${k.slice(0, 8)}-${k.slice(8, 12)}-${k.slice(12, 16)}-${k.slice(16, 20)}-${k.slice(20)}`]);
+    });
   });
 });

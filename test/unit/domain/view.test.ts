@@ -1,11 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { coalesceBatch, decodeViewEvents, encodeViewEvents } from "../../../src/domain/view.ts";
+import { coalesceBatch, decodeViewMessage, encodeViewEvents } from "../../../src/domain/view.ts";
 
 const ID = "3f2b8c1e-6d7a-4e1b-9c3d-2a1f0e9b8c7d";
 
 describe("view event", () => {
   test("round-trips through its Kafka payload", () => {
-    expect(decodeViewEvents(encodeViewEvents([{ product_id: ID, count: 3 }]))).toEqual([{ product_id: ID, count: 3 }]);
+    expect(decodeViewMessage(encodeViewEvents([{ product_id: ID, count: 3 }]))?.views).toEqual([{ product_id: ID, count: 3 }]);
   });
 
   test("a group of products round-trips as one payload", () => {
@@ -15,11 +15,24 @@ describe("view event", () => {
       { product_id: other, count: 1 },
     ];
     expect(String(encodeViewEvents(group))).toStartWith('{"views":[');
-    expect(decodeViewEvents(encodeViewEvents(group))).toEqual(group);
+    expect(decodeViewMessage(encodeViewEvents(group))?.views).toEqual(group);
+  });
+
+  test("keyed requests travel beside the merged views, each with its digests, and round-trip", () => {
+    const other = "00000000-0000-4000-8000-000000000001";
+    const keyed = [
+      { key: "a".repeat(32), fp: "b".repeat(32), views: [{ product_id: other, count: 2 }] },
+      { key: "c".repeat(32), fp: "d".repeat(32), views: [{ product_id: ID, count: 1 }] },
+    ];
+    expect(decodeViewMessage(encodeViewEvents([{ product_id: ID, count: 3 }], keyed))).toEqual({
+      views: [{ product_id: ID, count: 3 }],
+      keyed,
+    });
+    expect(decodeViewMessage(encodeViewEvents([], keyed))).toEqual({ views: [], keyed });
   });
 
   test("normalises upper-case ids so one product keeps one key", () => {
-    expect(decodeViewEvents(Buffer.from(`{"product_id":"${ID.toUpperCase()}","count":1}`))?.[0]?.product_id).toBe(ID);
+    expect(decodeViewMessage(Buffer.from(`{"product_id":"${ID.toUpperCase()}","count":1}`))?.views[0]?.product_id).toBe(ID);
   });
 
   test.each([
@@ -33,8 +46,14 @@ describe("view event", () => {
     ["string count", `{"product_id":"${ID}","count":"1"}`],
     ["empty group", '{"views":[]}'],
     ["group with a bad item", `{"views":[{"product_id":"${ID}","count":1},{"product_id":"x","count":1}]}`],
+    [
+      "keyed entry with a bad digest",
+      `{"views":[],"keyed":[{"key":"k","fp":"${"0".repeat(32)}","views":[{"product_id":"${ID}","count":1}]}]}`,
+    ],
+    ["keyed entry without views", `{"views":[],"keyed":[{"key":"${"0".repeat(32)}","fp":"${"0".repeat(32)}","views":[]}]}`],
+    ["nothing at all", '{"views":[],"keyed":[]}'],
   ])("rejects a malformed payload: %s", (_, text) => {
-    expect(decodeViewEvents(Buffer.from(text))).toBeNull();
+    expect(decodeViewMessage(Buffer.from(text))).toBeNull();
   });
 
   test("a batch request becomes one event per distinct product with summed counts", () => {

@@ -23,6 +23,7 @@ describe("cross-origin calls", () => {
     expect(res.headers.get("access-control-allow-origin")).toBe("*");
     expect(res.headers.get("access-control-allow-methods")).toBe("POST");
     expect(res.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("content-type");
+    expect(res.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("idempotency-key");
     expect(Number(res.headers.get("access-control-max-age"))).toBeGreaterThanOrEqual(3600);
   });
 

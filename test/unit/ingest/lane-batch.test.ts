@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { decodeViewEvents, MAX_BATCH_ITEMS, MAX_MESSAGE_ITEMS, MAX_VIEWS_PER_ITEM } from "../../../src/domain/view.ts";
+import { decodeViewMessage, MAX_BATCH_ITEMS, MAX_MESSAGE_ITEMS, MAX_VIEWS_PER_ITEM } from "../../../src/domain/view.ts";
 import { matchReports, payloadOf, takeBatch, writtenAfter } from "../../../src/ingest/lane-batch.ts";
 import { partitionOf } from "../../../src/ingest/partition.ts";
 
@@ -27,11 +27,37 @@ describe("lane batches", () => {
     expect(batch).toHaveLength(1);
     expect(batch[0]!.entries).toHaveLength(4);
     expect(batch[0]!.counts.size).toBeGreaterThan(MAX_BATCH_ITEMS);
-    const decoded = decodeViewEvents(payloadOf(batch[0]!));
+    const decoded = decodeViewMessage(payloadOf(batch[0]!))?.views;
     expect(decoded).not.toBeNull();
     const sum = (events: { count: number }[]) => events.reduce((n, e) => n + e.count, 0);
     expect(sum(decoded!)).toBe(4 * MAX_BATCH_ITEMS * MAX_VIEWS_PER_ITEM * 1000);
     expect(decoded!.find((e) => e.product_id === hot)!.count).toBe(4 * MAX_VIEWS_PER_ITEM * 1000);
+  });
+
+  test("the largest message of keyed requests (one view each, the most digests) is one the worker can read", () => {
+    const all = idsOn(3, MAX_MESSAGE_ITEMS);
+    const queue = all.map((product_id, i) => ({
+      events: [{ product_id, count: 1 }],
+      tag: { key: i.toString(16).padStart(32, "0"), fp: "f".repeat(32) },
+    }));
+    const batch = takeBatch(queue, 6, MAX_MESSAGE_ITEMS);
+    expect(batch).toHaveLength(1);
+    expect(batch[0]!.keyed).toHaveLength(MAX_MESSAGE_ITEMS);
+    const decoded = decodeViewMessage(payloadOf(batch[0]!));
+    expect(decoded?.keyed).toHaveLength(MAX_MESSAGE_ITEMS);
+  });
+
+  test("a keyed request is not merged: it travels as its own entry, beside the merged ones, within the item limit", () => {
+    const [a, b] = idsOn(2, 2);
+    const tag = { key: "a".repeat(32), fp: "b".repeat(32) };
+    const queue = [req(a!), req(a!), { ...req(a!, b!), tag }, { ...req(b!), tag: { ...tag, key: "c".repeat(32) } }];
+    const batch = takeBatch(queue, 6, 3);
+    expect(batch).toHaveLength(1);
+    expect([...batch[0]!.counts]).toEqual([[a!, 2]]);
+    expect(batch[0]!.keyed).toEqual([{ ...tag, views: req(a!, b!).events }]);
+    expect(batch[0]!.items).toBe(3);
+    expect(queue).toHaveLength(1); // the second keyed request would make 3 + 1 > 3 items: next batch
+    expect(decodeViewMessage(payloadOf(batch[0]!))).toEqual({ views: [{ product_id: a!, count: 2 }], keyed: batch[0]!.keyed });
   });
 
   test("requests of one partition merge into one message, views summed per product", () => {

@@ -21,6 +21,29 @@ describe("coalescer", () => {
     expect(c.size()).toBe(0);
   });
 
+  test("keyed requests are kept apart, in offset order, for the writer to count once per key", () => {
+    const c = createCoalescer();
+    c.setBase(0, 0);
+    const k1 = { key: "1".repeat(32), fp: "f".repeat(32), views: [{ product_id: A, count: 2 }] };
+    const k2 = {
+      key: "2".repeat(32),
+      fp: "f".repeat(32),
+      views: [
+        { product_id: A, count: 1 },
+        { product_id: B, count: 1 },
+      ],
+    };
+    expect(c.add(0, 0, view(A), [k1])).toBe("counted");
+    expect(c.add(0, 1, [], [k2, k1])).toBe("counted");
+    expect(c.size()).toBe(1 + 1 + 2 + 1);
+    const batch = c.take()!;
+    expect(batch.views).toBe(1 + 2 + 2 + 2);
+    expect(batch.slices[0]!.keyed).toEqual([k1, k2, k1]);
+    expect(Object.fromEntries(batch.slices[0]!.counts)).toEqual({ [A]: 1 });
+    c.drop(0);
+    expect(c.size()).toBe(0);
+  });
+
   test("skips messages below the stored offset (replays after a crash count once)", () => {
     const c = createCoalescer();
     c.setBase(3, 100);

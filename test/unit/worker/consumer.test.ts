@@ -65,7 +65,7 @@ function fakeStore(stored: number) {
         next = s.next;
         views += s.views;
       }
-      return { rowsUpdated: 0, unknownProducts: 0, fenced, views };
+      return { rowsUpdated: 0, unknownProducts: 0, fenced, views, repeats: 0, mismatched: 0 };
     },
     sampleUnknown: async () => [],
     watermarks: async () => new Map([[0, { low: 0, high: 1_000 }]]),
