@@ -2,7 +2,7 @@
 // baseline, checks the accounting after every ingest scenario, samples RSS/CPU, and writes
 // bench/results/<timestamp>.json plus a readable .md summary. Started by bench/run.sh (`make bench`).
 //
-//   bun bench/run.ts [all|cpu|baseline|ingest|batch|top|mixed|soak|top10m]
+//   bun bench/run.ts [all|cpu|baseline|ingest|batch|top|mixed|keys|soak|top10m]
 import postgres from "postgres";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -166,7 +166,7 @@ async function k6(
   onSpawn?: (p: ReturnType<typeof Bun.spawn>) => void,
 ): Promise<K6Result> {
   const out = join(DATA, `k6-${scenario}-${rate}-${Date.now()}.json`);
-  const label = target === BASELINE ? `baseline-${scenario}` : scenario;
+  const label = `${target === BASELINE ? "baseline-" : ""}${scenario}${extra.KEYS === "1" ? "-keyed" : ""}`;
   const proc = Bun.spawn([K6, "run", "--quiet", "--no-color", `--summary-export=${out}`, join(ROOT, "bench", "k6", "load.js")], {
     env: {
       ...process.env,
@@ -263,7 +263,7 @@ async function ingestStep(scenario: string, rate: number, duration = STEP, extra
   const perView = cpuPerView(proc, r.acceptedViews);
   const line = { ...r, accounting: acc, processes: proc, cpuPerViewUs: perView };
   log(
-    `${scenario} @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} failed=${(r.failedRate * 100).toFixed(3)}% dropped=${r.dropped} ` +
+    `${scenario}${extra.KEYS === "1" ? " (Idempotency-Key on every request)" : ""} @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} failed=${(r.failedRate * 100).toFixed(3)}% dropped=${r.dropped} ` +
       `accounting=${acc.exact ? "exact" : `LOST ${acc.lost} DOUBLED ${acc.doubled}`} complete+${acc.completeAfterLastResponseMs}ms rows/view=${acc.rowsUpdatedPerView} ` +
       `rss api=${proc.api?.peakRssMB}MB worker=${proc.worker?.peakRssMB}MB cpu api=${proc.api?.cpuCores} worker=${proc.worker?.cpuCores} ` +
       `cpu/view µs api=${perView.api} kafka=${perView.kafka} worker=${perView.worker} postgres=${perView.postgres} total=${perView.total}`,
@@ -410,6 +410,7 @@ async function main() {
       if (what === "all" || what === "mixed") {
         result.mixed = await stepSearch(RATES, (rate) => ingestStep("mixed", rate));
       }
+      if (what === "all" || what === "keys") result.keys = await keyCost();
       // Not in "all": it grows the products table to 10 million rows (~2 GB), which stays for later runs.
       if (what === "top10m") result.top10m = await topAtScale();
     }
@@ -545,6 +546,32 @@ async function cpuAtFixedRate() {
   return { rate, duration, baseline, pipeline };
 }
 
+/**
+ * Issue #11's cost of idempotency: the same POST /view load without and with an Idempotency-Key on every request,
+ * side by side in one run: CPU per view of each process at a fixed rate, then the highest rate each sustains.
+ */
+async function keyCost() {
+  const rate = Number(process.env.BENCH_CPU_RATE ?? 2000);
+  const duration = process.env.BENCH_CPU_DURATION ?? "20s";
+  const KEYED = { KEYS: "1" };
+  await ingestStep("view", rate, "15s"); // warm-up, not measured (see cpuAtFixedRate)
+  const plain = await ingestStep("view", rate, duration);
+  const keyed = await ingestStep("view", rate, duration, KEYED);
+  const ratio = (a: number | undefined, b: number | undefined) => (a && b ? Number((b / a).toFixed(2)) : null);
+  const cpuRatio = ratio(plain.cpuPerViewUs.total, keyed.cpuPerViewUs.total);
+  log(
+    `keys: cpu per view @${rate}/s without / with a key (µs): api ${plain.cpuPerViewUs.api} / ${keyed.cpuPerViewUs.api}, ` +
+      `kafka ${plain.cpuPerViewUs.kafka} / ${keyed.cpuPerViewUs.kafka}, worker ${plain.cpuPerViewUs.worker} / ${keyed.cpuPerViewUs.worker}, ` +
+      `postgres ${plain.cpuPerViewUs.postgres} / ${keyed.cpuPerViewUs.postgres}, total ${plain.cpuPerViewUs.total} / ${keyed.cpuPerViewUs.total} (${cpuRatio}x)`,
+  );
+  const ladder = (process.env.BENCH_KEY_RATES ?? "2000,3000,4000,5000,6000").split(",").map(Number);
+  const plainMax = await stepSearch(ladder, (r) => ingestStep("view", r));
+  const keyedMax = await stepSearch(ladder, (r) => ingestStep("view", r, STEP, KEYED));
+  const best = (s: { best?: { rate: number } | null }) => s.best?.rate ?? 0;
+  log(`keys: highest sustained rate without / with a key: ${best(plainMax)} / ${best(keyedMax)} views/s`);
+  return { rate, plain, keyed, cpuRatio, plainMax, keyedMax, throughputRatio: ratio(best(plainMax), best(keyedMax)) };
+}
+
 interface Target {
   name: string;
   goal: string;
@@ -628,6 +655,21 @@ function targets(r: Record<string, Json>): Target[] {
       ? `${big.products} products: /top p99 ${big.top.best?.p99 ?? "-"} ms at ${big.top.best?.rate ?? 0}/s, freshness p99 ${big.freshness.p99} ms, refresh ${big.partialRefresh.meanMs} ms per flush (a full ranking: ${big.fullRankingQueryMs[1]} ms)`
       : null,
     !!big && !!big.top.best && big.top.best.p99 < 10 && big.freshness.p99 < 500,
+  );
+  // Issue #11: an Idempotency-Key on every request costs at most 15 % in CPU per view and in throughput.
+  const k = r.keys;
+  const exact = (s: Json) => s.accounting.exact;
+  t(
+    "CPU per view with an Idempotency-Key on every request vs without (exact)",
+    "<= 1.15x",
+    k ? `${k.keyed.cpuPerViewUs.total} vs ${k.plain.cpuPerViewUs.total} µs = ${k.cpuRatio}x @${k.rate}/s` : null,
+    !!k && k.cpuRatio !== null && k.cpuRatio <= 1.15 && exact(k.plain) && exact(k.keyed),
+  );
+  t(
+    "sustained POST /view with a key on every request vs without (p99 < 50 ms, exact)",
+    ">= 0.85x",
+    k ? `${k.keyedMax.best?.rate ?? 0} vs ${k.plainMax.best?.rate ?? 0}/s = ${k.throughputRatio}x` : null,
+    !!k && k.throughputRatio !== null && k.throughputRatio >= 0.85 && [...k.plainMax.steps, ...k.keyedMax.steps].every(exact),
   );
   return out;
 }

@@ -10,6 +10,7 @@
 #   scripts/stack.sh restart-app   restart API and worker only
 #   scripts/stack.sh start|stop kafka|postgres|api|worker   one component (used by the fault tests)
 #   scripts/stack.sh kill kafka|postgres    SIGKILL, no clean shutdown (fault tests)
+#   scripts/stack.sh start|stop|kill kafka N   node N only, with KAFKA_NODES=3 (three KRaft nodes, replication 3)
 #   scripts/stack.sh wipe kafka             stop Kafka and delete its data: every topic and offset is gone
 #   scripts/stack.sh browser   Chromium for the browser tests (Debian package, as root), or a note that they skip
 #
@@ -237,54 +238,101 @@ ensure_kafka_libs() {
 kafka_java() { java -Xms256m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -Djava.awt.headless=true \
   -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.properties" -cp "$(kafka_libs)/*" "$@"; }
 
-start_kafka() {
+# KAFKA_NODES=3: three KRaft nodes (each broker and controller) from the same jars, on KAFKA_PORT and
+# KAFKA_CONTROLLER_PORT, + 10 and + 20; topics get replication factor 3 and min.insync.replicas=2. Default: one node.
+KAFKA_NODES="${KAFKA_NODES:-1}"
+case "$KAFKA_NODES" in 1|3) ;; *) die "KAFKA_NODES must be 1 or 3 (got $KAFKA_NODES)" ;; esac
+kafka_port() { echo $((KAFKA_PORT + ($1 - 1) * 10)); }
+kafka_cport() { echo $((KAFKA_CONTROLLER_PORT + ($1 - 1) * 10)); }
+# One node keeps the names it always had (run/kafka.pid, .data/kafka, logs/kafka.log).
+kafka_name() { if [ "$KAFKA_NODES" = 1 ]; then echo kafka; else echo "kafka$1"; fi; }
+kafka_dir() { if [ "$KAFKA_NODES" = 1 ]; then echo "$DATA/kafka"; else echo "$DATA/kafka-cluster/node$1"; fi; }
+kafka_brokers() {
+  local out="" i
+  for i in $(seq 1 "$KAFKA_NODES"); do out+="${out:+,}127.0.0.1:$(kafka_port "$i")"; done
+  echo "$out"
+}
+
+start_kafka_node() { # start_kafka_node <node id>: starts it and returns at once (a quorum needs its peers up)
+  local id=$1 name dir port cport voters="" i p
+  name=$(kafka_name "$id"); dir=$(kafka_dir "$id"); port=$(kafka_port "$id"); cport=$(kafka_cport "$id")
+  if pid_alive "$name"; then log "$name: already running on 127.0.0.1:$port"; return; fi
+  for p in "$port" "$cport"; do
+    port_open 127.0.0.1 "$p" && die "port $p is in use by another process: stop it, or set KAFKA_PORT/KAFKA_CONTROLLER_PORT (or KAFKA_BROKERS to use that cluster)"
+  done
+  for i in $(seq 1 "$KAFKA_NODES"); do voters+="${voters:+,}$i@127.0.0.1:$(kafka_cport "$i")"; done
+  local rf=1 isr=1
+  if [ "$KAFKA_NODES" = 3 ]; then rf=3; isr=2; fi
+  mkdir -p "$dir/logs" "$LOGS" "$RUN"
+  cat >"$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=$id
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/logs
+num.partitions=${KAFKA_PARTITIONS:-6}
+default.replication.factor=$rf
+min.insync.replicas=$isr
+offsets.topic.replication.factor=$rf
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+log.retention.hours=72
+EOF
+  if [ ! -f "$dir/logs/meta.properties" ]; then
+    # Every node of a cluster is formatted with the same cluster id.
+    local idfile="$dir/cluster.id"
+    [ "$KAFKA_NODES" = 1 ] || idfile="$(dirname "$dir")/cluster.id"
+    [ -s "$idfile" ] || kafka_java kafka.tools.StorageTool random-uuid >"$idfile"
+    log "$name: formatting KRaft storage"
+    kafka_java kafka.tools.StorageTool format -t "$(cat "$idfile")" \
+      -c "$dir/server.properties" >>"$LOGS/$name.log" 2>&1 || die "kafka storage format failed; see $LOGS/$name.log"
+  fi
+  # The subshell becomes the JVM (exec), so the pid file names the broker itself.
+  (cd "$dir" && exec -a "product-views-$name" java -Xms256m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.properties" -cp "$(kafka_libs)/*" \
+    kafka.Kafka "$dir/server.properties" >>"$LOGS/$name.log" 2>&1 </dev/null) &
+  echo $! >"$RUN/$name.pid"
+}
+
+start_kafka() { # start_kafka [node id]: every node, or that one
   if [ -n "$EXT_KAFKA" ]; then
     local first=${KAFKA_BROKERS%%,*}
     port_open "${first%:*}" "${first##*:}" || die "KAFKA_BROKERS is set but $first does not answer"
     log "kafka: using KAFKA_BROKERS=$KAFKA_BROKERS (external), starting none"
     return
   fi
-  export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
-  if pid_alive kafka; then log "kafka: already running on $KAFKA_BROKERS"; return; fi
-  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
-    port_open 127.0.0.1 "$p" && die "port $p is in use by another process: stop it, or set KAFKA_PORT/KAFKA_CONTROLLER_PORT (or KAFKA_BROKERS to use that cluster)"
-  done
+  KAFKA_BROKERS=$(kafka_brokers)
+  export KAFKA_BROKERS
   ensure_kafka_libs
-  local dir="$DATA/kafka"
-  mkdir -p "$dir/logs" "$LOGS" "$RUN"
-  cat >"$dir/server.properties" <<EOF
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-log.dirs=$dir/logs
-num.partitions=${KAFKA_PARTITIONS:-6}
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=6
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=false
-log.retention.hours=72
-EOF
-  if [ ! -f "$dir/logs/meta.properties" ]; then
-    log "kafka: formatting KRaft storage"
-    kafka_java kafka.tools.StorageTool format -t "$(kafka_java kafka.tools.StorageTool random-uuid)" \
-      -c "$dir/server.properties" >>"$LOGS/kafka.log" 2>&1 || die "kafka storage format failed; see $LOGS/kafka.log"
-  fi
-  # The subshell becomes the JVM (exec), so the pid file names the broker itself.
-  (cd "$dir" && exec -a product-views-kafka java -Xms256m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.properties" -cp "$(kafka_libs)/*" \
-    kafka.Kafka "$dir/server.properties" >>"$LOGS/kafka.log" 2>&1 </dev/null) &
-  echo $! >"$RUN/kafka.pid"
-  wait_for 90 "kafka" port_open 127.0.0.1 "$KAFKA_PORT" || die "kafka did not open port $KAFKA_PORT in 90 s; see $LOGS/kafka.log"
-  log "kafka: started on $KAFKA_BROKERS (pid $(cat "$RUN/kafka.pid"))"
+  local nodes i port name
+  nodes=${1:-$(seq 1 "$KAFKA_NODES")}
+  for i in $nodes; do start_kafka_node "$i"; done
+  for i in $nodes; do
+    port=$(kafka_port "$i"); name=$(kafka_name "$i")
+    wait_for 90 "$name" port_open 127.0.0.1 "$port" || die "$name did not open port $port in 90 s; see $LOGS/$name.log"
+    log "$name: started on 127.0.0.1:$port (pid $(cat "$RUN/$name.pid"))"
+  done
+}
+
+# Every Kafka pid file, whatever KAFKA_NODES says now: `down` must not leave a cluster node behind.
+kafka_pidnames() { local f; for f in "$RUN"/kafka.pid "$RUN"/kafka[0-9].pid; do [ -f "$f" ] && basename "$f" .pid; done; true; }
+
+# Stops several at once: the nodes of a KRaft quorum must go down together (stopped one after another, the last
+# one waits for a quorum that is already gone until it is killed).
+stop_pidfiles() { # stop_pidfiles <seconds> <name>...
+  local secs=$1 name; shift
+  for name in "$@"; do if pid_alive "$name"; then kill -TERM "$(cat "$RUN/$name.pid")" 2>/dev/null || true; fi; done
+  for name in "$@"; do stop_pidfile "$name" "$secs"; done
+  true
 }
 
 stop_pidfile() { # stop_pidfile <name> <seconds>
@@ -329,7 +377,7 @@ print_env() {
   printf 'export PATH=%q\n' "$PATH"
   if [ -n "$EXT_DB" ]; then printf 'export DATABASE_URL=%q\n' "$EXT_DB"
   else printf 'export DATABASE_URL=%q\n' "postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB"; fi
-  printf 'export KAFKA_BROKERS=%q\n' "${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
+  printf 'export KAFKA_BROKERS=%q\n' "${KAFKA_BROKERS:-$(kafka_brokers)}"
 }
 
 status() {
@@ -339,8 +387,13 @@ status() {
     echo "postgres  running   127.0.0.1:$PG_PORT"
   else echo "postgres  stopped"; fi
   if [ -n "$EXT_KAFKA" ]; then echo "kafka     external  $KAFKA_BROKERS"
-  elif pid_alive kafka; then echo "kafka     running   127.0.0.1:$KAFKA_PORT (pid $(cat "$RUN/kafka.pid"))"
-  else echo "kafka     stopped"; fi
+  else
+    for i in $(seq 1 "$KAFKA_NODES"); do
+      local name; name=$(kafka_name "$i")
+      if pid_alive "$name"; then printf '%-9s running   127.0.0.1:%s (pid %s)\n' "$name" "$(kafka_port "$i")" "$(cat "$RUN/$name.pid")"
+      else printf '%-9s stopped\n' "$name"; fi
+    done
+  fi
   for c in api worker; do
     if pid_alive $c; then
       local port=$PORT; [ $c = worker ] && port=$WORKER_METRICS_PORT
@@ -370,7 +423,8 @@ case "$cmd" in
   down)
     stop_pidfile api 30
     stop_pidfile worker 30
-    stop_pidfile kafka 60
+    # shellcheck disable=SC2046
+    stop_pidfiles 60 $(kafka_pidnames)
     stop_postgres
     ;;
   status) status ;;
@@ -382,14 +436,19 @@ case "$cmd" in
   start)
     ensure_bun; eval "$(print_env)"
     case "${2:-}" in
-      kafka) unset KAFKA_BROKERS; start_kafka ;;
+      kafka) unset KAFKA_BROKERS; start_kafka "${3:-}" ;;
       postgres) unset DATABASE_URL; start_postgres ;;
       api|worker) start_app "$2" ;;
       *) die "usage: $0 start kafka|postgres|api|worker" ;;
     esac ;;
   kill)
     case "${2:-}" in
-      kafka) pid_alive kafka && kill -KILL "$(cat "$RUN/kafka.pid")"; rm -f "$RUN/kafka.pid"; log "kafka: killed" ;;
+      kafka)
+        for i in ${3:-$(seq 1 "$KAFKA_NODES")}; do
+          name=$(kafka_name "$i")
+          if pid_alive "$name"; then kill -KILL "$(cat "$RUN/$name.pid")"; fi
+          rm -f "$RUN/$name.pid"; log "$name: killed"
+        done ;;
       postgres)
         [ -z "$EXT_DB" ] || die "postgres is external; not killing it"
         pgpid=$(head -n1 "$(pg_datadir)/postmaster.pid" 2>/dev/null || true)
@@ -401,12 +460,16 @@ case "$cmd" in
   wipe)
     [ "${2:-}" = kafka ] || die "usage: $0 wipe kafka"
     [ -z "$EXT_KAFKA" ] || die "kafka is external; not wiping it"
-    stop_pidfile kafka 60
-    rm -rf "$DATA/kafka"
+    # shellcheck disable=SC2046
+    stop_pidfiles 60 $(kafka_pidnames)
+    rm -rf "$DATA/kafka" "$DATA/kafka-cluster"
     log "kafka: data deleted" ;;
   stop)
     case "${2:-}" in
-      kafka) stop_pidfile kafka 60 ;;
+      kafka)
+        names=()
+        for i in ${3:-$(seq 1 "$KAFKA_NODES")}; do names+=("$(kafka_name "$i")"); done
+        stop_pidfiles 60 "${names[@]}" ;;
       postgres) stop_postgres ;;
       api|worker) stop_pidfile "$2" 30 ;;
       *) die "usage: $0 stop kafka|postgres|api|worker" ;;

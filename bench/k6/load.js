@@ -1,10 +1,12 @@
 // One k6 script for every scenario (open model: constant-arrival-rate). Env:
 //   SCENARIO = view | batch | top | mixed     TARGET = http://127.0.0.1:8080     RATE = iterations/s
 //   DURATION = 20s   IDS = path of a JSON array of product ids (else fetched from TARGET)   P99_MS = 50
+//   KEYS = 1: every view request carries its own Idempotency-Key (what a retrying client sends)
 //   Against any deployment: TARGET=https://views.example SCENARIO=view RATE=500 k6 run bench/k6/load.js
 import http from "k6/http";
 import { Counter } from "k6/metrics";
 import { SharedArray } from "k6/data";
+import exec from "k6/execution";
 
 const SCENARIO = __ENV.SCENARIO || "view";
 const TARGET = __ENV.TARGET || "http://127.0.0.1:8080";
@@ -12,6 +14,9 @@ const RATE = Number(__ENV.RATE || 1000);
 const DURATION = __ENV.DURATION || "20s";
 const P99 = Number(__ENV.P99_MS || 50);
 const BATCH = Number(__ENV.BATCH || 100);
+const KEYS = __ENV.KEYS === "1";
+// Unique across runs (the API and the worker remember keys for 10 minutes) and across VUs (iterationInTest).
+const KEY_PREFIX = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
 
 // Product ids: a JSON file (IDS, what make bench writes), or, against any deployment, the ids the API itself
 // lists in GET /top?limit=100, fetched once in setup() (k6 allows no requests in the init stage).
@@ -77,7 +82,13 @@ export const options = {
 
 function view() {
   cursor = (cursor + 1) % viewBodies.length;
-  const res = http.post(`${TARGET}/api/v1/products/view`, viewBodies[cursor], params);
+  const p = KEYS
+    ? {
+        headers: { "content-type": "application/json", "idempotency-key": `${KEY_PREFIX}-${exec.scenario.iterationInTest}` },
+        tags: params.tags,
+      }
+    : params;
+  const res = http.post(`${TARGET}/api/v1/products/view`, viewBodies[cursor], p);
   if (res.status === 202) acceptedViews.add(1);
 }
 

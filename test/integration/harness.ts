@@ -131,8 +131,8 @@ process.on("exit", () => {
 });
 
 /** `bun src/main.ts api|worker` as a child process, ready when its HTTP port answers /health. */
-export async function spawnService(kind: "api" | "worker", env: Record<string, string>): Promise<Child> {
-  const port = await freePort();
+export async function spawnService(kind: "api" | "worker", env: Record<string, string>, fixedPort?: number): Promise<Child> {
+  const port = fixedPort ?? (await freePort());
   let log = "";
   const proc = Bun.spawn(["bun", "src/main.ts", kind], {
     cwd: ROOT,
@@ -441,6 +441,18 @@ export async function bounded<T>(what: string, work: Promise<T>, timeoutMs = 30_
   }
 }
 
+/** Each partition of the topic: its leader's node id and its in-sync replicas. */
+export async function partitionLeaders(config: Config): Promise<Map<number, { leader: number; isr: number[] }>> {
+  const admin = kafkaAdmin(config);
+  await admin.connect();
+  try {
+    const meta = await admin.fetchTopicMetadata({ topics: [config.kafka.topic] });
+    return new Map((meta.topics[0]?.partitions ?? []).map((p) => [p.partitionId, { leader: p.leader, isr: p.isr }]));
+  } finally {
+    await Promise.race([admin.disconnect().catch(() => {}), Bun.sleep(2000)]);
+  }
+}
+
 /** The group as the broker sees it: state and member count. */
 export async function describeGroup(config: Config, groupId: string): Promise<{ state: string; members: number }> {
   const admin = kafkaAdmin(config);
@@ -451,4 +463,88 @@ export async function describeGroup(config: Config, groupId: string): Promise<{ 
   } finally {
     await admin.disconnect();
   }
+}
+
+export interface RetryStats {
+  /** Distinct keys that got 202 in the end, per product: what the counts must grow by. */
+  accepted: Map<string, number>;
+  acceptedKeys: number;
+  /** Keys given up after `giveUpMs` of retries (their views may or may not be counted). */
+  gaveUp: number;
+  attempts: number;
+  status503: number;
+  status409: number;
+  connectionErrors: number;
+  /** Other answers (400, 404, 422, 500...): none is expected. */
+  otherStatus: Map<number, number>;
+  /** Longest time from a key's first attempt to its 202. */
+  maxAcceptMs: number;
+}
+
+/**
+ * The client issue #11 asks for: `concurrency` loops, each sending one view (Zipf over `ids`) under a fresh
+ * Idempotency-Key and retrying it, with the same key, after every 503, 409 and connection error until it gets
+ * 202 (or `giveUpMs` passed). stop() ends the loops after their current key is settled.
+ */
+export function retryingLoad(
+  url: () => string,
+  ids: readonly string[],
+  opts: { concurrency?: number; paceMs?: number; giveUpMs?: number } = {},
+) {
+  const pick = zipf(ids.length);
+  const giveUpMs = opts.giveUpMs ?? 90_000;
+  const stats: RetryStats = {
+    accepted: new Map(),
+    acceptedKeys: 0,
+    gaveUp: 0,
+    attempts: 0,
+    status503: 0,
+    status409: 0,
+    connectionErrors: 0,
+    otherStatus: new Map(),
+    maxAcceptMs: 0,
+  };
+  let running = true;
+  async function one(id: string) {
+    const key = crypto.randomUUID();
+    const t0 = performance.now();
+    for (let attempt = 0; performance.now() - t0 < giveUpMs; attempt++) {
+      stats.attempts++;
+      try {
+        const res = await post(`${url()}/api/v1/products/view`, { product_id: id }, { "idempotency-key": key });
+        await res.arrayBuffer();
+        if (res.status === 202) {
+          stats.accepted.set(id, (stats.accepted.get(id) ?? 0) + 1);
+          stats.acceptedKeys++;
+          stats.maxAcceptMs = Math.max(stats.maxAcceptMs, performance.now() - t0);
+          return;
+        }
+        if (res.status === 503) stats.status503++;
+        else if (res.status === 409) stats.status409++;
+        else {
+          stats.otherStatus.set(res.status, (stats.otherStatus.get(res.status) ?? 0) + 1);
+          return;
+        }
+      } catch {
+        stats.connectionErrors++;
+      }
+      await Bun.sleep(Math.min(50 * 2 ** attempt, 1000));
+    }
+    stats.gaveUp++;
+  }
+  async function loop() {
+    while (running) {
+      await one(ids[pick()]!);
+      if (opts.paceMs) await Bun.sleep(opts.paceMs);
+    }
+  }
+  const loops = Array.from({ length: opts.concurrency ?? 8 }, loop);
+  return {
+    stats,
+    async stop(): Promise<RetryStats> {
+      running = false;
+      await bounded("the retrying client's last keys", Promise.all(loops), giveUpMs + 20_000);
+      return stats;
+    },
+  };
 }
