@@ -174,26 +174,19 @@ describe("flush writer", () => {
       keyed: entries,
       views: entries.reduce((a, e) => a + e.views[0]!.count, 0),
     });
+    /** Flushes one partition's keyed slice. */
+    const flushKeyed = (topic: string, partition: number, base: number, next: number, entries: ReturnType<typeof keyed>[], keys = KEYS) => {
+      const sl = keyedSlice(partition, base, next, entries);
+      return flush(ctx.db.db, topic, { slices: [sl], products: entries.length, views: sl.views }, TOPIC_ID, keys);
+    };
 
     test("a key counted once is not counted again by a later flush, nor twice within one batch", async () => {
       const topic = uniqueName("writer");
       const before = await viewCounts(ctx.db, ids);
       const k = key();
-      const first = await flush(
-        ctx.db.db,
-        topic,
-        { slices: [keyedSlice(0, NO_OFFSET, 2, [keyed(k, ids[0]!, 3), keyed(k, ids[0]!, 3)])], products: 2, views: 6 },
-        TOPIC_ID,
-        KEYS,
-      );
+      const first = await flushKeyed(topic, 0, NO_OFFSET, 2, [keyed(k, ids[0]!, 3), keyed(k, ids[0]!, 3)]);
       expect(first).toMatchObject({ views: 3, repeats: 1, mismatched: 0 });
-      const again = await flush(
-        ctx.db.db,
-        topic,
-        { slices: [keyedSlice(0, 2, 3, [keyed(k, ids[0]!, 3)])], products: 1, views: 3 },
-        TOPIC_ID,
-        KEYS,
-      );
+      const again = await flushKeyed(topic, 0, 2, 3, [keyed(k, ids[0]!, 3)]);
       expect(again).toMatchObject({ views: 0, repeats: 1, mismatched: 0, fenced: [] });
       expect((await loadOffsets(ctx.db.db, topic, [0])).get(0)!.next).toBe(3); // the offset moves on all the same
       expect((await viewCounts(ctx.db, ids)).get(ids[0]!)! - before.get(ids[0]!)!).toBe(3);
@@ -203,20 +196,8 @@ describe("flush writer", () => {
       const topic = uniqueName("writer");
       const before = await viewCounts(ctx.db, ids);
       const k = key();
-      await flush(
-        ctx.db.db,
-        topic,
-        { slices: [keyedSlice(0, NO_OFFSET, 1, [keyed(k, ids[1]!, 1)])], products: 1, views: 1 },
-        TOPIC_ID,
-        KEYS,
-      );
-      const res = await flush(
-        ctx.db.db,
-        topic,
-        { slices: [keyedSlice(5, NO_OFFSET, 1, [keyed(k, ids[1]!, 1)])], products: 1, views: 1 },
-        TOPIC_ID,
-        KEYS,
-      );
+      await flushKeyed(topic, 0, NO_OFFSET, 1, [keyed(k, ids[1]!, 1)]);
+      const res = await flushKeyed(topic, 5, NO_OFFSET, 1, [keyed(k, ids[1]!, 1)]);
       expect(res).toMatchObject({ views: 0, repeats: 1 });
       expect((await viewCounts(ctx.db, ids)).get(ids[1]!)! - before.get(ids[1]!)!).toBe(1);
     });
@@ -225,20 +206,8 @@ describe("flush writer", () => {
       const topic = uniqueName("writer");
       const before = await viewCounts(ctx.db, ids);
       const k = key();
-      await flush(
-        ctx.db.db,
-        topic,
-        { slices: [keyedSlice(0, NO_OFFSET, 1, [keyed(k, ids[0]!, 1)])], products: 1, views: 1 },
-        TOPIC_ID,
-        KEYS,
-      );
-      const res = await flush(
-        ctx.db.db,
-        topic,
-        { slices: [keyedSlice(0, 1, 2, [keyed(k, ids[2]!, 7, `${"0".repeat(31)}2`)])], products: 1, views: 7 },
-        TOPIC_ID,
-        KEYS,
-      );
+      await flushKeyed(topic, 0, NO_OFFSET, 1, [keyed(k, ids[0]!, 1)]);
+      const res = await flushKeyed(topic, 0, 1, 2, [keyed(k, ids[2]!, 7, `${"0".repeat(31)}2`)]);
       expect(res).toMatchObject({ views: 0, repeats: 1, mismatched: 1 });
       const after = await viewCounts(ctx.db, ids);
       expect(after.get(ids[0]!)! - before.get(ids[0]!)!).toBe(1);
@@ -250,21 +219,9 @@ describe("flush writer", () => {
       const before = await viewCounts(ctx.db, ids);
       const k = key();
       await flush(ctx.db.db, topic, { slices: [slice(0, NO_OFFSET, 5, { [ids[0]!]: 1 })], products: 1, views: 1 }, TOPIC_ID, KEYS);
-      const zombie = await flush(
-        ctx.db.db,
-        topic,
-        { slices: [keyedSlice(0, NO_OFFSET, 6, [keyed(k, ids[1]!, 2)])], products: 1, views: 2 },
-        TOPIC_ID,
-        KEYS,
-      );
+      const zombie = await flushKeyed(topic, 0, NO_OFFSET, 6, [keyed(k, ids[1]!, 2)]);
       expect(zombie).toMatchObject({ views: 0, repeats: 0, fenced: [{ partition: 0, stored: 5 }] });
-      const owner = await flush(
-        ctx.db.db,
-        topic,
-        { slices: [keyedSlice(0, 5, 6, [keyed(k, ids[1]!, 2)])], products: 1, views: 2 },
-        TOPIC_ID,
-        KEYS,
-      );
+      const owner = await flushKeyed(topic, 0, 5, 6, [keyed(k, ids[1]!, 2)]);
       expect(owner).toMatchObject({ views: 2, repeats: 0 });
       expect((await viewCounts(ctx.db, ids)).get(ids[1]!)! - before.get(ids[1]!)!).toBe(2);
     });
@@ -274,31 +231,13 @@ describe("flush writer", () => {
       const before = await viewCounts(ctx.db, ids);
       const k = key();
       const noWindow = { windowMs: 0 };
-      await flush(
-        ctx.db.db,
-        topic,
-        { slices: [keyedSlice(0, NO_OFFSET, 1, [keyed(k, ids[2]!, 1)])], products: 1, views: 1 },
-        TOPIC_ID,
-        noWindow,
-      );
-      const later = await flush(
-        ctx.db.db,
-        topic,
-        { slices: [keyedSlice(0, 1, 2, [keyed(k, ids[2]!, 1)])], products: 1, views: 1 },
-        TOPIC_ID,
-        KEYS,
-      );
+      await flushKeyed(topic, 0, NO_OFFSET, 1, [keyed(k, ids[2]!, 1)], noWindow);
+      const later = await flushKeyed(topic, 0, 1, 2, [keyed(k, ids[2]!, 1)]);
       expect(later).toMatchObject({ views: 1, repeats: 0 });
       expect((await viewCounts(ctx.db, ids)).get(ids[2]!)! - before.get(ids[2]!)!).toBe(2);
       // Re-stored with the full window: not expired, so not deleted.
       const gone = key();
-      await flush(
-        ctx.db.db,
-        topic,
-        { slices: [keyedSlice(1, NO_OFFSET, 1, [keyed(gone, ids[2]!, 1)])], products: 1, views: 1 },
-        TOPIC_ID,
-        noWindow,
-      );
+      await flushKeyed(topic, 1, NO_OFFSET, 1, [keyed(gone, ids[2]!, 1)], noWindow);
       while ((await expireKeys(ctx.db.db, 1000)) === 1000) {}
       const [row] = await ctx.db.sql<
         { keys: string[] }[]
