@@ -151,6 +151,8 @@ export function createProducer(
   let openUntil = 0;
   let lastFailureLog = -Infinity;
   let failedBatches = 0;
+  let lastRenewLog = -Infinity;
+  let renewals = 0;
 
   function settle(e: Entry, outcome: Outcome) {
     inFlightItems -= e.items;
@@ -310,7 +312,13 @@ export function createProducer(
       const retire = c.retire ?? (lane.failuresInRow >= LANE_FAILURES_BEFORE_RENEW ? "failing in a row" : null);
       if (retire) {
         lanesRenewed.inc({ reason: retire });
-        log.warn({ reason: retire, inFlight: safeInFlight(lane.producer) }, "renewing a producer lane");
+        // An outage renews every lane every few batches: one line per FAILURE_LOG_MS, with how many it stands for.
+        renewals++;
+        if (performance.now() - lastRenewLog > FAILURE_LOG_MS) {
+          lastRenewLog = performance.now();
+          log.warn({ reason: retire, renewals, inFlight: safeInFlight(lane.producer) }, "renewing a producer lane");
+          renewals = 0;
+        }
         try {
           lane.producer = newLane();
         } catch (err) {
