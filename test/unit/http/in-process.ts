@@ -13,15 +13,18 @@ export const TEST_ID = "00000000-0000-4000-8000-000000000001";
 
 export function inProcessApp(opts: { env?: Record<string, string>; failViews?: AppError } = {}) {
   const recorded: ViewEvent[][] = [];
+  /** The Idempotency-Key each recorded request carried, as the route parsed it. */
+  const keys: (string | undefined)[] = [];
   const created: NewProduct[] = [];
   const app = createApp({
     http: loadConfig(opts.env ?? {}).http,
     log: createLogger("silent", "test"),
     metrics: new Registry(),
     views: {
-      record: async (events) => {
+      record: async (events, key) => {
         if (opts.failViews) throw opts.failViews;
         recorded.push([...events]);
+        keys.push(key);
       },
     },
     products: {
@@ -39,5 +42,5 @@ export function inProcessApp(opts: { env?: Record<string, string>; failViews?: A
   const call = (path: string, init: RequestInit = {}) => app.handle(new Request(`http://api.test${path}`, init));
   const post = (path: string, body: unknown) =>
     call(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  return { app, call, post, recorded, created };
+  return { app, call, post, recorded, created, keys };
 }
