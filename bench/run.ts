@@ -555,21 +555,52 @@ async function keyCost() {
   const duration = process.env.BENCH_CPU_DURATION ?? "20s";
   const KEYED = { KEYS: "1" };
   await ingestStep("view", rate, "15s"); // warm-up, not measured (see cpuAtFixedRate)
-  const plain = await ingestStep("view", rate, duration);
-  const keyed = await ingestStep("view", rate, duration, KEYED);
-  const ratio = (a: number | undefined, b: number | undefined) => (a && b ? Number((b / a).toFixed(2)) : null);
-  const cpuRatio = ratio(plain.cpuPerViewUs.total, keyed.cpuPerViewUs.total);
+  // Alternated twice (plain, keyed, plain, keyed), so a drift of the machine during the run (a JVM still
+  // compiling, autovacuum) falls on both sides; each side's CPU per view is over its two steps' views.
+  const plain: Awaited<ReturnType<typeof ingestStep>>[] = [];
+  const keyed: typeof plain = [];
+  for (let i = 0; i < 2; i++) {
+    plain.push(await ingestStep("view", rate, duration));
+    keyed.push(await ingestStep("view", rate, duration, KEYED));
+  }
+  const perView = (steps: typeof plain, k: string) => {
+    const views = steps.reduce((n, s) => n + s.acceptedViews, 0);
+    return Math.round(steps.reduce((n, s) => n + (s.cpuPerViewUs[k] ?? 0) * s.acceptedViews, 0) / Math.max(1, views));
+  };
+  const sides = (k: string) => `${perView(plain, k)} / ${perView(keyed, k)}`;
+  const plainTotal = perView(plain, "total");
+  const keyedTotal = perView(keyed, "total");
+  const ratio = (a: number, b: number) => (a && b ? Number((b / a).toFixed(2)) : null);
+  const cpuRatio = ratio(plainTotal, keyedTotal);
   log(
-    `keys: cpu per view @${rate}/s without / with a key (µs): api ${plain.cpuPerViewUs.api} / ${keyed.cpuPerViewUs.api}, ` +
-      `kafka ${plain.cpuPerViewUs.kafka} / ${keyed.cpuPerViewUs.kafka}, worker ${plain.cpuPerViewUs.worker} / ${keyed.cpuPerViewUs.worker}, ` +
-      `postgres ${plain.cpuPerViewUs.postgres} / ${keyed.cpuPerViewUs.postgres}, total ${plain.cpuPerViewUs.total} / ${keyed.cpuPerViewUs.total} (${cpuRatio}x)`,
+    `keys: cpu per view @${rate}/s without / with a key (µs, two steps each): api ${sides("api")}, kafka ${sides("kafka")}, ` +
+      `worker ${sides("worker")}, postgres ${sides("postgres")}, total ${plainTotal} / ${keyedTotal} (${cpuRatio}x)`,
   );
-  const ladder = (process.env.BENCH_KEY_RATES ?? "2000,3000,4000,5000,6000").split(",").map(Number);
-  const plainMax = await stepSearch(ladder, (r) => ingestStep("view", r));
-  const keyedMax = await stepSearch(ladder, (r) => ingestStep("view", r, STEP, KEYED));
-  const best = (s: { best?: { rate: number } | null }) => s.best?.rate ?? 0;
-  log(`keys: highest sustained rate without / with a key: ${best(plainMax)} / ${best(keyedMax)} views/s`);
-  return { rate, plain, keyed, cpuRatio, plainMax, keyedMax, throughputRatio: ratio(best(plainMax), best(keyedMax)) };
+  // Throughput: the rate each side achieves when offered more than the machine can take (p99 thresholds say
+  // nothing here: both sides fail them), alternated like the CPU steps; accounting must stay exact.
+  const offered = Number(process.env.BENCH_KEY_SATURATION ?? 6000);
+  const plainSat: typeof plain = [];
+  const keyedSat: typeof plain = [];
+  for (let i = 0; i < 2; i++) {
+    plainSat.push(await ingestStep("view", offered, duration));
+    keyedSat.push(await ingestStep("view", offered, duration, KEYED));
+  }
+  const achieved = (steps: typeof plain) => Math.round(steps.reduce((n, s) => n + s.achievedRps, 0) / steps.length);
+  const plainRps = achieved(plainSat);
+  const keyedRps = achieved(keyedSat);
+  log(`keys: achieved views/s when offered ${offered}/s, without / with a key: ${plainRps} / ${keyedRps} (${ratio(plainRps, keyedRps)}x)`);
+  return {
+    rate,
+    plain: { steps: plain, cpuPerViewUs: plainTotal },
+    keyed: { steps: keyed, cpuPerViewUs: keyedTotal },
+    cpuRatio,
+    offered,
+    plainSat,
+    keyedSat,
+    plainRps,
+    keyedRps,
+    throughputRatio: ratio(plainRps, keyedRps),
+  };
 }
 
 interface Target {
@@ -662,14 +693,14 @@ function targets(r: Record<string, Json>): Target[] {
   t(
     "CPU per view with an Idempotency-Key on every request vs without (exact)",
     "<= 1.15x",
-    k ? `${k.keyed.cpuPerViewUs.total} vs ${k.plain.cpuPerViewUs.total} µs = ${k.cpuRatio}x @${k.rate}/s` : null,
-    !!k && k.cpuRatio !== null && k.cpuRatio <= 1.15 && exact(k.plain) && exact(k.keyed),
+    k ? `${k.keyed.cpuPerViewUs} vs ${k.plain.cpuPerViewUs} µs = ${k.cpuRatio}x @${k.rate}/s` : null,
+    !!k && k.cpuRatio !== null && k.cpuRatio <= 1.15 && [...k.plain.steps, ...k.keyed.steps].every(exact),
   );
   t(
-    "sustained POST /view with a key on every request vs without (p99 < 50 ms, exact)",
+    "POST /view throughput with a key on every request vs without (saturated, exact)",
     ">= 0.85x",
-    k ? `${k.keyedMax.best?.rate ?? 0} vs ${k.plainMax.best?.rate ?? 0}/s = ${k.throughputRatio}x` : null,
-    !!k && k.throughputRatio !== null && k.throughputRatio >= 0.85 && [...k.plainMax.steps, ...k.keyedMax.steps].every(exact),
+    k ? `${k.keyedRps} vs ${k.plainRps} views/s offered ${k.offered}/s = ${k.throughputRatio}x` : null,
+    !!k && k.throughputRatio !== null && k.throughputRatio >= 0.85 && [...k.plainSat, ...k.keyedSat].every(exact),
   );
   return out;
 }
