@@ -316,9 +316,13 @@ start_kafka() { # start_kafka [node id]: every node, or that one
   local nodes i port name
   nodes=${1:-$(seq 1 "$KAFKA_NODES")}
   for i in $nodes; do start_kafka_node "$i"; done
+  # A node of a cluster opens its port only once the quorum has formed, i.e. once its peers' JVMs are up too: on a
+  # busy 2-core machine three JVMs starting together took more than 90 s.
+  local secs=90
+  [ "$KAFKA_NODES" = 1 ] || secs=240
   for i in $nodes; do
     port=$(kafka_port "$i"); name=$(kafka_name "$i")
-    wait_for 90 "$name" port_open 127.0.0.1 "$port" || die "$name did not open port $port in 90 s; see $LOGS/$name.log"
+    wait_for "$secs" "$name" port_open 127.0.0.1 "$port" || die "$name did not open port $port in $secs s; see $LOGS/$name.log"
     log "$name: started on 127.0.0.1:$port (pid $(cat "$RUN/$name.pid"))"
   done
 }

@@ -19,30 +19,31 @@ rm -f "$report"
 bun test --timeout 120000 --reporter=junit --reporter-outfile="$report" "$@"
 rc=$?
 extra=()
-# Stage 2, on the whole suite only: issue #11's three-broker scenarios (./test/integration/cluster.scenarios.ts) on a
-# cluster of their own (KAFKA_NODES=3, replication 3, min.insync.replicas 2), started after the single broker
-# stops and stopped when they end. SKIP_CLUSTER=1 leaves it out.
+# The schemathesis fuzz run (scripts/fuzz.sh) counts as one more test; skipped when a subset was asked for.
+if [ $# -eq 0 ] && [ -z "${SKIP_FUZZ:-}" ]; then
+  if FUZZ_EXAMPLES="${FUZZ_EXAMPLES:-50}" bash scripts/fuzz.sh >.data/fuzz.log 2>&1; then
+    extra+=(--passed "schemathesis fuzz (see .data/fuzz.log)")
+  else
+    echo "schemathesis fuzz failed:"; tail -40 .data/fuzz.log
+    extra+=(--failed "schemathesis fuzz (see .data/fuzz.log)")
+  fi
+fi
+# Last, on the whole suite only: issue #11's three-broker scenarios (test/integration/cluster.scenarios.ts) on a
+# cluster of their own (KAFKA_NODES=3, replication 3, min.insync.replicas 2), started once the single broker is
+# stopped, and stopped when they end. SKIP_CLUSTER=1 leaves them out.
 cluster_report=.data/test-results-cluster.xml
 rm -f "$cluster_report"
 if [ $# -eq 0 ] && [ -z "${SKIP_CLUSTER:-}" ] && [ -n "${PV_MANAGED_STACK:-}" ]; then
   (
     unset KAFKA_BROKERS DATABASE_URL
     bash scripts/stack.sh stop kafka
-    KAFKA_NODES=3 bash scripts/stack.sh start kafka
+    export KAFKA_NODES=3
+    bash scripts/stack.sh start kafka || exit 1
+    eval "$(bash scripts/stack.sh env)"
+    bun test --timeout 400000 --reporter=junit --reporter-outfile="$cluster_report" ./test/integration/cluster.scenarios.ts
   ) || rc=1
-  KAFKA_NODES=3 KAFKA_BROKERS=$(env -u KAFKA_BROKERS -u DATABASE_URL KAFKA_NODES=3 bash scripts/stack.sh env | sed -n "s/^export KAFKA_BROKERS=//p") \
-    bun test --timeout 400000 --reporter=junit --reporter-outfile="$cluster_report" ./test/integration/cluster.scenarios.ts || rc=1
   (unset KAFKA_BROKERS DATABASE_URL; KAFKA_NODES=3 bash scripts/stack.sh stop kafka)
   extra+=(--report "$cluster_report")
-fi
-# The schemathesis fuzz run (scripts/fuzz.sh) counts as one more test; skipped when a subset was asked for.
-if [ $# -eq 0 ] && [ -z "${SKIP_FUZZ:-}" ]; then
-  if FUZZ_EXAMPLES="${FUZZ_EXAMPLES:-50}" bash scripts/fuzz.sh >.data/fuzz.log 2>&1; then
-    extra=(--passed "schemathesis fuzz (see .data/fuzz.log)")
-  else
-    echo "schemathesis fuzz failed:"; tail -40 .data/fuzz.log
-    extra=(--failed "schemathesis fuzz (see .data/fuzz.log)")
-  fi
 fi
 bun scripts/junit-summary.ts "$report" "${extra[@]}" || rc=1
 exit $rc
