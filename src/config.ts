@@ -203,8 +203,8 @@ export function loadConfig(env: Env = process.env): Config {
       maxPendingProducts: r.int("MAX_PENDING_PRODUCTS", 200_000, 1, 10_000_000),
       fetchBatchSize: r.int("FETCH_BATCH_SIZE", 5000, 1, 100_000),
       metricsPort: r.int("WORKER_METRICS_PORT", 9464, 0, 65535),
-      // librdkafka evicts a consumer that has not polled for this long; the loop polls even while paused.
       idempotencyWindowMs: idempotencyWindowS * 1000,
+      // librdkafka evicts a consumer that has not polled for this long; the loop polls even while paused.
       maxPollIntervalMs: r.int("KAFKA_MAX_POLL_INTERVAL_MS", 60_000, 7000, 3_600_000),
     },
     db: {

@@ -77,6 +77,13 @@ export const ViewGroup = Type.Object({
 });
 export type ViewGroup = Static<typeof ViewGroup>;
 
+/** Views in `events` (the sum of their counts). */
+export function viewCount(events: readonly ViewEvent[]): number {
+  let n = 0;
+  for (const e of events) n += e.count;
+  return n;
+}
+
 /** What one Kafka message carries, decoded. */
 export interface ViewMessage {
   views: ViewEvent[];

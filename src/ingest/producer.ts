@@ -3,7 +3,7 @@ import type { KafkaConfig, ProducerConfig } from "../config.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
-import { MAX_MESSAGE_ITEMS, type ViewEvent } from "../domain/view.ts";
+import { MAX_MESSAGE_ITEMS, type ViewEvent, viewCount } from "../domain/view.ts";
 import { matchReports, payloadOf, takeBatch, type KeyTag, type Outcome, type Outgoing, type Report, type Written } from "./lane-batch.ts";
 
 // Why lanes: kafka-crab-js confirms a send() only through flush(), and flush() waits in ~100 ms steps while
@@ -351,10 +351,7 @@ export function createProducer(
   sweeper.unref();
 
   function refuse(events: readonly ViewEvent[], message: string): Promise<void> {
-    rejected.inc(
-      undefined,
-      events.reduce((n, e) => n + e.count, 0),
-    );
+    rejected.inc(undefined, viewCount(events));
     return Promise.reject(unavailable(message, "no"));
   }
 
@@ -368,7 +365,7 @@ export function createProducer(
       if (inFlightItems + items > config.maxInFlight) return refuse(events, "too many views in flight; retry later");
       if (performance.now() < openUntil && inFlightItems > 0) return refuse(events, "the event stream is unavailable; retry later");
       inFlightItems += items;
-      const views = events.reduce((n, e) => n + e.count, 0);
+      const views = viewCount(events);
       const p = new Promise<void>((resolve, reject) => {
         queue.push({ events, tag, views, items, enqueuedAt: performance.now(), answered: false, resolve, reject });
       });

@@ -3,6 +3,7 @@ import type { ViewProducer } from "./producer.ts";
 import type { ViewEvent } from "../domain/view.ts";
 import { AppError } from "../errors.ts";
 import { keyTag, type KeyMemory, type KeySeen } from "./idempotency.ts";
+import type { KeyTag } from "./lane-batch.ts";
 
 export interface ViewRecorder {
   /**
@@ -18,7 +19,7 @@ export interface KeyDeps {
 }
 
 export function createViewRecorder(catalog: Catalog, producer: ViewProducer, keys: KeyDeps): ViewRecorder {
-  async function checkAndPublish(events: readonly ViewEvent[], tag?: ReturnType<typeof keyTag>) {
+  async function checkAndPublish(events: readonly ViewEvent[], tag?: KeyTag) {
     let unknown: string[];
     try {
       unknown = await catalog.unknown(events.map((e) => e.product_id));

@@ -1,4 +1,4 @@
-import type { KeyedViews, ViewEvent } from "../domain/view.ts";
+import { type KeyedViews, type ViewEvent, viewCount } from "../domain/view.ts";
 
 // Pure in-memory state of the worker: per partition, the views counted since the last flush and the
 // offsets they cover. No I/O here; the consumer feeds it and the writer persists what take() returns.
@@ -90,7 +90,7 @@ export function createCoalescer(): Coalescer {
       for (const k of keyed) {
         s.keyed.push(k);
         products += k.views.length;
-        for (const e of k.views) s.views += e.count;
+        s.views += viewCount(k.views);
       }
       return "counted";
     },

@@ -1,7 +1,7 @@
 import { createLagGauge } from "./lag.ts";
 import type { KafkaEvent, Message, OffsetModel } from "kafka-crab-js";
 import type { KafkaConfig, WorkerConfig } from "../config.ts";
-import { decodeViewMessage, type ViewMessage } from "../domain/view.ts";
+import { decodeViewMessage, type ViewMessage, viewCount } from "../domain/view.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { createCoalescer, type AddResult, type Batch } from "./coalescer.ts";
@@ -51,8 +51,7 @@ const STALL_CHECK_MS = 5000;
 /** Three times the session timeout: a rebalance after a lost member has long settled by then. */
 const STALL_MS = 20_000;
 
-const viewsIn = (m: ViewMessage) =>
-  m.views.reduce((n, e) => n + e.count, 0) + m.keyed.reduce((n, k) => n + k.views.reduce((a, e) => a + e.count, 0), 0);
+const viewsIn = (m: ViewMessage) => m.keyed.reduce((n, k) => n + viewCount(k.views), viewCount(m.views));
 
 export function startConsumer(
   kafka: KafkaConfig,

@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { FLUSH_CHANNEL } from "../db/flush-channel.ts";
 import { MAX_TOP_LIMIT } from "../domain/product.ts";
+import { viewCount } from "../domain/view.ts";
 import { NO_OFFSET, type Batch } from "./coalescer.ts";
 
 export interface FlushResult {
@@ -86,7 +87,7 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
     for (const k of slice.keyed) {
       const fp = seenKeys.get(k.key);
       if (fp !== undefined) {
-        localRepeats.push({ partition: slice.partition, views: k.views.reduce((n, e) => n + e.count, 0), mismatched: fp !== k.fp });
+        localRepeats.push({ partition: slice.partition, views: viewCount(k.views), mismatched: fp !== k.fp });
         continue;
       }
       seenKeys.set(k.key, k.fp);
@@ -174,7 +175,14 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
         FROM (SELECT 1 FROM moved LIMIT 1) AS x) AS notified`);
   const applied = new Set((row!.applied ?? []).map(Number));
   const rowsUpdated = Number(row!.rows);
-  let views = 0 - Number(row!.repeated_views); // 0 - 0 is +0, which toEqual(0) tells from -0
+  let views = 0;
+  const fencedParts: number[] = [];
+  for (const slice of batch.slices) {
+    if (applied.has(slice.partition)) views += slice.views;
+    else fencedParts.push(slice.partition);
+  }
+  // Keyed requests of applied slices that were not counted: repeats of a key already stored, or met twice here.
+  views -= Number(row!.repeated_views);
   let repeats = Number(row!.repeats);
   let mismatched = Number(row!.mismatched);
   for (const r of localRepeats) {
@@ -182,11 +190,6 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
     views -= r.views;
     repeats++;
     if (r.mismatched) mismatched++;
-  }
-  const fencedParts: number[] = [];
-  for (const slice of batch.slices) {
-    if (applied.has(slice.partition)) views += slice.views;
-    else fencedParts.push(slice.partition);
   }
   const fenced: FlushResult["fenced"] = [];
   if (fencedParts.length > 0) {
