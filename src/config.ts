@@ -26,6 +26,8 @@ export interface KafkaConfig {
   readonly topic: string;
   readonly partitions: number;
   readonly clientId: string;
+  /** librdkafka debug contexts (its `debug` property), e.g. "cgrp,fetch"; empty: librdkafka logs errors only. */
+  readonly debug: string;
 }
 
 export interface ProducerConfig {
@@ -114,6 +116,10 @@ function reader(env: Env, problems: string[]) {
 
 const BROKER = /^[A-Za-z0-9.\-_]+:\d{1,5}$/;
 const TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
+// librdkafka's `debug` contexts (its CONFIGURATION.md): an unknown one makes librdkafka refuse the whole client.
+const DEBUG_CONTEXT =
+  "(all|generic|broker|topic|metadata|feature|queue|msg|protocol|cgrp|security|fetch|interceptor|plugin|consumer|admin|eos|mock|assignor|conf|telemetry)";
+const KAFKA_DEBUG = new RegExp(`^${DEBUG_CONTEXT}(,${DEBUG_CONTEXT})*$`);
 const ORIGIN = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$|^https?:\/\/\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
 
 export function loadConfig(env: Env = process.env): Config {
@@ -182,6 +188,7 @@ export function loadConfig(env: Env = process.env): Config {
       topic: r.str("KAFKA_TOPIC", "product-views", TOPIC, "letters, digits, '.', '_' or '-', at most 249"),
       partitions: r.int("KAFKA_PARTITIONS", 6, 1, 10_000),
       clientId: r.str("KAFKA_CLIENT_ID", "product-views", TOPIC, "letters, digits, '.', '_' or '-'"),
+      debug: r.str("KAFKA_DEBUG", "", KAFKA_DEBUG, "a comma-separated list of librdkafka debug contexts, e.g. cgrp,fetch"),
     },
     producer: {
       lingerMs: r.int("KAFKA_LINGER_MS", 5, 0, 1000),

@@ -1,4 +1,3 @@
-import { KafkaClient } from "kafka-crab-js";
 import type { Config } from "../config.ts";
 import { createLogger } from "../log.ts";
 import { Registry } from "../metrics.ts";
@@ -6,6 +5,7 @@ import { registerProcessMetrics } from "../process-metrics.ts";
 import { connect } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { createTopicAdmin } from "../kafka/admin.ts";
+import { debugContexts, librdkafkaClient } from "../kafka/client.ts";
 import { fetchTopicIdentity } from "../kafka/topic-id.ts";
 import { startConsumer } from "../worker/consumer.ts";
 import { expireKeys, flush, loadOffsets, sampleUnknown } from "../worker/writer.ts";
@@ -27,7 +27,7 @@ export async function start(config: Config) {
   const { kafka, worker } = config;
   const admin = createTopicAdmin(kafka);
   const makeSource = () =>
-    new KafkaClient({ brokers: kafka.brokers.join(","), clientId: `${kafka.clientId}-worker`, logLevel: "error" }).createConsumer({
+    librdkafkaClient(kafka, `${kafka.clientId}-worker`).createConsumer({
       groupId: worker.groupId,
       enableAutoCommit: false,
       configuration: {
@@ -41,6 +41,7 @@ export async function start(config: Config) {
         "queued.max.messages.kbytes": 16384,
         "fetch.max.bytes": 8 * 1024 * 1024,
         "reconnect.backoff.max.ms": 1000,
+        ...debugContexts(kafka),
       },
     });
   const load = (partitions: readonly number[]) => loadOffsets(database.db, kafka.topic, partitions);

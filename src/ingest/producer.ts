@@ -1,6 +1,7 @@
-import { KafkaClient, type KafkaProducer } from "kafka-crab-js";
+import type { KafkaClient, KafkaProducer } from "kafka-crab-js";
 import type { KafkaConfig, ProducerConfig } from "../config.ts";
 import { AppError } from "../errors.ts";
+import { debugContexts, librdkafkaClient } from "../kafka/client.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { MAX_MESSAGE_ITEMS, type ViewEvent, viewCount } from "../domain/view.ts";
@@ -111,7 +112,7 @@ export function createProducer(
 
   let client: KafkaClient | null = null;
   const librdkafkaLane = (): Lane => {
-    client ??= new KafkaClient({ brokers: kafka.brokers.join(","), clientId: kafka.clientId, logLevel: "error" });
+    client ??= librdkafkaClient(kafka, kafka.clientId);
     return client.createProducer({
       autoFlush: false,
       // flush() is only called once nothing is in flight, so it never needs long.
@@ -130,6 +131,7 @@ export function createProducer(
         "queue.buffering.max.kbytes": 32768,
         "reconnect.backoff.ms": 100,
         "reconnect.backoff.max.ms": 1000,
+        ...debugContexts(kafka),
       },
     }) as KafkaProducer as Lane;
   };

@@ -20,6 +20,8 @@ describe("config", () => {
     expect(c.producer.lingerMs).toBe(5);
     expect(c.producer.ackMode).toBe("durable");
     expect(c.worker.flushIntervalMs).toBe(200);
+    expect(c.kafka.debug).toBe("");
+    expect(loadConfig({ KAFKA_DEBUG: "cgrp,fetch" }).kafka.debug).toBe("cgrp,fetch");
     expect(Object.isFrozen(c.http)).toBe(true);
   });
 
@@ -34,6 +36,8 @@ describe("config", () => {
     ["KAFKA_TOPIC", "bad topic!"],
     ["KAFKA_PARTITIONS", "0"],
     ["KAFKA_CLIENT_ID", "a b"],
+    ["KAFKA_DEBUG", "cgrp,fetchez"],
+    ["KAFKA_DEBUG", "cgrp,"],
     ["KAFKA_GROUP_ID", "g/h"],
     ["KAFKA_LINGER_MS", "-1"],
     ["KAFKA_BATCH_MAX_MESSAGES", "0"],

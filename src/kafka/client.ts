@@ -1,0 +1,14 @@
+import { KafkaClient } from "kafka-crab-js";
+import type { KafkaConfig } from "../config.ts";
+
+// The data path's librdkafka clients (producer lanes, the worker's consumer). librdkafka's log lines reach
+// stdout through kafka-crab-js; with KAFKA_DEBUG they include the named debug contexts, else errors only.
+
+export function librdkafkaClient(kafka: KafkaConfig, clientId: string): KafkaClient {
+  return new KafkaClient({ brokers: kafka.brokers.join(","), clientId, logLevel: kafka.debug ? "debug" : "error" });
+}
+
+/** Spread into a client's `configuration`: librdkafka's `debug` property, only when contexts were named. */
+export function debugContexts(kafka: KafkaConfig): { debug?: string } {
+  return kafka.debug ? { debug: kafka.debug } : {};
+}
