@@ -1,11 +1,15 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { start as startApi } from "../../src/entry/api.ts";
 import { start as startWorker } from "../../src/entry/worker.ts";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { loadConfig } from "../../src/config.ts";
 import {
   bounded,
   countedSince,
   expectExactCounts,
+  groupAssignments,
   managedStack,
   metric,
   post,
@@ -385,6 +389,11 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
     // counts do not add up.
     const wEnv = { ...groupEnv(), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn" };
     const workers = [await spawnService("worker", wEnv), await spawnService("worker", wEnv)];
+    const spawned = [...workers];
+    const respawn = async (i: number) => {
+      workers[i] = await spawnService("worker", wEnv);
+      spawned.push(workers[i]!);
+    };
     const before = await viewCounts(ctx.db, ids);
     const load = steadyLoad(() => api.url, ids, { paceMs: 3 });
     // The fault order and gaps come from a seeded generator: a failing run can be replayed with CHAOS_SEED.
@@ -400,12 +409,12 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
         const i = Math.floor(rand() * workers.length);
         await workers[i]!.kill("SIGKILL");
         await Bun.sleep(500 + rand() * 2000);
-        workers[i] = await spawnService("worker", wEnv);
+        await respawn(i);
       },
       "worker-sigterm": async () => {
         const i = Math.floor(rand() * workers.length);
         await workers[i]!.kill("SIGTERM");
-        workers[i] = await spawnService("worker", wEnv);
+        await respawn(i);
       },
       "kafka-kill-9": bounce("kafka", "kill", 3000),
       "kafka-stop": bounce("kafka", "stop", 3000),
@@ -443,7 +452,9 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
       const s = await load.stop();
       expect([...s.otherStatus.keys()]).toEqual([]);
       const counted = await exact(before, s.accepted, s.unknown).catch(async (err) => {
-        // One run (two suites side by side) ended with 126 products short by up to 10 %: say what each worker saw.
+        // Runs with two suites side by side ended short by up to 10 %: say what each worker and the group saw.
+        const group = await groupAssignments(loadConfig(wEnv), wEnv.KAFKA_GROUP_ID).catch((e) => String(e));
+        console.error(`chaos: the group as the broker sees it: ${JSON.stringify(group)}`);
         for (const [i, w] of workers.entries()) {
           const lines = w
             .output()
@@ -462,6 +473,10 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
             `chaos: worker ${i} (pid ${w.proc.pid}) metrics:\n${state.join("\n")}\nlast log lines:\n${lines.slice(-60).join("\n")}`,
           );
         }
+        // Every worker's whole output (librdkafka's lines too, KAFKA_DEBUG's if set), for a closer look.
+        const dir = await mkdtemp(join(tmpdir(), "product-views-chaos-"));
+        for (const w of spawned) await Bun.write(join(dir, `worker-${w.proc.pid}.log`), w.output());
+        console.error(`chaos: the output of all ${spawned.length} workers is in ${dir}`);
         throw err;
       });
       const perKind = Object.fromEntries(names.map((n) => [n, injected.filter((x) => x === n).length]));

@@ -2,7 +2,7 @@
 // consumer group of their own per test file, API and worker in-process or as child processes.
 import { expect } from "bun:test";
 import { KafkaClient, type Message } from "kafka-crab-js";
-import { Kafka, logLevel } from "kafkajs";
+import { AssignerProtocol, Kafka, logLevel } from "kafkajs";
 import { loadConfig, type Config } from "../../src/config.ts";
 import { connect, type Database } from "../../src/db/client.ts";
 import { migrate } from "../../src/db/migrate.ts";
@@ -455,13 +455,26 @@ export async function partitionLeaders(config: Config): Promise<Map<number, { le
 
 /** The group as the broker sees it: state and member count. */
 export async function describeGroup(config: Config, groupId: string): Promise<{ state: string; members: number }> {
+  const { state, members } = await groupAssignments(config, groupId);
+  return { state, members: members.length };
+}
+
+/** The group's members and the partitions the broker's last assignment gave each (what a stuck partition's owner is). */
+export async function groupAssignments(
+  config: Config,
+  groupId: string,
+): Promise<{ state: string; members: Array<{ memberId: string; partitions: number[] }> }> {
   const admin = kafkaAdmin(config);
   await admin.connect();
   try {
     const { groups } = await admin.describeGroups([groupId]);
-    return { state: groups[0]?.state ?? "Unknown", members: groups[0]?.members.length ?? 0 };
+    const members = (groups[0]?.members ?? []).map((m) => {
+      const decoded = m.memberAssignment.length > 0 ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment) : null;
+      return { memberId: m.memberId, partitions: decoded?.assignment[config.kafka.topic] ?? [] };
+    });
+    return { state: groups[0]?.state ?? "Unknown", members };
   } finally {
-    await admin.disconnect();
+    await Promise.race([admin.disconnect().catch(() => {}), Bun.sleep(2000)]);
   }
 }
 
