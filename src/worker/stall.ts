@@ -1,8 +1,8 @@
 // A partition that sits still: messages exist beyond what has been read and counted, yet the read position has
-// not moved for `stallMs` while fetching was not paused on purpose. Whatever the cause (a consumer that lost
-// its assignment and never got it back after a broker restart, a fetch position librdkafka never resumes), the
-// worker must not wait on it silently: the consumer reports it and replaces its Kafka consumer, which rejoins
-// the group and starts again from the offsets Postgres holds.
+// not moved for `stallMs` while fetching was not paused on purpose. Whatever the cause (a fetch position
+// librdkafka never resumes after a broker restart, a consumer that lost its assignment and never got it back),
+// the worker must not wait on it silently. What it does about it (consumer.ts) escalates with each report of
+// the same stall: a seek first, then a new Kafka consumer; see stallResponse.
 
 export interface PartitionPosition {
   partition: number;
@@ -12,31 +12,58 @@ export interface PartitionPosition {
   logEnd: number;
 }
 
+export interface Stall {
+  partition: number;
+  /** The position it sits at (where a seek sends the consumer back to). */
+  position: number;
+  /** How many `stallMs` windows in a row it has sat still: 1 on the first report. */
+  strikes: number;
+}
+
 export interface StallDetector {
-  /** Feeds one observation; returns the partitions stalled for `stallMs` (each reported once per stall). */
-  observe(now: number, positions: readonly PartitionPosition[], paused: boolean): number[];
+  /** Feeds one observation; returns the partitions that completed another `stallMs` window sitting still. */
+  observe(now: number, positions: readonly PartitionPosition[], paused: boolean): Stall[];
   reset(): void;
 }
 
 export function createStallDetector(stallMs: number): StallDetector {
-  const last = new Map<number, { position: number; since: number }>();
+  const last = new Map<number, { position: number; since: number; strikes: number }>();
   return {
     observe(now, positions, paused) {
-      const stalled: number[] = [];
+      const stalled: Stall[] = [];
       for (const { partition, position, logEnd } of positions) {
         const seen = last.get(partition);
         // Caught up, moving, or paused on purpose (a flush backlog): not a stall; the clock starts again.
         if (logEnd <= position || !seen || seen.position !== position || paused) {
-          last.set(partition, { position, since: now });
+          last.set(partition, { position, since: now, strikes: 0 });
           continue;
         }
         if (now - seen.since >= stallMs) {
-          stalled.push(partition);
+          seen.strikes++;
           seen.since = now;
+          stalled.push({ partition, position, strikes: seen.strikes });
         }
       }
       return stalled;
     },
     reset: () => last.clear(),
   };
+}
+
+/** Windows a partition held by another consumer of the group may sit still before this worker steps in. */
+export const NOT_MINE_STRIKES = 3;
+
+/**
+ * What one worker does about a stall. Every worker sees every partition's position (Postgres and the log are
+ * shared), but only the one holding a partition can fetch it; a new consumer forces a rebalance that stops the
+ * whole group's fetching until every member has rejoined. So: the holder seeks back first (cheap, local) and
+ * replaces its consumer only if that did not help; the others leave it to the holder, and step in (replace
+ * theirs, which makes the group assign afresh) only after NOT_MINE_STRIKES windows, for a partition nobody
+ * holds (an assignment lost in a broker restart). Before this, every worker replaced its consumer at every
+ * window: in two test runs both workers did so every 25-35 s, each replacement restarting the group's
+ * rebalance, and two partitions stayed unread for minutes.
+ */
+export function stallResponse(stall: Stall, held: boolean): "seek" | "replace" | "wait" {
+  if (held) return stall.strikes === 1 ? "seek" : "replace";
+  return stall.strikes >= NOT_MINE_STRIKES ? "replace" : "wait";
 }

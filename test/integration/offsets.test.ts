@@ -106,6 +106,35 @@ describe("worker offsets against the log", () => {
     }
   });
 
+  test("a worker that stops leaves its group before stop() returns, instead of after its session times out", async () => {
+    // Two partitions, two workers: each holds one. librdkafka sends LeaveGroup only once the revocation that
+    // unsubscribing starts has been served in a poll; without that the stopped worker stays a member for the
+    // session timeout (6 s), and the group's rebalance, with nobody fetching, waits for it.
+    const config = own({ KAFKA_PARTITIONS: "2" });
+    await prepare({ ...env, KAFKA_TOPIC: config.kafka.topic, KAFKA_PARTITIONS: "2" });
+    const first = await startWorker(config);
+    const second = await startWorker(config);
+    let firstStopped = false;
+    try {
+      await waitFor(
+        "both workers in the group",
+        async () => {
+          const g = await describeGroup(config, config.worker.groupId);
+          return (g.state === "Stable" && g.members === 2) || undefined;
+        },
+        60_000,
+        200,
+      );
+      await bounded("first.stop", first.stop());
+      firstStopped = true;
+      // Read at once: a member that did not leave is still listed for seconds.
+      expect((await describeGroup(config, config.worker.groupId)).members).toBe(1);
+    } finally {
+      if (!firstStopped) await bounded("first.stop", first.stop());
+      await bounded("second.stop", second.stop());
+    }
+  });
+
   test("paused behind a hung flush longer than max.poll.interval.ms, the worker stays in its group", async () => {
     const config = own({ MAX_PENDING_PRODUCTS: "5", FLUSH_MAX_PRODUCTS: "5", KAFKA_MAX_POLL_INTERVAL_MS: "7000" });
     await prepare({ ...env, KAFKA_TOPIC: config.kafka.topic });

@@ -24,6 +24,7 @@ function fakeKafka(messages: number, startAt: number) {
   const calls = { recv: 0, recvWhilePaused: 0, seeks: [] as number[] };
   let position = startAt;
   let paused = false;
+  let subscribed = true;
   const source: Source = {
     subscribe: async () => {},
     async recvBatch() {
@@ -40,7 +41,10 @@ function fakeKafka(messages: number, startAt: number) {
     seek: (_t, _p, o) => void (calls.seeks.push(o.offset!), (position = o.offset!)),
     commit: async () => {},
     onEvents: () => {},
-    unsubscribe: () => {},
+    // librdkafka's revocation after unsubscribe() is served in a poll; this fake serves it at once.
+    assignment: () =>
+      subscribed ? [{ topic: config.kafka.topic, partitionOffset: [{ partition: 0, offset: { position: "Stored" } }] }] : [],
+    unsubscribe: () => void (subscribed = false),
     disconnect: async () => {},
   };
   return { source, calls, isPaused: () => paused };
@@ -124,9 +128,10 @@ describe("consume loop", () => {
     await c.stop();
   });
 
-  test("a partition that sits still with messages to count makes it replace its Kafka consumer, and they are counted", async () => {
+  test("a partition it holds that sits still is sought back first, then its Kafka consumer is replaced, and every view is counted", async () => {
     // The first consumer goes quiet after offset 4 (as librdkafka did once after a broker restart: no error,
-    // no assignment back); the log holds 10 messages. The replacement starts from what Postgres stored.
+    // no assignment back) and a seek does not wake it; the log holds 10 messages. The replacement starts from
+    // what Postgres stored.
     const stuck = fakeKafka(10, 0);
     const recv = stuck.source.recvBatch.bind(stuck.source);
     let served = 0;
@@ -152,10 +157,93 @@ describe("consume loop", () => {
     try {
       await until("all ten views counted", () => pg.counts.size === 10);
       expect(made).toBe(2);
-      expect(metrics.render()).toContain("worker_stalls_total 1");
+      expect(stuck.calls.seeks).toEqual([5]);
+      expect(metrics.render()).toContain('worker_stalls_total{response="seek"} 1');
+      expect(metrics.render()).toContain('worker_stalls_total{response="replace"} 1');
     } finally {
       await c.stop();
     }
+  });
+
+  test("a partition it holds that sits still until a seek keeps its Kafka consumer", async () => {
+    // librdkafka's fetch position for the partition is stuck; a seek to the counted offset gets it going.
+    const kafka = fakeKafka(10, 0);
+    const recv = kafka.source.recvBatch.bind(kafka.source);
+    let stuck = true;
+    kafka.source.recvBatch = async (n, t) => (stuck && kafka.calls.recv >= 5 ? (kafka.calls.recv++, await Bun.sleep(1), []) : recv(n, t));
+    const seek = kafka.source.seek.bind(kafka.source);
+    kafka.source.seek = (...args) => ((stuck = false), seek(...args));
+    const pg = fakeStore(-1);
+    pg.store.watermarks = async () => new Map([[0, { low: 0, high: 10 }]]);
+    let made = 0;
+    const metrics = new Registry();
+    const c = startConsumer(config.kafka, config.worker, () => (made++, kafka.source), pg.store, createLogger("silent", "t"), metrics, {
+      stallMs: 200,
+      stallCheckMs: 50,
+    });
+    try {
+      await until("all ten views counted", () => pg.counts.size === 10);
+      expect(made).toBe(1);
+      expect(metrics.render()).toContain('worker_stalls_total{response="seek"} 1');
+    } finally {
+      await c.stop();
+    }
+  });
+
+  test("a partition another consumer of the group holds is left to it for two windows, then this one rejoins", async () => {
+    // librdkafka says this consumer holds nothing, so the still partition is another worker's to fix; only
+    // after NOT_MINE_STRIKES windows (nobody did) does this worker replace its consumer, making the group
+    // assign afresh.
+    const idle = fakeKafka(10, 0);
+    idle.source.recvBatch = async () => (await Bun.sleep(1), []);
+    idle.source.assignment = () => [];
+    const pg = fakeStore(-1);
+    pg.store.watermarks = async () => new Map([[0, { low: 0, high: 10 }]]);
+    let made = 0;
+    const metrics = new Registry();
+    const c = startConsumer(
+      config.kafka,
+      config.worker,
+      () => (made++ === 0 ? idle.source : fakeKafka(10, 0).source),
+      pg.store,
+      createLogger("silent", "t"),
+      metrics,
+      { stallMs: 100, stallCheckMs: 20 },
+    );
+    try {
+      await until("all ten views counted", () => pg.counts.size === 10);
+      expect(made).toBe(2);
+      expect(idle.calls.seeks).toEqual([]);
+      expect(metrics.render()).toContain('worker_stalls_total{response="wait"} 2');
+      expect(metrics.render()).toContain('worker_stalls_total{response="replace"} 1');
+    } finally {
+      await c.stop();
+    }
+  });
+
+  test("a consumer taken out of the group is polled until librdkafka has revoked its partitions, then disconnected", async () => {
+    // Unpolled, librdkafka never completes the revocation and never sends LeaveGroup: the group would wait for
+    // this member's session to time out before anyone fetched again.
+    const kafka = fakeKafka(3, 0);
+    let holds = true;
+    let unsubscribed = false;
+    let pollsAfterUnsubscribe = 0;
+    let disconnectedHolding = null as boolean | null;
+    const recv = kafka.source.recvBatch.bind(kafka.source);
+    kafka.source.unsubscribe = () => void (unsubscribed = true);
+    kafka.source.recvBatch = async (n, t) => {
+      if (unsubscribed && ++pollsAfterUnsubscribe === 3) holds = false; // the revocation is served in the third poll
+      return recv(n, t);
+    };
+    kafka.source.assignment = () =>
+      holds ? [{ topic: config.kafka.topic, partitionOffset: [{ partition: 0, offset: { position: "Stored" } }] }] : [];
+    kafka.source.disconnect = async () => void (disconnectedHolding = holds);
+    const pg = fakeStore(-1);
+    const c = startConsumer(config.kafka, config.worker, () => kafka.source, pg.store, createLogger("silent", "t"), new Registry());
+    await until("three views counted", () => pg.counts.size === 3);
+    await c.stop();
+    expect(pollsAfterUnsubscribe).toBe(3);
+    expect(disconnectedHolding).toBe(false);
   });
 
   test("a paused partition is not a stall", async () => {
