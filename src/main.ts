@@ -35,6 +35,21 @@ try {
   throw e;
 }
 
+// The long-running services carry librdkafka (kafka-crab-js), whose log lines go to fd 1 natively: routed
+// through pino before any Kafka client exists (kafka/native-log.ts).
+if (command === "api" || command === "worker") {
+  const [{ captureStdout, routeNativeStdout }, { createLogger, setLogDestination }] = await Promise.all([
+    import("./kafka/native-log.ts"),
+    import("./log.ts"),
+  ]);
+  const captured = captureStdout();
+  if (captured) {
+    setLogDestination(captured.stdoutFd);
+    const log = createLogger(config.logLevel, command).child({ component: "librdkafka" });
+    routeNativeStdout(captured.readFd, captured.stdoutFd, log, config.kafka.debug !== "");
+  }
+}
+
 const running = await run(command, config);
 if (running) {
   let stopping = false;

@@ -3,7 +3,7 @@ import { start as startApi } from "../../src/entry/api.ts";
 import { start as startWorker } from "../../src/entry/worker.ts";
 import { loadConfig } from "../../src/config.ts";
 import { decodeViewMessage } from "../../src/domain/view.ts";
-import { bounded, post, prepare, readTopic, seedProducts, testEnv, viewCounts, waitFor } from "./harness.ts";
+import { bounded, freePort, post, prepare, readTopic, seedProducts, spawnService, testEnv, viewCounts, waitFor } from "./harness.ts";
 
 const ADMIN = "test-admin-token-0123456789";
 
@@ -281,5 +281,35 @@ describe("HTTP API without an admin token", () => {
       await bounded("db.close", db.close());
     }
     expect(config.http.adminToken).toBeUndefined();
+  });
+});
+
+describe("HTTP API with Kafka unreachable", () => {
+  test("librdkafka's own lines come out as our JSON logs of the librdkafka component, a few per window and a count of the rest", async () => {
+    // Nothing listens on that port: each producer lane's librdkafka reports a failed connect every second or so.
+    const env = testEnv({ KAFKA_BROKERS: `127.0.0.1:${await freePort()}`, LOG_LEVEL: "info" });
+    await prepare({ ...testEnv(), KAFKA_TOPIC: env.KAFKA_TOPIC! });
+    const api = await spawnService("api", env);
+    try {
+      await waitFor(
+        "a window's left-out lines counted",
+        () => api.output().includes("more librdkafka lines in the last window"),
+        60_000,
+        200,
+      );
+      const lines = api
+        .output()
+        .split("\n")
+        .filter((l) => l.trim());
+      const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+      const native = records.filter((r) => r.component === "librdkafka");
+      expect(native.some((r) => r.level === "error" && String(r.msg).startsWith("librdkafka:"))).toBe(true);
+      expect(native.every((r) => r.name === "api" && typeof r.pid === "number")).toBe(true);
+      // None in kafka-crab-js' own schema (timestamp / fields / target) made it to stdout.
+      expect(records.filter((r) => "fields" in r)).toEqual([]);
+      expect(native.find((r) => r.suppressed !== undefined)!.suppressed).toBeGreaterThan(0);
+    } finally {
+      await bounded("api kill", api.kill("SIGTERM"));
+    }
   });
 });
