@@ -78,13 +78,23 @@ function fakeStore(stored: number) {
   return { store, counts, stored: () => next, block: (until: Promise<void>) => void (gate = until) };
 }
 
+/** The loop under test, quiet, with its own metrics unless given some. */
+function start(
+  makeSource: () => Source,
+  store: Store,
+  opts: { metrics?: Registry; subscribeAttempts?: number; stallMs?: number; stallCheckMs?: number } = {},
+) {
+  const { metrics = new Registry(), ...rest } = opts;
+  return startConsumer(config.kafka, config.worker, makeSource, store, createLogger("silent", "t"), metrics, rest);
+}
+
 describe("consume loop", () => {
   test("keeps polling Kafka while fetching is paused, so the group does not evict it", async () => {
     const kafka = fakeKafka(10, 0);
     const pg = fakeStore(-1);
     const release = Promise.withResolvers<void>();
     pg.block(release.promise); // Postgres hangs: flushes never finish, the pending map fills up
-    const c = startConsumer(config.kafka, config.worker, () => kafka.source, pg.store, createLogger("silent", "t"), new Registry());
+    const c = start(() => kafka.source, pg.store);
     try {
       await until("fetching paused", kafka.isPaused);
       await until("20 polls while paused", () => kafka.calls.recvWhilePaused >= 20);
@@ -100,7 +110,7 @@ describe("consume loop", () => {
     // Postgres has counted up to offset 3; Kafka's position is at 6 (its committed offset ran ahead).
     const kafka = fakeKafka(10, 6);
     const pg = fakeStore(3);
-    const c = startConsumer(config.kafka, config.worker, () => kafka.source, pg.store, createLogger("silent", "t"), new Registry());
+    const c = start(() => kafka.source, pg.store);
     try {
       await until("offsets 3..9 counted", () => pg.stored() === 10);
       expect(kafka.calls.seeks[0]).toBe(3);
@@ -115,15 +125,7 @@ describe("consume loop", () => {
     kafka.source.subscribe = async () => {
       throw new Error("broker says no");
     };
-    const c = startConsumer(
-      config.kafka,
-      config.worker,
-      () => kafka.source,
-      fakeStore(-1).store,
-      createLogger("silent", "t"),
-      new Registry(),
-      { subscribeAttempts: 2 },
-    );
+    const c = start(() => kafka.source, fakeStore(-1).store, { subscribeAttempts: 2 });
     await expect(c.crashed).rejects.toThrow(/cannot subscribe/);
     await c.stop();
   });
@@ -141,18 +143,14 @@ describe("consume loop", () => {
     let made = 0;
     let fresh: ReturnType<typeof fakeKafka> | undefined;
     const metrics = new Registry();
-    const c = startConsumer(
-      config.kafka,
-      config.worker,
+    const c = start(
       () => {
         if (made++ === 0) return stuck.source;
         fresh = fakeKafka(10, Math.max(0, pg.stored()));
         return fresh.source;
       },
       pg.store,
-      createLogger("silent", "t"),
-      metrics,
-      { stallMs: 200, stallCheckMs: 50 },
+      { metrics, stallMs: 200, stallCheckMs: 50 },
     );
     try {
       await until("all ten views counted", () => pg.counts.size === 10);
@@ -177,10 +175,7 @@ describe("consume loop", () => {
     pg.store.watermarks = async () => new Map([[0, { low: 0, high: 10 }]]);
     let made = 0;
     const metrics = new Registry();
-    const c = startConsumer(config.kafka, config.worker, () => (made++, kafka.source), pg.store, createLogger("silent", "t"), metrics, {
-      stallMs: 200,
-      stallCheckMs: 50,
-    });
+    const c = start(() => (made++, kafka.source), pg.store, { metrics, stallMs: 200, stallCheckMs: 50 });
     try {
       await until("all ten views counted", () => pg.counts.size === 10);
       expect(made).toBe(1);
@@ -201,15 +196,7 @@ describe("consume loop", () => {
     pg.store.watermarks = async () => new Map([[0, { low: 0, high: 10 }]]);
     let made = 0;
     const metrics = new Registry();
-    const c = startConsumer(
-      config.kafka,
-      config.worker,
-      () => (made++ === 0 ? idle.source : fakeKafka(10, 0).source),
-      pg.store,
-      createLogger("silent", "t"),
-      metrics,
-      { stallMs: 100, stallCheckMs: 20 },
-    );
+    const c = start(() => (made++ === 0 ? idle.source : fakeKafka(10, 0).source), pg.store, { metrics, stallMs: 100, stallCheckMs: 20 });
     try {
       await until("all ten views counted", () => pg.counts.size === 10);
       expect(made).toBe(2);
@@ -239,7 +226,7 @@ describe("consume loop", () => {
       holds ? [{ topic: config.kafka.topic, partitionOffset: [{ partition: 0, offset: { position: "Stored" } }] }] : [];
     kafka.source.disconnect = async () => void (disconnectedHolding = holds);
     const pg = fakeStore(-1);
-    const c = startConsumer(config.kafka, config.worker, () => kafka.source, pg.store, createLogger("silent", "t"), new Registry());
+    const c = start(() => kafka.source, pg.store);
     await until("three views counted", () => pg.counts.size === 3);
     await c.stop();
     expect(pollsAfterUnsubscribe).toBe(3);
@@ -253,15 +240,7 @@ describe("consume loop", () => {
     pg.block(release.promise); // flushes hang: the pending map fills, fetching pauses on purpose
     pg.store.watermarks = async () => new Map([[0, { low: 0, high: 10 }]]);
     let made = 0;
-    const c = startConsumer(
-      config.kafka,
-      config.worker,
-      () => (made++, kafka.source),
-      pg.store,
-      createLogger("silent", "t"),
-      new Registry(),
-      { stallMs: 100, stallCheckMs: 20 },
-    );
+    const c = start(() => (made++, kafka.source), pg.store, { stallMs: 100, stallCheckMs: 20 });
     try {
       await until("fetching paused", kafka.isPaused);
       // Ten stall windows long: a detector that ignored the pause would have replaced the consumer by now.
