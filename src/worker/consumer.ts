@@ -49,8 +49,13 @@ export interface ViewConsumer {
 const SUBSCRIBE_ATTEMPTS = 8;
 const TOPIC_CHECK_MS = 5000;
 const STALL_CHECK_MS = 5000;
-/** Three times the session timeout: a rebalance after a lost member has long settled by then. */
-const STALL_MS = 20_000;
+/**
+ * One window of a stall (see stall.ts): the holder seeks after one, replaces its consumer after two; a worker
+ * not holding the partition replaces its own after three (30 s), when a rebalance after a lost member (session
+ * timeout 6 s) has long settled. A false alarm costs a seek to where the partition already is. With 20 s
+ * windows, one worker that stopped fetching after a 10 s Kafka stop (fault test 3) was not back within 60 s.
+ */
+const STALL_MS = 10_000;
 
 /**
  * Takes a consumer out of the group before it is dropped. unsubscribe() starts a revocation that librdkafka

@@ -149,7 +149,17 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
       // No request hangs: every one is answered around INGEST_TIMEOUT_MS=3000. A liveness bound, not a
       // latency claim: the slack is wide enough for a CPU hog beside the test.
       expect(s.maxLatencyMs).toBeLessThan(3000 + 5000);
-      const counted = await exact(before, s.accepted, s.unknown);
+      const counted = await exact(before, s.accepted, s.unknown).catch(async (err) => {
+        // The worker logs only errors here: say what its consume loop saw of the restart.
+        const m = await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text();
+        console.error(
+          m
+            .split("\n")
+            .filter((l) => /^worker_(stalls|consumer_replaced|rebalance|gap|messages|consumer_lag|held)/.test(l))
+            .join("\n"),
+        );
+        throw err;
+      });
       verdict("kafka-down-10s", {
         sent: s.sent,
         accepted: s.acceptedTotal,
@@ -158,6 +168,13 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
         unknown503s: s.unknownTotal,
         maxLatencyMs: Math.round(s.maxLatencyMs),
         recoveryMs,
+        // Partitions that sat still after the restart, by the worker's response (seek / replace / wait).
+        stalls:
+          (await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text())
+            .split("\n")
+            .filter((l) => l.startsWith("worker_stalls_total{"))
+            .map((l) => l.replace(/^worker_stalls_total\{response="(\w+)"\} /, "$1:"))
+            .join(",") || "none",
       });
     } finally {
       await load.stop();
