@@ -50,9 +50,9 @@ const SUBSCRIBE_ATTEMPTS = 8;
 const TOPIC_CHECK_MS = 5000;
 const STALL_CHECK_MS = 5000;
 /**
- * One window of a stall (see stall.ts): the holder seeks after one, replaces its consumer after two; a worker
- * not holding the partition replaces its own after three (30 s), when a rebalance after a lost member (session
- * timeout 6 s) has long settled. A false alarm costs a seek to where the partition already is. With 20 s
+ * One window of a stall (see stall.ts): the holder seeks after one, replaces its consumer after two; a consumer
+ * holding nothing replaces itself after one; one holding other partitions replaces its own after three (30 s),
+ * when a rebalance after a lost member (session timeout 6 s) has long settled. A false alarm costs a seek to where the partition already is. With 20 s
  * windows, one worker that stopped fetching after a 10 s Kafka stop (fault test 3) was not back within 60 s.
  */
 const STALL_MS = 10_000;
@@ -288,7 +288,11 @@ export function startConsumer(
       const { found, positions } = stalled;
       stalled = null;
       const mine = assigned();
-      const responses = found.map((st) => ({ ...st, response: stallResponse(st, mine?.includes(st.partition) ?? false) }));
+      // Null (librdkafka cannot say) counts as holding something: the cautious answer.
+      const responses = found.map((st) => ({
+        ...st,
+        response: stallResponse(st, mine?.includes(st.partition) ?? false, mine === null || mine.length > 0),
+      }));
       for (const r of responses) m.stalls.inc({ response: r.response });
       const replace = responses.some((r) => r.response === "replace");
       const context = {

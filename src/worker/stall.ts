@@ -54,16 +54,20 @@ export function createStallDetector(stallMs: number): StallDetector {
 export const NOT_MINE_STRIKES = 3;
 
 /**
- * What one worker does about a stall. Every worker sees every partition's position (Postgres and the log are
- * shared), but only the one holding a partition can fetch it; a new consumer forces a rebalance that stops the
- * whole group's fetching until every member has rejoined. So: the holder seeks back first (cheap, local) and
- * replaces its consumer only if that did not help; the others leave it to the holder, and step in (replace
- * theirs, which makes the group assign afresh) only after NOT_MINE_STRIKES windows, for a partition nobody
- * holds (an assignment lost in a broker restart). Before this, every worker replaced its consumer at every
- * window: in two test runs both workers did so every 25-35 s, each replacement restarting the group's
- * rebalance, and two partitions stayed unread for minutes.
+ * What one worker does about a stall, given what librdkafka says its consumer holds. Every worker sees every
+ * partition's position (Postgres and the log are shared), but only the holder can fetch it, and a new consumer
+ * makes the whole group rebalance. So:
+ * - the holder seeks back first (cheap, local) and replaces its consumer only if that did not help;
+ * - a consumer that holds nothing at all has lost its assignment: librdkafka did so after a 10 s Kafka stop
+ *   (fault test 3, run 71: `"assigned":[]`, nothing fetched for 53 s, back at once with a new consumer); it
+ *   replaces its consumer at the first window;
+ * - a consumer holding other partitions leaves it to the holder, and steps in (its rejoin makes the group
+ *   assign afresh) only after NOT_MINE_STRIKES windows.
+ * Before this, every worker replaced its consumer at every window: in two test runs both workers did so every
+ * 25-35 s, each replacement restarting the group's rebalance, and two partitions stayed unread for minutes.
  */
-export function stallResponse(stall: Stall, held: boolean): "seek" | "replace" | "wait" {
+export function stallResponse(stall: Stall, held: boolean, holdsAny: boolean): "seek" | "replace" | "wait" {
   if (held) return stall.strikes === 1 ? "seek" : "replace";
+  if (!holdsAny) return "replace";
   return stall.strikes >= NOT_MINE_STRIKES ? "replace" : "wait";
 }

@@ -186,12 +186,15 @@ describe("consume loop", () => {
   });
 
   test("a partition another consumer of the group holds is left to it for two windows, then this one rejoins", async () => {
-    // librdkafka says this consumer holds nothing, so the still partition is another worker's to fix; only
-    // after NOT_MINE_STRIKES windows (nobody did) does this worker replace its consumer, making the group
-    // assign afresh.
+    // librdkafka says this consumer holds partition 1 only, so the still partition 0 is another worker's to
+    // fix; only after NOT_MINE_STRIKES windows (nobody did) does this worker replace its consumer, making the
+    // group assign afresh.
     const idle = fakeKafka(10, 0);
     idle.source.recvBatch = async () => (await Bun.sleep(1), []);
-    idle.source.assignment = () => [];
+    let subscribed = true;
+    idle.source.unsubscribe = () => void (subscribed = false);
+    idle.source.assignment = () =>
+      subscribed ? [{ topic: config.kafka.topic, partitionOffset: [{ partition: 1, offset: { position: "Stored" } }] }] : [];
     const pg = fakeStore(-1);
     pg.store.watermarks = async () => new Map([[0, { low: 0, high: 10 }]]);
     let made = 0;
@@ -203,6 +206,26 @@ describe("consume loop", () => {
       expect(idle.calls.seeks).toEqual([]);
       expect(metrics.render()).toContain('worker_stalls_total{response="wait"} 2');
       expect(metrics.render()).toContain('worker_stalls_total{response="replace"} 1');
+    } finally {
+      await c.stop();
+    }
+  });
+
+  test("a consumer that holds nothing while partitions sit still has lost its assignment: it rejoins at the first window", async () => {
+    // As librdkafka did after a 10 s Kafka stop: no error, an empty assignment, nothing fetched.
+    const lost = fakeKafka(10, 0);
+    lost.source.recvBatch = async () => (await Bun.sleep(1), []);
+    lost.source.assignment = () => [];
+    const pg = fakeStore(-1);
+    pg.store.watermarks = async () => new Map([[0, { low: 0, high: 10 }]]);
+    let made = 0;
+    const metrics = new Registry();
+    const c = start(() => (made++ === 0 ? lost.source : fakeKafka(10, 0).source), pg.store, { metrics, stallMs: 100, stallCheckMs: 20 });
+    try {
+      await until("all ten views counted", () => pg.counts.size === 10);
+      expect(made).toBe(2);
+      expect(metrics.render()).toContain('worker_stalls_total{response="replace"} 1');
+      expect(metrics.render()).not.toContain('response="wait"');
     } finally {
       await c.stop();
     }
