@@ -26,8 +26,11 @@ export async function start(config: Config) {
 
   const { kafka, worker } = config;
   const admin = createTopicAdmin(kafka);
+  // Each consumer instance its own client.id: a replaced consumer is polled until the group no longer lists it.
+  const instance = crypto.randomUUID().slice(0, 8);
+  let made = 0;
   const makeSource = () =>
-    librdkafkaClient(kafka, `${kafka.clientId}-worker`).createConsumer({
+    librdkafkaClient(kafka, `${kafka.clientId}-worker-${instance}-${++made}`).createConsumer({
       groupId: worker.groupId,
       enableAutoCommit: false,
       configuration: {
@@ -54,6 +57,7 @@ export async function start(config: Config) {
       flush: (batch, topicId) => flush(database.db, kafka.topic, batch, topicId, { windowMs: worker.idempotencyWindowMs }),
       sampleUnknown: (ids) => sampleUnknown(database.db, ids),
       watermarks: () => admin.watermarks(),
+      groupMembers: () => admin.groupMembers(worker.groupId),
       topicId: async () => (await fetchTopicIdentity(kafka.brokers, kafka.topic)).topicId,
     },
     root.child({ component: "consumer" }),

@@ -54,6 +54,8 @@ export interface Watermarks {
 export interface TopicAdmin {
   partitionCount(): Promise<number>;
   watermarks(): Promise<Map<number, Watermarks>>;
+  /** The client ids of a consumer group's members, as its coordinator lists them. */
+  groupMembers(groupId: string): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -93,6 +95,8 @@ export function createTopicAdmin(config: KafkaConfig, timeoutMs = 5000): TopicAd
         const offsets = await admin.fetchTopicOffsets(config.topic);
         return new Map(offsets.map((o) => [o.partition, { low: Number(o.low), high: Number(o.high) }]));
       }),
+    groupMembers: (groupId) =>
+      bounded(async (admin) => (await admin.describeGroups([groupId])).groups[0]?.members.map((m) => m.clientId) ?? []),
     async close() {
       const c = current;
       current = null;

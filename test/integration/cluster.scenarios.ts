@@ -92,6 +92,23 @@ describe.skipIf(!clustered)("three-broker Kafka, a client retrying with Idempote
       maxAcceptMs: Math.round(stats.maxAcceptMs),
       exact: wrong.length === 0,
     });
+    if (wrong.length > 0) {
+      // Say what the worker saw (it logs warnings and errors here): stalls and its responses, rebalances, fetch errors.
+      const lines = worker
+        .output()
+        .split("\n")
+        .filter((l) => l && !l.includes('"component":"librdkafka"'));
+      const m = await fetch(`${worker.url}/metrics`).then(
+        (r) => r.text(),
+        () => "",
+      );
+      console.error(
+        `${name}: worker metrics:\n${m
+          .split("\n")
+          .filter((l) => /^worker_(stalls|consumer_replaced|rebalance|gap|consumer_lag|held|fetch_failures)/.test(l))
+          .join("\n")}\nits last log lines:\n${lines.slice(-40).join("\n")}`,
+      );
+    }
     expect([...stats.otherStatus]).toEqual([]);
     expect(stats.gaveUp).toBe(0);
     expect(wrong.map((id) => `${id}: counted ${counted.per.get(id) ?? 0}, keys accepted ${stats.accepted.get(id) ?? 0}`)).toEqual([]);

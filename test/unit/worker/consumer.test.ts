@@ -14,6 +14,10 @@ const config = loadConfig({ FLUSH_INTERVAL_MS: "10", MAX_PENDING_PRODUCTS: "2", 
 const TOPIC_ID = "11111111-1111-4111-8111-111111111111";
 const id = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
 
+/** The group as its coordinator would list it: client ids of fake consumers that have not left. */
+const members = new Set<string>();
+let instances = 0;
+
 function fakeKafka(messages: number, startAt: number) {
   const log: Message[] = Array.from({ length: messages }, (_, offset) => ({
     topic: config.kafka.topic,
@@ -25,7 +29,10 @@ function fakeKafka(messages: number, startAt: number) {
   let position = startAt;
   let paused = false;
   let subscribed = true;
+  const clientId = `fake-${++instances}`;
+  members.add(clientId);
   const source: Source = {
+    clientId,
     subscribe: async () => {},
     async recvBatch() {
       calls.recv++;
@@ -44,7 +51,7 @@ function fakeKafka(messages: number, startAt: number) {
     // librdkafka's revocation after unsubscribe() is served in a poll; this fake serves it at once.
     assignment: () =>
       subscribed ? [{ topic: config.kafka.topic, partitionOffset: [{ partition: 0, offset: { position: "Stored" } }] }] : [],
-    unsubscribe: () => void (subscribed = false),
+    unsubscribe: () => void ((subscribed = false), members.delete(clientId)),
     disconnect: async () => {},
   };
   return { source, calls, isPaused: () => paused };
@@ -72,6 +79,7 @@ function fakeStore(stored: number) {
       return { rowsUpdated: 0, unknownProducts: 0, fenced, views, repeats: 0, mismatched: 0 };
     },
     sampleUnknown: async () => [],
+    groupMembers: async () => [...members],
     watermarks: async () => new Map([[0, { low: 0, high: 1_000 }]]),
     topicId: async () => TOPIC_ID,
   };
@@ -192,7 +200,7 @@ describe("consume loop", () => {
     const idle = fakeKafka(10, 0);
     idle.source.recvBatch = async () => (await Bun.sleep(1), []);
     let subscribed = true;
-    idle.source.unsubscribe = () => void (subscribed = false);
+    idle.source.unsubscribe = () => void ((subscribed = false), members.delete(idle.source.clientId));
     idle.source.assignment = () =>
       subscribed ? [{ topic: config.kafka.topic, partitionOffset: [{ partition: 1, offset: { position: "Stored" } }] }] : [];
     const pg = fakeStore(-1);
@@ -242,7 +250,8 @@ describe("consume loop", () => {
     const recv = kafka.source.recvBatch.bind(kafka.source);
     kafka.source.unsubscribe = () => void (unsubscribed = true);
     kafka.source.recvBatch = async (n, t) => {
-      if (unsubscribed && ++pollsAfterUnsubscribe === 3) holds = false; // the revocation is served in the third poll
+      // The revocation is served in the third poll, and LeaveGroup sent with it.
+      if (unsubscribed && ++pollsAfterUnsubscribe === 3) (holds = false), members.delete(kafka.source.clientId);
       return recv(n, t);
     };
     kafka.source.assignment = () =>
@@ -254,6 +263,29 @@ describe("consume loop", () => {
     await c.stop();
     expect(pollsAfterUnsubscribe).toBe(3);
     expect(disconnectedHolding).toBe(false);
+  });
+
+  test("a consumer that lost its assignment is polled until the group no longer lists it, then disconnected", async () => {
+    // librdkafka after a broker restart: it holds nothing, yet it is still a member (a rebalance waits on it)
+    // until polls let it finish and send LeaveGroup, here in the fourth.
+    const kafka = fakeKafka(3, 0);
+    let unsubscribed = false;
+    let polls = 0;
+    let disconnectedAsMember = null as boolean | null;
+    const recv = kafka.source.recvBatch.bind(kafka.source);
+    kafka.source.unsubscribe = () => void (unsubscribed = true);
+    kafka.source.recvBatch = async (n, t) => {
+      if (unsubscribed && ++polls === 4) members.delete(kafka.source.clientId);
+      return recv(n, t);
+    };
+    kafka.source.disconnect = async () => void (disconnectedAsMember = members.has(kafka.source.clientId));
+    const pg = fakeStore(-1);
+    const c = start(() => kafka.source, pg.store);
+    await until("three views counted", () => pg.counts.size === 3);
+    kafka.source.assignment = () => [];
+    await c.stop();
+    expect(polls).toBe(4);
+    expect(disconnectedAsMember).toBe(false);
   });
 
   test("a paused partition is not a stall", async () => {
