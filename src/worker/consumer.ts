@@ -182,14 +182,15 @@ export function startConsumer(
   const batchTopic = new WeakMap<Batch, string | null>();
   let lastTopicCheck = performance.now();
 
-  function seek(partition: number, offset: number) {
-    m.seeks.inc();
+  /** Back to the next uncounted offset: after a gap in the fetched offsets, or as the first answer to a stall. */
+  function seek(partition: number, offset: number, after: "gap" | "stall" = "gap") {
+    if (after === "gap") m.seeks.inc();
     try {
       source.seek(kafka.topic, partition, { offset }, 500);
-      log.info({ partition, offset }, "gap in fetched offsets; sought back to the next uncounted offset");
+      log.info({ partition, offset, after }, "sought back to the next uncounted offset");
     } catch (err) {
       // Not assigned right now (being moved): the gap tracker retries; the next owner starts from Postgres.
-      log.warn({ partition, offset, err }, "seek after a gap failed; will retry");
+      log.warn({ partition, offset, after, err }, "seek back to the next uncounted offset failed");
     }
   }
 
@@ -297,11 +298,7 @@ export function startConsumer(
       const { found, positions } = stalled;
       stalled = null;
       const mine = assigned();
-      // Null (librdkafka cannot say) counts as holding something: the cautious answer.
-      const responses = found.map((st) => ({
-        ...st,
-        response: stallResponse(st, mine?.includes(st.partition) ?? false, mine === null || mine.length > 0),
-      }));
+      const responses = found.map((st) => ({ ...st, response: stallResponse(st, mine) }));
       for (const r of responses) m.stalls.inc({ response: r.response });
       const replace = responses.some((r) => r.response === "replace");
       const context = {
@@ -325,7 +322,7 @@ export function startConsumer(
           lastStallWaitLog = now;
           log.warn(context, "partitions held by another consumer of the group sit still; left to it for now");
         }
-        for (const r of seeks) seek(r.partition, r.position);
+        for (const r of seeks) seek(r.partition, r.position, "stall");
       }
     }
     for (const g of gaps.due(now)) seek(g.partition, g.expected);

@@ -54,9 +54,9 @@ export function createStallDetector(stallMs: number): StallDetector {
 export const NOT_MINE_STRIKES = 3;
 
 /**
- * What one worker does about a stall, given what librdkafka says its consumer holds. Every worker sees every
- * partition's position (Postgres and the log are shared), but only the holder can fetch it, and a new consumer
- * makes the whole group rebalance. So:
+ * What one worker does about a stall, given the partitions librdkafka says its consumer holds (null: it cannot
+ * say). Every worker sees every partition's position (Postgres and the log are shared), but only the holder can
+ * fetch it, and a new consumer makes the whole group rebalance. So:
  * - the holder seeks back first (cheap, local) and replaces its consumer only if that did not help;
  * - a consumer that holds nothing at all has lost its assignment: librdkafka did so after a 10 s Kafka stop
  *   (fault test 3, run 71: `"assigned":[]`, nothing fetched for 53 s, back at once with a new consumer); it
@@ -66,8 +66,9 @@ export const NOT_MINE_STRIKES = 3;
  * Before this, every worker replaced its consumer at every window: in two test runs both workers did so every
  * 25-35 s, each replacement restarting the group's rebalance, and two partitions stayed unread for minutes.
  */
-export function stallResponse(stall: Stall, held: boolean, holdsAny: boolean): "seek" | "replace" | "wait" {
-  if (held) return stall.strikes === 1 ? "seek" : "replace";
-  if (!holdsAny) return "replace";
+export function stallResponse(stall: Stall, holding: readonly number[] | null): "seek" | "replace" | "wait" {
+  if (holding?.includes(stall.partition)) return stall.strikes === 1 ? "seek" : "replace";
+  // Null (librdkafka cannot say) counts as holding something: the cautious answer.
+  if (holding?.length === 0) return "replace";
   return stall.strikes >= NOT_MINE_STRIKES ? "replace" : "wait";
 }

@@ -17,6 +17,7 @@ import {
   verdict,
   viewCounts,
   waitFor,
+  workerState,
 } from "./harness.ts";
 
 // Issue #11 on a three-broker cluster (KAFKA_NODES=3: replication factor 3, min.insync.replicas=2, the API with
@@ -94,20 +95,7 @@ describe.skipIf(!clustered)("three-broker Kafka, a client retrying with Idempote
     });
     if (wrong.length > 0) {
       // Say what the worker saw (it logs warnings and errors here): stalls and its responses, rebalances, fetch errors.
-      const lines = worker
-        .output()
-        .split("\n")
-        .filter((l) => l && !l.includes('"component":"librdkafka"'));
-      const m = await fetch(`${worker.url}/metrics`).then(
-        (r) => r.text(),
-        () => "",
-      );
-      console.error(
-        `${name}: worker metrics:\n${m
-          .split("\n")
-          .filter((l) => /^worker_(stalls|consumer_replaced|rebalance|gap|consumer_lag|held|fetch_failures)/.test(l))
-          .join("\n")}\nits last log lines:\n${lines.slice(-40).join("\n")}`,
-      );
+      console.error(`${name}: worker ${await workerState(worker.url, worker.output())}`);
     }
     expect([...stats.otherStatus]).toEqual([]);
     expect(stats.gaveUp).toBe(0);

@@ -24,6 +24,7 @@ import {
   verdict,
   viewCounts,
   waitFor,
+  workerState,
   type Child,
 } from "./harness.ts";
 
@@ -151,13 +152,7 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
       expect(s.maxLatencyMs).toBeLessThan(3000 + 5000);
       const counted = await exact(before, s.accepted, s.unknown).catch(async (err) => {
         // The worker logs only errors here: say what its consume loop saw of the restart.
-        const m = await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text();
-        console.error(
-          m
-            .split("\n")
-            .filter((l) => /^worker_(stalls|consumer_replaced|rebalance|gap|messages|consumer_lag|held)/.test(l))
-            .join("\n"),
-        );
+        console.error(`worker ${await workerState(`http://127.0.0.1:${worker.port}`)}`);
         throw err;
       });
       verdict("kafka-down-10s", {
@@ -473,22 +468,7 @@ describe.skipIf(!managedStack)("faults under steady load", () => {
         const group = await groupAssignments(loadConfig(wEnv), wEnv.KAFKA_GROUP_ID).catch((e) => String(e));
         console.error(`chaos: the group as the broker sees it: ${JSON.stringify(group)}`);
         for (const [i, w] of workers.entries()) {
-          const lines = w
-            .output()
-            .split("\n")
-            .filter((l) => l && !l.includes('"target":"rdkafka') && !l.includes('"target":"librdkafka'));
-          const m = await fetch(`${w.url}/metrics`, { signal: AbortSignal.timeout(5000) }).then(
-            (r) => r.text(),
-            () => "(no answer)",
-          );
-          const state = m
-            .split("\n")
-            .filter((l) =>
-              /^worker_(pending|paused|consumer_lag|flush|stalls|consumer_replaced|messages|gap|held|partitions_fenced|views)/.test(l),
-            );
-          console.error(
-            `chaos: worker ${i} (pid ${w.proc.pid}) metrics:\n${state.join("\n")}\nlast log lines:\n${lines.slice(-60).join("\n")}`,
-          );
+          console.error(`chaos: worker ${i} (pid ${w.proc.pid}) ${await workerState(w.url, w.output(), 60)}`);
         }
         // Every worker's whole output (librdkafka's lines too, KAFKA_DEBUG's if set), for a closer look.
         const dir = await mkdtemp(join(tmpdir(), "product-views-chaos-"));

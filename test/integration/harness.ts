@@ -174,6 +174,29 @@ export async function spawnService(kind: "api" | "worker", env: Record<string, s
   };
 }
 
+/**
+ * What a worker saw, for a failure message: its consume-loop metrics (stalls and responses, rebalances, lag,
+ * flushes, held and fenced partitions) and, given its output, its last log lines without librdkafka's.
+ */
+export async function workerState(url: string, output?: string, lastLines = 40): Promise<string> {
+  const text = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) }).then(
+    (r) => r.text(),
+    () => "(no answer)",
+  );
+  const metrics = text
+    .split("\n")
+    .filter((l) =>
+      /^worker_(pending|paused|consumer_lag|flush|stalls|consumer_replaced|rebalance|messages|gap|held|partitions_fenced|views|fetch_failures)/.test(
+        l,
+      ),
+    );
+  if (output === undefined) return `metrics:\n${metrics.join("\n")}`;
+  const lines = output
+    .split("\n")
+    .filter((l) => l && !l.includes('"component":"librdkafka"') && !l.includes('"target":"rdkafka') && !l.includes('"target":"librdkafka'));
+  return `metrics:\n${metrics.join("\n")}\nlast log lines:\n${lines.slice(-lastLines).join("\n")}`;
+}
+
 export async function metric(url: string, name: string, labels = ""): Promise<number> {
   const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
   const line = text.split("\n").find((l) => l.startsWith(`${name}${labels} `) || (labels === "" && l.startsWith(`${name} `)));
