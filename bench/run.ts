@@ -6,6 +6,7 @@
 import postgres from "postgres";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { threadsPerView, threadTicks } from "./threads.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const DATA = join(ROOT, ".data", "bench");
@@ -537,13 +538,33 @@ async function cpuAtFixedRate() {
   // Postgres still vacuuming the seed; a first run measured 463 µs per view in Kafka that way.
   await ingestStep("view", rate, "15s");
   const baseline = await baselineStep(rate, duration, "cpu: baseline");
+  // What each process spends with no traffic at all (timers, heartbeats, the broker's own housekeeping): a cost
+  // per second, not per view, so its share per view shrinks as the rate grows.
+  await settle();
+  const idleStop = monitor({ api: pidOf("api"), kafka: pidOf("kafka"), worker: pidOf("worker"), postgres: postgresPid() });
+  await Bun.sleep(5000);
+  const idle = idleStop();
+  const idleUs = Object.fromEntries(Object.entries(idle).map(([k, v]) => [k, Math.round((v.cpuCores / rate) * 1e6)]));
+  log(
+    `cpu: idle cores api=${idle.api?.cpuCores} kafka=${idle.kafka?.cpuCores} worker=${idle.worker?.cpuCores} postgres=${idle.postgres?.cpuCores} ` +
+      `(= µs per view at ${rate}/s: api=${idleUs.api} kafka=${idleUs.kafka} worker=${idleUs.worker} postgres=${idleUs.postgres})`,
+  );
+  const apiThreads0 = threadTicks(pidOf("api"));
+  const workerThreads0 = threadTicks(pidOf("worker"));
   const pipeline = await ingestStep("view", rate, duration);
+  const apiThreads = threadsPerView(apiThreads0, threadTicks(pidOf("api")), pipeline.acceptedViews);
+  const workerThreads = threadsPerView(workerThreads0, threadTicks(pidOf("worker")), pipeline.acceptedViews);
   const b = baseline.cpuPerViewUs.baseline ?? 0;
   const p = pipeline.cpuPerViewUs;
   log(
     `cpu per accepted view @${rate}/s (µs): baseline=${b} api=${p.api} (${b ? (p.api! / b).toFixed(2) : "?"}x baseline) kafka=${p.kafka} worker=${p.worker} postgres=${p.postgres} pipeline=${p.total}`,
   );
-  return { rate, duration, baseline, pipeline };
+  const fmt = (t: Record<string, number>) =>
+    Object.entries(t)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ");
+  log(`cpu by thread (µs per view): api ${fmt(apiThreads)}; worker ${fmt(workerThreads)}`);
+  return { rate, duration, baseline, idleCores: idle, idleUsPerView: idleUs, pipeline, apiThreads, workerThreads };
 }
 
 /**

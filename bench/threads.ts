@@ -1,0 +1,60 @@
+import { readdirSync, readFileSync } from "node:fs";
+
+// Where a Bun process's CPU goes, by thread: the JavaScript thread (requests, JSON, the producer's JS side) against
+// the native threads of librdkafka and of kafka-crab-js, which a `bun --cpu-prof` profile does not see at all.
+
+/** Thread groups, by the name Linux gives each thread (/proc/<pid>/task/<tid>/comm). */
+export function threadGroup(tid: number, pid: number, comm: string): string {
+  if (tid === pid) return "js";
+  if (comm.startsWith("rdk:")) return "librdkafka";
+  // kafka-crab-js: its tokio runtime (send/flush/poll futures) and rust-rdkafka's polling thread ("producer pollin": comm keeps 15 bytes).
+  if (comm.startsWith("tokio-") || / poll/.test(comm)) return "kafka-crab-js";
+  if (/^(JITWorker|HeapHelper|JSCWarmUp|mi-|Heap|GC)/.test(comm)) return "jit+gc";
+  return "other";
+}
+
+/** CPU ticks per thread group; `total` is the whole process, threads that already exited included. */
+export function threadTicks(pid: number | null): Record<string, number> | null {
+  if (!pid) return null;
+  const out: Record<string, number> = {};
+  try {
+    for (const name of readdirSync(`/proc/${pid}/task`)) {
+      const tid = Number(name);
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        const group = threadGroup(tid, pid, comm);
+        out[group] = (out[group] ?? 0) + Number(f[11]) + Number(f[12]);
+      } catch {
+        // the thread exited between the listing and the read: its ticks are in the process total
+      }
+    }
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    out.total = Number(f[11]) + Number(f[12]);
+  } catch {
+    return null;
+  }
+  return out;
+}
+
+/**
+ * µs of CPU per view of each group between two samples. A thread that started and ended between them (a
+ * short-lived worker thread) is only in the process total: it shows as `exited`.
+ */
+export function threadsPerView(a: Record<string, number> | null, b: Record<string, number> | null, views: number): Record<string, number> {
+  if (!a || !b || views <= 0) return {};
+  const us = (ticks: number) => Math.round(((ticks / 100) * 1e6) / views);
+  const out: Record<string, number> = {};
+  let groups = 0;
+  for (const k of Object.keys(b)) {
+    if (k === "total") continue;
+    const d = Math.max(0, b[k]! - (a[k] ?? 0));
+    groups += d;
+    out[k] = us(d);
+  }
+  const total = b.total! - (a.total ?? 0);
+  out.exited = us(Math.max(0, total - groups));
+  out.total = us(total);
+  return out;
+}
