@@ -51,6 +51,9 @@ export interface WorkerConfig {
   readonly flushTimeoutMs: number;
   readonly maxPendingProducts: number;
   readonly fetchBatchSize: number;
+  /** librdkafka fetch.min.bytes / fetch.wait.max.ms: the broker answers a fetch when this much is there, or after the wait. */
+  readonly fetchMinBytes: number;
+  readonly fetchWaitMs: number;
   readonly metricsPort: number;
   readonly maxPollIntervalMs: number;
   /** How long a counted Idempotency-Key keeps later repeats from being counted. */
@@ -191,7 +194,9 @@ export function loadConfig(env: Env = process.env): Config {
       debug: r.str("KAFKA_DEBUG", "", KAFKA_DEBUG, "a comma-separated list of librdkafka debug contexts, e.g. cgrp,fetch"),
     },
     producer: {
-      lingerMs: r.int("KAFKA_LINGER_MS", 5, 0, 1000),
+      // The producer's batching window (ingest/producer.ts); 15 ms: a third less CPU per view than 5 ms at 2 000 views/s
+      // for p50 +6 ms (bench/RESULTS.md, 2026-11-26).
+      lingerMs: r.int("KAFKA_LINGER_MS", 15, 0, 1000),
       batchMaxMessages: r.int("KAFKA_BATCH_MAX_MESSAGES", 10_000, 1, 1_000_000),
       compression: r.oneOf("KAFKA_COMPRESSION", "lz4", ["none", "gzip", "snappy", "lz4", "zstd"] as const),
       ackMode: r.oneOf("INGEST_ACK", "durable", ["durable", "queued"] as const),
@@ -209,6 +214,10 @@ export function loadConfig(env: Env = process.env): Config {
       flushTimeoutMs: r.int("FLUSH_TIMEOUT_MS", 15_000, 1000, 600_000),
       maxPendingProducts: r.int("MAX_PENDING_PRODUCTS", 200_000, 1, 10_000_000),
       fetchBatchSize: r.int("FETCH_BATCH_SIZE", 5000, 1, 100_000),
+      // The broker answers the worker's fetch per 64 KB or per KAFKA_FETCH_WAIT_MS, not per produced batch: worker and
+      // broker CPU per view halved at 2 000 views/s (bench/RESULTS.md, 2026-11-26).
+      fetchMinBytes: r.int("KAFKA_FETCH_MIN_BYTES", 65_536, 1, 100_000_000),
+      fetchWaitMs: r.int("KAFKA_FETCH_WAIT_MS", 50, 0, 300_000),
       metricsPort: r.int("WORKER_METRICS_PORT", 9464, 0, 65535),
       idempotencyWindowMs: idempotencyWindowS * 1000,
       // librdkafka evicts a consumer that has not polled for this long; the loop polls even while paused.

@@ -39,7 +39,8 @@ export async function start(config: Config) {
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 1000,
         "max.poll.interval.ms": worker.maxPollIntervalMs,
-        "fetch.wait.max.ms": 50,
+        "fetch.min.bytes": worker.fetchMinBytes,
+        "fetch.wait.max.ms": worker.fetchWaitMs,
         // Prefetch bounded well below librdkafka's 64 MiB default: the worker's RSS stays small and flat.
         "queued.max.messages.kbytes": 16384,
         "fetch.max.bytes": 8 * 1024 * 1024,

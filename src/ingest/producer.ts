@@ -12,6 +12,11 @@ import { matchReports, payloadOf, takeBatch, type KeyTag, type Outcome, type Out
 // takes 100 ms). So each lane owns one librdkafka producer and one batch at a time: it enqueues the batch,
 // watches inFlightCount() fall to zero, then flush() hands back exactly that batch's delivery reports.
 // Requests that arrive meanwhile queue up and ride the next free lane, merged per partition (lane-batch.ts).
+//
+// The batching window (KAFKA_LINGER_MS) is kept here, not in librdkafka: a lane batch is one message per
+// partition, which librdkafka's linger.ms cannot add to, so there it only delayed each batch. Here a free lane
+// waits until the oldest queued request is a window old, and every request of that window rides in it: messages
+// per second depend on windows and partitions, not on the request rate.
 
 export interface ViewProducer {
   /**
@@ -57,6 +62,8 @@ export interface ProducerDeps {
 export const LANE_FAILURES_BEFORE_RENEW = 3;
 /** send() only enqueues into librdkafka's queue: a send() that takes longer than this is wedged. */
 const SEND_DEADLINE_MS = 2000;
+/** librdkafka's own linger: long enough that one send()'s messages leave in one produce request, no longer. */
+const LIBRDKAFKA_LINGER_MS = 1;
 /** flush() runs once nothing is in flight and waits at most its queueTimeout (1 s) inside librdkafka. */
 const FLUSH_DEADLINE_MS = 3000;
 
@@ -120,7 +127,7 @@ export function createProducer(
       configuration: {
         // Pinned: partitionOf() computes the same choice, which the one-message-per-partition batches rely on.
         partitioner: "consistent_random",
-        "linger.ms": config.lingerMs,
+        "linger.ms": Math.min(config.lingerMs, LIBRDKAFKA_LINGER_MS),
         "batch.num.messages": config.batchMaxMessages,
         "compression.type": config.compression,
         acks: "all",
@@ -189,9 +196,6 @@ export function createProducer(
   /** Waits until librdkafka settled every message of the lane; false when it did not within the deadline. */
   async function settled(lane: Lane): Promise<boolean> {
     const deadline = performance.now() + messageTimeoutMs + 2000;
-    // librdkafka holds a batch for linger.ms before sending it (a lane batch, one message per partition,
-    // never fills batch.num.messages), so nothing can be acknowledged sooner: no polling until then.
-    if (config.lingerMs > 1 && lane.inFlightCount() > 0) await Bun.sleep(config.lingerMs);
     while (lane.inFlightCount() > 0) {
       if (performance.now() > deadline) return false;
       await Bun.sleep(1);
@@ -287,53 +291,68 @@ export function createProducer(
     }
   }
 
+  /** One batch through a free lane; the lane is free again afterwards and the next window starts (kick). */
   async function runLane(lane: { producer: Lane; failuresInRow: number }): Promise<void> {
-    for (;;) {
-      dropStale();
-      if (queue.length === 0) break;
-      const batch = takeBatch(queue, partitions, MAX_MESSAGE_ITEMS);
-      const entries = batch.flatMap((m) => m.entries);
-      sending.add(entries);
-      for (const m of batch) requestsPerMessage.observe(m.entries.length);
-      let c: Cycle;
+    dropStale();
+    if (queue.length === 0) {
+      idleLanes.push(lane);
+      return;
+    }
+    const batch = takeBatch(queue, partitions, MAX_MESSAGE_ITEMS);
+    const entries = batch.flatMap((m) => m.entries);
+    sending.add(entries);
+    for (const m of batch) requestsPerMessage.observe(m.entries.length);
+    let c: Cycle;
+    try {
+      c = await cycle(lane.producer, batch);
+    } catch (err) {
+      // Nothing here is expected to throw; if it does, the batch is answered and the lane lives on.
+      log.error({ err }, "a producer lane failed unexpectedly; its batch is answered 503 and the lane renewed");
+      c = { outcomes: allOf(batch, "unknown", "producer lane failed"), sendError: err, retire: "lane error" };
+    }
+    const failed = answer(batch, c.outcomes);
+    sending.delete(entries);
+    const failedBatch = failed > 0 || c.sendError !== null;
+    if (failedBatch) noteFailure(failed, batch.length, c.outcomes, c.sendError);
+    // A producer can fail for good while Kafka is fine (librdkafka's idempotent producer raises fatal errors
+    // after some broker restarts, and then refuses every message); a fresh producer costs one connection,
+    // so a lane whose batches keep failing gets one, as does a lane whose producer cannot be trusted.
+    lane.failuresInRow = failedBatch ? lane.failuresInRow + 1 : 0;
+    const retire = c.retire ?? (lane.failuresInRow >= LANE_FAILURES_BEFORE_RENEW ? "failing in a row" : null);
+    if (retire) {
+      lanesRenewed.inc({ reason: retire });
+      // An outage renews every lane every few batches: one line per FAILURE_LOG_MS, with how many it stands for.
+      renewals++;
+      if (performance.now() - lastRenewLog > FAILURE_LOG_MS) {
+        lastRenewLog = performance.now();
+        log.warn({ reason: retire, renewals, inFlight: safeInFlight(lane.producer) }, "renewing a producer lane");
+        renewals = 0;
+      }
       try {
-        c = await cycle(lane.producer, batch);
+        lane.producer = newLane();
       } catch (err) {
-        // Nothing here is expected to throw; if it does, the batch is answered and the lane lives on.
-        log.error({ err }, "a producer lane failed unexpectedly; its batch is answered 503 and the lane renewed");
-        c = { outcomes: allOf(batch, "unknown", "producer lane failed"), sendError: err, retire: "lane error" };
+        // Creating a producer does not touch the network; if it fails anyway, the lane keeps its old one.
+        log.error({ err }, "could not create a producer for a lane; it keeps its old one");
       }
-      const failed = answer(batch, c.outcomes);
-      sending.delete(entries);
-      const failedBatch = failed > 0 || c.sendError !== null;
-      if (failedBatch) noteFailure(failed, batch.length, c.outcomes, c.sendError);
-      // A producer can fail for good while Kafka is fine (librdkafka's idempotent producer raises fatal errors
-      // after some broker restarts, and then refuses every message); a fresh producer costs one connection,
-      // so a lane whose batches keep failing gets one, as does a lane whose producer cannot be trusted.
-      lane.failuresInRow = failedBatch ? lane.failuresInRow + 1 : 0;
-      const retire = c.retire ?? (lane.failuresInRow >= LANE_FAILURES_BEFORE_RENEW ? "failing in a row" : null);
-      if (retire) {
-        lanesRenewed.inc({ reason: retire });
-        // An outage renews every lane every few batches: one line per FAILURE_LOG_MS, with how many it stands for.
-        renewals++;
-        if (performance.now() - lastRenewLog > FAILURE_LOG_MS) {
-          lastRenewLog = performance.now();
-          log.warn({ reason: retire, renewals, inFlight: safeInFlight(lane.producer) }, "renewing a producer lane");
-          renewals = 0;
-        }
-        try {
-          lane.producer = newLane();
-        } catch (err) {
-          // Creating a producer does not touch the network; if it fails anyway, the lane keeps its old one.
-          log.error({ err }, "could not create a producer for a lane; it keeps its old one");
-        }
-        lane.failuresInRow = 0;
-      }
+      lane.failuresInRow = 0;
     }
     idleLanes.push(lane);
+    kick();
   }
 
+  let windowTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Starts a free lane once the oldest queued request is a window old (at once when a window's worth is queued). */
   function kick() {
+    if (windowTimer !== null || idleLanes.length === 0 || queue.length === 0) return;
+    const wait = queue[0]!.enqueuedAt + config.lingerMs - performance.now();
+    if (wait > 0 && queue.length < MAX_MESSAGE_ITEMS) {
+      windowTimer = setTimeout(() => {
+        windowTimer = null;
+        kick();
+      }, wait);
+      return;
+    }
+    // runLane takes its batch before its first await: the next lane, if any, only finds what did not fit.
     while (idleLanes.length > 0 && queue.length > 0) void runLane(idleLanes.pop()!);
   }
 

@@ -17,7 +17,7 @@ describe("config", () => {
     expect(c.http.port).toBe(8080);
     expect(c.kafka.topic).toBe("product-views");
     expect(c.kafka.partitions).toBe(6);
-    expect(c.producer.lingerMs).toBe(5);
+    expect(c.producer.lingerMs).toBe(15);
     expect(c.producer.ackMode).toBe("durable");
     expect(c.worker.flushIntervalMs).toBe(200);
     expect(c.kafka.debug).toBe("");
