@@ -341,7 +341,7 @@ export function createProducer(
   }
 
   let windowTimer: ReturnType<typeof setTimeout> | null = null;
-  /** Starts a free lane once the oldest queued request is a window old (at once when a window's worth is queued). */
+  /** Starts a free lane once the oldest queued request is a window old (at once when a full message's worth of requests waits). */
   function kick() {
     if (windowTimer !== null || idleLanes.length === 0 || queue.length === 0) return;
     const wait = queue[0]!.enqueuedAt + config.lingerMs - performance.now();
