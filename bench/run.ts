@@ -6,7 +6,7 @@
 import postgres from "postgres";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { threadsPerView, threadTicks } from "./threads.ts";
+import { statOf, threadsPerView, threadTicks } from "./threads.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const DATA = join(ROOT, ".data", "bench");
@@ -35,14 +35,6 @@ function pidOf(name: string): number | null {
 interface ProcSample {
   rssMB: number;
   cpuTicks: number;
-}
-/** /proc/<pid>/stat fields after the command: [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime. */
-function statOf(pid: number): string[] | null {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  } catch {
-    return null;
-  }
 }
 /**
  * CPU ticks of a process and all its descendants: its own, those of children it reaped (cutime/cstime: Postgres

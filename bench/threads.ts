@@ -3,6 +3,21 @@ import { readdirSync, readFileSync } from "node:fs";
 // Where a Bun process's CPU goes, by thread: the JavaScript thread (requests, JSON, the producer's JS side) against
 // the native threads of librdkafka and of kafka-crab-js, which a `bun --cpu-prof` profile does not see at all.
 
+/** A /proc stat file: the command name (in parentheses, may itself hold ") ") and the fields after it. */
+function parseStat(path: string): { comm: string; fields: string[] } | null {
+  try {
+    const stat = readFileSync(path, "utf8");
+    return { comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")), fields: stat.slice(stat.lastIndexOf(")") + 2).split(" ") };
+  } catch {
+    return null;
+  }
+}
+
+/** /proc/<pid>/stat fields after the command: [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime. Null: gone. */
+export function statOf(pid: number): string[] | null {
+  return parseStat(`/proc/${pid}/stat`)?.fields ?? null;
+}
+
 /** Thread groups, by the name Linux gives each thread (/proc/<pid>/task/<tid>/comm). */
 export function threadGroup(tid: number, pid: number, comm: string): string {
   if (tid === pid) return "js";
@@ -17,24 +32,23 @@ export function threadGroup(tid: number, pid: number, comm: string): string {
 export function threadTicks(pid: number | null): Record<string, number> | null {
   if (!pid) return null;
   const out: Record<string, number> = {};
+  let tids: string[];
   try {
-    for (const name of readdirSync(`/proc/${pid}/task`)) {
-      const tid = Number(name);
-      try {
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-        const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        const group = threadGroup(tid, pid, comm);
-        out[group] = (out[group] ?? 0) + Number(f[11]) + Number(f[12]);
-      } catch {
-        // the thread exited between the listing and the read: its ticks are in the process total
-      }
-    }
-    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    out.total = Number(f[11]) + Number(f[12]);
+    tids = readdirSync(`/proc/${pid}/task`);
   } catch {
     return null;
   }
+  for (const name of tids) {
+    const tid = Number(name);
+    const t = parseStat(`/proc/${pid}/task/${tid}/stat`);
+    // null: the thread exited between the listing and the read; its ticks are in the process total
+    if (!t) continue;
+    const group = threadGroup(tid, pid, t.comm);
+    out[group] = (out[group] ?? 0) + Number(t.fields[11]) + Number(t.fields[12]);
+  }
+  const p = statOf(pid);
+  if (!p) return null;
+  out.total = Number(p[11]) + Number(p[12]);
   return out;
 }
 
