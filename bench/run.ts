@@ -181,8 +181,9 @@ async function k6(
   onSpawn?.(proc);
   const code = await proc.exited;
   const s = JSON.parse(readFileSync(out, "utf8")) as { metrics: Record<string, Record<string, number>> };
-  const d = s.metrics.http_req_duration ?? {};
-  const reqs = s.metrics.http_reqs?.count ?? 0;
+  // The steady part at `rate` (bench/k6/load.js ramps up for 2 s first); the whole run if the script has no phases.
+  const d = s.metrics["http_req_duration{phase:steady}"] ?? s.metrics.http_req_duration ?? {};
+  const reqs = s.metrics["http_reqs{phase:steady}"]?.count ?? s.metrics.http_reqs?.count ?? 0;
   const secs = Number.parseFloat(duration);
   return {
     scenario,
