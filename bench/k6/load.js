@@ -90,10 +90,7 @@ export const options = {
       executor: "ramping-arrival-rate",
       startRate: Math.ceil(RATE / 10),
       timeUnit: "1s",
-      stages: [
-        ...(RAMP_S > 0 ? [{ target: RATE, duration: `${RAMP_S}s` }] : []),
-        { target: RATE, duration: DURATION },
-      ],
+      stages: [...(RAMP_S > 0 ? [{ target: RATE, duration: `${RAMP_S}s` }] : []), { target: RATE, duration: DURATION }],
       preAllocatedVUs: Math.min(Math.max(100, Math.ceil(RATE / 10)), 1500),
       maxVUs: 2000,
     },
@@ -117,7 +114,10 @@ function view() {
 function batch() {
   const bodies = sharedBatchBodies ?? batchBodies;
   cursor = (cursor + 1) % bodies.length;
-  const res = http.post(`${TARGET}/api/v1/products/views`, bodies[cursor], { headers: jsonHeaders, tags: { kind: "write", phase: steady() } });
+  const res = http.post(`${TARGET}/api/v1/products/views`, bodies[cursor], {
+    headers: jsonHeaders,
+    tags: { kind: "write", phase: steady() },
+  });
   if (res.status === 202) acceptedViews.add(BATCH);
 }
 
