@@ -71,17 +71,19 @@ wait_for() { # wait_for <seconds> <description> <command...>
   done
 }
 
+# Waits (bounded) for another apt (unattended-upgrades, a second suite installing Chromium) instead of failing on
+# its lock: two suites started at once on a fresh machine skipped the browser tests that way.
+apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
+
 apt_install() {
   is_root || die "missing: $*. Install them (Debian: sudo apt-get install -y $*) and run again."
   command -v apt-get >/dev/null || die "missing: $*; no apt-get here, install them with your package manager."
   log "installing $* from Debian packages"
-  # Waits (bounded) for another apt (unattended-upgrades, a second suite installing Chromium) instead of failing
-  # on its lock: two suites started at once on a fresh machine skipped the browser tests that way.
   if [ ! -f "$CACHE/.apt-updated" ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null
+    apt_get update -qq >/dev/null
     mkdir -p "$CACHE" && touch "$CACHE/.apt-updated"
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$@" >/dev/null
+  apt_get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 # ---------------------------------------------------------------- Bun and dependencies

@@ -23,6 +23,30 @@ describe("hostile input", () => {
     await bounded("ctx.db.close", ctx.db.close());
   });
 
+  /**
+   * Writes `request` on a raw socket and resolves with what came back, once `complete(got)` holds or the server
+   * closes the connection (a reset included); rejects after 15 s, naming what it got.
+   */
+  function rawExchange(request: string, complete: (got: string) => boolean = () => false): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      let got = "";
+      const sock = tcp({ host: "127.0.0.1", port: api.port }, () => sock.write(request));
+      const timer = setTimeout(() => {
+        sock.destroy();
+        reject(new Error(`no answer or close within 15 s; got: ${JSON.stringify(got.slice(0, 300))}`));
+      }, 15_000);
+      sock.on("data", (d) => {
+        got += d.toString();
+        if (complete(got)) sock.destroy();
+      });
+      sock.on("error", () => {});
+      sock.on("close", () => {
+        clearTimeout(timer);
+        resolve(got);
+      });
+    });
+  }
+
   async function status(res: Response) {
     const text = await res.text();
     expect(res.status).toBeLessThan(500);
@@ -43,29 +67,14 @@ describe("hostile input", () => {
 
   test("a declared 10 MB body is refused with a JSON 413 before any of it is read", async () => {
     // Headers only: the answer must come from the declared length alone (nothing of the body is ever sent).
-    const answer = await new Promise<string>((resolve, reject) => {
-      let got = "";
-      const sock = tcp({ host: "127.0.0.1", port: api.port }, () => {
-        sock.write(
-          `POST /api/v1/products/view HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${10 * 1024 * 1024}\r\n\r\n`,
-        );
-      });
-      sock.on("data", (d) => {
-        got += d.toString();
+    const answer = await rawExchange(
+      `POST /api/v1/products/view HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${10 * 1024 * 1024}\r\n\r\n`,
+      (got) => {
         const head = got.indexOf("\r\n\r\n");
         const length = /content-length: (\d+)/i.exec(got)?.[1];
-        if (head >= 0 && length !== undefined && got.length >= head + 4 + Number(length)) {
-          sock.destroy();
-          resolve(got);
-        }
-      });
-      sock.on("error", reject);
-      const timer = setTimeout(
-        () => reject(new Error(`no complete answer within 15 s; got: ${JSON.stringify(got.slice(0, 300))}`)),
-        15_000,
-      );
-      sock.on("close", () => clearTimeout(timer));
-    });
+        return head >= 0 && length !== undefined && got.length >= head + 4 + Number(length);
+      },
+    );
     expect(answer).toMatch(/^HTTP\/1\.1 413 /);
     expect(JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)).code).toBe("payload_too_large");
   });
@@ -143,16 +152,9 @@ describe("hostile input", () => {
   test("a slow-loris body is cut off by the idle timeout and the server keeps serving", async () => {
     // Bun checks idle sockets on a coarse timer (seconds), so *when* within that tick the cut comes is not
     // the point: that it comes without an answer (not a parse error's 400), and that others are still served.
-    const answered = await new Promise<string>((resolve, reject) => {
-      let got = "";
-      const sock = tcp({ host: "127.0.0.1", port: api.port }, () => {
-        sock.write('POST /api/v1/products/view HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"prod');
-      });
-      sock.on("data", (d) => (got += d.toString()));
-      sock.on("error", () => {});
-      sock.on("close", () => resolve(got));
-      setTimeout(() => reject(new Error("connection still open after 15 s")), 15_000);
-    });
+    const answered = await rawExchange(
+      'POST /api/v1/products/view HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"prod',
+    );
     expect(answered).not.toMatch(/^HTTP\/1\.1 (?!408)/);
     expect((await fetch(`${base}/health`)).status).toBe(200);
   });
