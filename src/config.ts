@@ -54,6 +54,8 @@ export interface WorkerConfig {
   /** librdkafka fetch.min.bytes / fetch.wait.max.ms: the broker answers a fetch when this much is there, or after the wait. */
   readonly fetchMinBytes: number;
   readonly fetchWaitMs: number;
+  /** Kafka's committed offsets trail the flushes by at most this (worker/kafka-commits.ts says why they may). */
+  readonly commitIntervalMs: number;
   readonly metricsPort: number;
   readonly maxPollIntervalMs: number;
   /** How long a counted Idempotency-Key keeps later repeats from being counted. */
@@ -218,6 +220,7 @@ export function loadConfig(env: Env = process.env): Config {
       // broker CPU per view halved at 2 000 views/s (bench/RESULTS.md, 2026-11-26).
       fetchMinBytes: r.int("KAFKA_FETCH_MIN_BYTES", 65_536, 1, 100_000_000),
       fetchWaitMs: r.int("KAFKA_FETCH_WAIT_MS", 50, 0, 300_000),
+      commitIntervalMs: r.int("KAFKA_COMMIT_INTERVAL_MS", 5000, 0, 600_000),
       metricsPort: r.int("WORKER_METRICS_PORT", 9464, 0, 65535),
       idempotencyWindowMs: idempotencyWindowS * 1000,
       // librdkafka evicts a consumer that has not polled for this long; the loop polls even while paused.

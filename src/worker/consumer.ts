@@ -9,6 +9,7 @@ import { backoff, startFlusher } from "./flusher.ts";
 import { createGapTracker } from "./gaps.ts";
 import type { OffsetProblem } from "./offset-check.ts";
 import { createOffsetGuard, type OffsetStore } from "./offset-guard.ts";
+import { createKafkaCommits } from "./kafka-commits.ts";
 import { createStallDetector, stallResponse, type PartitionPosition, type Stall } from "./stall.ts";
 import type { FlushResult } from "./writer.ts";
 
@@ -140,7 +141,10 @@ export function startConsumer(
   const coalescer = createCoalescer();
   const gaps = createGapTracker();
   const guard = createOffsetGuard(store, coalescer, forget, log, metrics);
-  const committed = new Map<number, number>();
+  // Lag monitoring and restart position only; correctness rests on the offsets in Postgres.
+  const commits = createKafkaCommits((partition, offset) => {
+    source.commit(kafka.topic, partition, offset, "Async").catch((err) => log.debug({ err }, "kafka commit failed"));
+  }, config.commitIntervalMs);
   const readyDeferred = Promise.withResolvers<void>();
   const crashedDeferred = Promise.withResolvers<never>();
   crashedDeferred.promise.catch(() => {});
@@ -161,6 +165,7 @@ export function startConsumer(
   function forget(partition: number) {
     coalescer.drop(partition);
     gaps.clear(partition);
+    commits.forget(partition);
   }
 
   function onEvents(error: Error | undefined, event: KafkaEvent) {
@@ -418,12 +423,7 @@ export function startConsumer(
   }
 
   function commitToKafka(batch: Batch, fenced: Set<number>) {
-    for (const s of batch.slices) {
-      if (fenced.has(s.partition) || committed.get(s.partition) === s.next) continue;
-      committed.set(s.partition, s.next);
-      // Lag monitoring and restart position only; correctness rests on the offsets in Postgres.
-      source.commit(kafka.topic, s.partition, s.next, "Async").catch((err) => log.debug({ err }, "kafka commit failed"));
-    }
+    for (const s of batch.slices) if (!fenced.has(s.partition)) commits.flushed(s.partition, s.next);
   }
 
   async function reportUnknown(batch: Batch, n: number) {
@@ -475,6 +475,8 @@ export function startConsumer(
       await consuming;
       const { pending } = await flusher.stop();
       if (pending > 0) log.error({ pending }, "stopped with views not flushed; they will be replayed");
+      // The next owner starts from here; librdkafka sends queued commits before its consumer closes.
+      commits.commitDue();
       await retire(source, isMember);
     },
   };
