@@ -17,13 +17,8 @@ ST_VERSION=4.32.5
 if [ ! -x "$VENV/bin/schemathesis" ] || ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$ST_VERSION"; then
   # A fresh Debian has python3 without its venv module (package python3-venv).
   if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      echo "[fuzz] installing python3-venv (Debian package)"
-      # Waits for another apt's lock, as stack.sh's apt_get does.
-      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends python3-venv >/dev/null
-    else
-      echo "[fuzz] python3's venv module is missing: install python3-venv (Debian) and run again"; exit 1
-    fi
+    # Not root or no apt-get: stack.sh stops with how to install it.
+    bash "$ROOT/scripts/stack.sh" apt python3-venv
   fi
   rm -rf "$VENV"
   python3 -m venv "$VENV"

@@ -13,6 +13,7 @@
 #   scripts/stack.sh start|stop|kill kafka N   node N only, with KAFKA_NODES=3 (three KRaft nodes, replication 3)
 #   scripts/stack.sh wipe kafka             stop Kafka and delete its data: every topic and offset is gone
 #   scripts/stack.sh browser   Chromium for the browser tests (Debian package, as root), or a note that they skip
+#   scripts/stack.sh apt <package...>   Debian packages another script needs (as root; waits for apt's lock)
 #
 # DATABASE_URL / KAFKA_BROKERS pointing at reachable servers make it use those and start none of its own.
 set -euo pipefail
@@ -422,6 +423,7 @@ case "$cmd" in
     ;;
   infra) infra; status ;;
   deps) ensure_bun; ensure_deps ;;
+  apt) shift; [ $# -gt 0 ] || die "usage: $0 apt <package...>"; apt_install "$@" ;;
   browser) # Chromium for the browser tests; where it cannot be installed they are skipped, not failed
     if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :
     elif is_root && command -v apt-get >/dev/null; then
@@ -482,5 +484,5 @@ case "$cmd" in
       api|worker) stop_pidfile "$2" 30 ;;
       *) die "usage: $0 stop kafka|postgres|api|worker" ;;
     esac ;;
-  *) die "usage: $0 up|infra|down|status|env|browser|restart-app|start <c>|stop <c>|kill <c>|wipe kafka" ;;
+  *) die "usage: $0 up|infra|down|status|env|browser|apt <p...>|restart-app|start <c>|stop <c>|kill <c>|wipe kafka" ;;
 esac
