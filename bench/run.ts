@@ -552,9 +552,9 @@ function processAgeS(pid: number | null): number | null {
 /**
  * Not measured: 15 s steps at the rate until the pipeline's CPU per view settles (two steps in a row within 10 %),
  * at most WARM_STEPS_MAX. Just started, every process costs more: the broker runs its JIT compilers for minutes
- * (with one fixed 15 s warm-up the same code measured Kafka at 228, 92 and 79 µs per view 1, 3 and 15 minutes after
- * a broker start, 35-45 after half an hour; 2026-11-26), and a restarted API or worker compiles and fills its caches.
- * Every step's line is printed, so the transient stays visible.
+ * (with one fixed 15 s warm-up the same code measured Kafka at 228 and 92 µs per view ~5 and ~7 minutes after a
+ * broker start, 79 after 15 minutes, 35-45 after half an hour; 2026-11-26), and a restarted API or worker compiles
+ * and fills its caches. Every step's line is printed, so the transient stays visible.
  */
 async function warmUntilSteady(rate: number) {
   const steps: { total: number; kafka: number }[] = [];
