@@ -6,7 +6,7 @@
 import postgres from "postgres";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { statOf, threadsPerView, threadTicks } from "./threads.ts";
+import { CLK_TCK, statOf, threadsPerView, threadTicks } from "./threads.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const DATA = join(ROOT, ".data", "bench");
@@ -20,8 +20,6 @@ const STEP = process.env.BENCH_STEP ?? "15s";
 const SEED = Number(process.env.BENCH_PRODUCTS ?? 100_000);
 /** 15 s warm-up steps before the CPU measurement, at most (warmUntilSteady). */
 const WARM_STEPS_MAX = Number(process.env.BENCH_WARM_STEPS_MAX ?? 8);
-/** Clock ticks per second of /proc/<pid>/stat (USER_HZ; 100 on Linux). */
-const CLK_TCK = 100;
 const sql = postgres(process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/product_views", { max: 2, onnotice: () => {} });
 
 mkdirSync(DATA, { recursive: true });
@@ -118,8 +116,8 @@ function monitor(pids: Record<string, number | null>) {
       const b = sampleProc(pid);
       out[k] = {
         peakRssMB: Math.round(peak[k] ?? b?.rssMB ?? 0),
-        cpuCores: a && b ? Number(((b.cpuTicks - a.cpuTicks) / 100 / secs).toFixed(2)) : 0,
-        cpuSeconds: a && b ? (b.cpuTicks - a.cpuTicks) / 100 : 0,
+        cpuCores: a && b ? Number(((b.cpuTicks - a.cpuTicks) / CLK_TCK / secs).toFixed(2)) : 0,
+        cpuSeconds: a && b ? (b.cpuTicks - a.cpuTicks) / CLK_TCK : 0,
         rssSeries: series[k] ?? [],
       };
     }
@@ -543,16 +541,12 @@ async function baselineStep(rate: number, duration: string, label: string) {
   return { ...r, processes: p, cpuPerViewUs: perView };
 }
 
-/** Seconds since the process started (/proc/<pid>/stat starttime against /proc/uptime). */
+/** Seconds since the process started (its stat starttime against /proc/uptime). */
 function processAgeS(pid: number | null): number | null {
-  if (pid === null) return null;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    const uptime = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
-    return Math.round(uptime - Number(fields[19]) / CLK_TCK);
-  } catch {
-    return null;
-  }
+  const st = pid === null ? null : statOf(pid);
+  if (!st) return null;
+  const uptime = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+  return Math.round(uptime - Number(st[19]) / CLK_TCK);
 }
 
 /**
@@ -573,11 +567,12 @@ async function warmUntilSteady(rate: number) {
   let settled = false;
   for (let i = 0; i < WARM_STEPS_MAX && !settled; i++) {
     const p = (await ingestStep("view", rate, "15s")).cpuPerViewUs;
+    const step = { total: p.total ?? 0, kafka: p.kafka ?? 0 };
     const prev = steps.at(-1);
-    steps.push({ total: p.total ?? 0, kafka: p.kafka ?? 0 });
+    steps.push(step);
     // Both: the total can flatten while the broker, the largest drift, is still falling (a fresh broker, 2026-11-26:
     // totals 261 -> 237 within 10 % while Kafka went 83 -> 66).
-    settled = prev !== undefined && close(p.total ?? 0, prev.total) && close(p.kafka ?? 0, prev.kafka);
+    settled = prev !== undefined && close(step.total, prev.total) && close(step.kafka, prev.kafka);
   }
   log(
     `cpu: warm-up ${steps.length} step(s), µs per view total ${steps.map((s) => s.total).join(" -> ")} (kafka ${steps.map((s) => s.kafka).join(" -> ")})` +
@@ -632,7 +627,7 @@ async function keyCost() {
   const rate = Number(process.env.BENCH_CPU_RATE ?? 2000);
   const duration = process.env.BENCH_CPU_DURATION ?? "20s";
   const KEYED = { KEYS: "1" };
-  await ingestStep("view", rate, "15s"); // warm-up, not measured (see cpuAtFixedRate)
+  await ingestStep("view", rate, "15s"); // warm-up, not measured; what drift is left falls on both sides (below)
   // Alternated twice (plain, keyed, plain, keyed), so a drift of the machine during the run (a JVM still
   // compiling, autovacuum) falls on both sides; each side's CPU per view is over its two steps' views.
   const plain: Awaited<ReturnType<typeof ingestStep>>[] = [];

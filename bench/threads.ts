@@ -13,7 +13,13 @@ function parseStat(path: string): { comm: string; fields: string[] } | null {
   }
 }
 
-/** /proc/<pid>/stat fields after the command: [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime. Null: gone. */
+/** Clock ticks per second of /proc's CPU and start times (USER_HZ; 100 on Linux). */
+export const CLK_TCK = 100;
+
+/**
+ * /proc/<pid>/stat fields after the command: [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime,
+ * [19] starttime (ticks after boot). Null: gone.
+ */
 export function statOf(pid: number): string[] | null {
   return parseStat(`/proc/${pid}/stat`)?.fields ?? null;
 }
@@ -58,7 +64,7 @@ export function threadTicks(pid: number | null): Record<string, number> | null {
  */
 export function threadsPerView(a: Record<string, number> | null, b: Record<string, number> | null, views: number): Record<string, number> {
   if (!a || !b || views <= 0) return {};
-  const us = (ticks: number) => Math.round(((ticks / 100) * 1e6) / views);
+  const us = (ticks: number) => Math.round(((ticks / CLK_TCK) * 1e6) / views);
   const out: Record<string, number> = {};
   let groups = 0;
   for (const k of Object.keys(b)) {
