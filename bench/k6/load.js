@@ -2,6 +2,7 @@
 //   SCENARIO = view | batch | top | mixed     TARGET = http://127.0.0.1:8080     RATE = iterations/s
 //   DURATION = 20s at RATE, after RAMP_S = 2 seconds rising from RATE/10 to RATE
 //   IDS = path of a JSON array of product ids (else fetched from TARGET)   P99_MS = 50
+//   BODIES = path of a text file of batch request bodies, one per line (else built from the ids, BATCH views each)
 //   KEYS = 1: every view request carries its own Idempotency-Key (what a retrying client sends)
 //   Against any deployment: TARGET=https://views.example SCENARIO=view RATE=500 k6 run bench/k6/load.js
 import http from "k6/http";
@@ -49,10 +50,10 @@ function zipfOf(ids) {
   return () => ids[Math.min(N - 1, Math.floor((A * Math.random() + 1) ** (1 / (1 - S))) - 1)];
 }
 
-function makeBatchBodies(ids) {
+function makeBatchBodies(ids, n) {
   const zipfId = zipfOf(ids);
   const out = [];
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < n; i++) {
     const views = [];
     for (let j = 0; j < BATCH; j++) views.push({ product_id: zipfId() });
     out.push(JSON.stringify({ views }));
@@ -60,19 +61,33 @@ function makeBatchBodies(ids) {
   return out;
 }
 
-// Batch bodies take goja seconds to build: with an id file they are built once per run and shared by every VU.
-// Built per VU, each VU's first iteration took 15-17 s and the step's VUs queued behind each other's building
-// (the batch step failed at 100 req/s with the API idle).
-const sharedBatchBodies = fileIds && SCENARIO === "batch" ? new SharedArray("batch", () => makeBatchBodies(fileIds)) : null;
+// Batch bodies take goja seconds to build (15-17 s per VU: the step's VUs queued behind each other's building), and a
+// SharedArray is no way to share them: reading one 5 KB element cost k6 ~4 ms of CPU, a whole core at 250 requests/s.
+// So the bench writes them to a file (BODIES); each VU keeps 8 consecutive lines from a random one and drops the rest.
+let bodiesText = SCENARIO === "batch" && __ENV.BODIES ? open(__ENV.BODIES) : null;
+const VU_BODIES = 8;
 let built = false;
+
+function takeBodies(text) {
+  const lines = text.split("\n").filter((l) => l !== "");
+  const from = Math.floor(Math.random() * lines.length);
+  for (let i = 0; i < Math.min(VU_BODIES, lines.length); i++) {
+    const body = lines[(from + i) % lines.length];
+    batchBodies.push({ body, views: JSON.parse(body).views.reduce((n, v) => n + (v.count ?? 1), 0) });
+  }
+}
 
 function buildBodies(ids) {
   built = true;
-  const zipfId = zipfOf(ids);
   if (SCENARIO === "view" || SCENARIO === "mixed") {
+    const zipfId = zipfOf(ids);
     for (let i = 0; i < POOL; i++) viewBodies.push(JSON.stringify({ product_id: zipfId() }));
   }
-  if (SCENARIO === "batch" && !sharedBatchBodies) batchBodies.push(...makeBatchBodies(ids));
+  if (SCENARIO === "batch") {
+    if (bodiesText) takeBodies(bodiesText);
+    else for (const body of makeBatchBodies(ids, VU_BODIES)) batchBodies.push({ body, views: BATCH });
+    bodiesText = null;
+  }
   cursor = Math.floor(Math.random() * POOL);
 }
 
@@ -112,13 +127,13 @@ function view() {
 }
 
 function batch() {
-  const bodies = sharedBatchBodies ?? batchBodies;
-  cursor = (cursor + 1) % bodies.length;
-  const res = http.post(`${TARGET}/api/v1/products/views`, bodies[cursor], {
+  cursor = (cursor + 1) % batchBodies.length;
+  const b = batchBodies[cursor];
+  const res = http.post(`${TARGET}/api/v1/products/views`, b.body, {
     headers: jsonHeaders,
     tags: { kind: "write", phase: steady() },
   });
-  if (res.status === 202) acceptedViews.add(BATCH);
+  if (res.status === 202) acceptedViews.add(b.views);
 }
 
 function top() {
