@@ -4,7 +4,7 @@
 //
 //   bun bench/run.ts [all|cpu|baseline|ingest|batch|top|mixed|keys|soak|top10m]
 import postgres from "postgres";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CLK_TCK, statOf, threadsPerView, threadTicks } from "./threads.ts";
 
@@ -172,7 +172,8 @@ async function k6(
       RATE: String(rate),
       DURATION: duration,
       IDS: join(DATA, "ids.json"),
-      BODIES: join(DATA, "batch-bodies.txt"),
+      BODIES: join(DATA, "batch-bodies"),
+      BODY_FILES: String(BODY_FILES),
       // k6's own HTML report of the step (its web dashboard, exported; port 0: steps may run side by side).
       K6_WEB_DASHBOARD: "true",
       K6_WEB_DASHBOARD_PORT: "0",
@@ -304,7 +305,10 @@ async function seed() {
   }
   const ids = await sql<{ id: string }[]>`SELECT id FROM products WHERE name LIKE 'bench-%' ORDER BY name LIMIT ${SEED}`;
   writeFileSync(join(DATA, "ids.json"), JSON.stringify(ids.map((r) => r.id)));
-  writeFileSync(join(DATA, "batch-bodies.txt"), batchBodies(ids.map((r) => r.id)));
+  writeBatchBodies(
+    join(DATA, "batch-bodies"),
+    ids.map((r) => r.id),
+  );
   // The API caches known ids; warm it so the first step measures steady state, not 100k cold lookups.
   // Those warm-up views are accounted too, and must be fully counted before any step takes its baseline.
   const before = await totalViews();
@@ -323,20 +327,25 @@ async function seed() {
 }
 
 /**
- * The batch scenario's request bodies, one per line: 200 bodies of 100 views each, ids drawn from the same Zipf law
- * as k6's (s = 1.1 over the id list's order). Built here because k6 pays dearly for them: built in goja they took
- * seconds per VU, and read from a SharedArray each request cost ~4 ms of k6's CPU (1 core at 250 requests/s).
+ * The batch scenario's request bodies: BODY_FILES files of 40 lines, each line a body of 100 views whose ids are drawn
+ * from the same Zipf law as k6's (s = 1.1 over the id list's order). Built here because k6 pays dearly for them: built
+ * in goja they took seconds per VU, and read from a SharedArray each request cost ~4 ms of k6's CPU (1 core at 250
+ * requests/s). 2 000 bodies (200 000 draws, ~28 000 distinct products) so that a flush at 100 000 views/s sees about
+ * as many distinct products as fresh draws would: 200 bodies (5 700 distinct) capped the rows a flush writes, which
+ * flattered the write amplification.
  */
-function batchBodies(ids: string[]): string {
+const BODY_FILES = 50;
+function writeBatchBodies(dir: string, ids: string[]) {
   const S = 1.1;
   const A = ids.length ** (1 - S) - 1;
   const zipfId = () => ids[Math.min(ids.length - 1, Math.floor((A * Math.random() + 1) ** (1 / (1 - S))) - 1)]!;
-  const lines: string[] = [];
-  for (let i = 0; i < 200; i++) {
-    const views = Array.from({ length: 100 }, () => ({ product_id: zipfId() }));
-    lines.push(JSON.stringify({ views }));
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  for (let f = 0; f < BODY_FILES; f++) {
+    const lines: string[] = [];
+    for (let i = 0; i < 40; i++) lines.push(JSON.stringify({ views: Array.from({ length: 100 }, () => ({ product_id: zipfId() })) }));
+    writeFileSync(join(dir, `${f}.txt`), lines.join("\n"));
   }
-  return lines.join("\n");
 }
 
 async function startBaseline() {
@@ -425,8 +434,16 @@ async function main() {
         log(`batch: best ${s.best?.rate ?? 0} req/s = ${(s.best?.rate ?? 0) * 100} views/s`);
       }
       if (what === "all" || what === "top") {
-        const s = await topUnderIngest("top");
-        result.top = { ...s, ratioToBaseline: baselineBest ? Number(((s.best?.rate ?? 0) / baselineBest).toFixed(2)) : null };
+        const s = await topUnderIngest("top", RATES, true);
+        const getBest = s.baselineUnderIngest?.best?.rate ?? 0;
+        result.top = {
+          ...s,
+          // The target's ratio: against the bare server's GET, under the same ingest and p99 bound.
+          ratioToBaseline: getBest ? Number(((s.best?.rate ?? 0) / getBest).toFixed(2)) : null,
+          // Against the bare server's POST ladder without background ingest and with p99 < 50 ms (what earlier
+          // runs reported): kept to compare with them.
+          ratioToIdleBaselinePost: baselineBest ? Number(((s.best?.rate ?? 0) / baselineBest).toFixed(2)) : null,
+        };
       }
       if (what === "all" || what === "mixed") {
         result.mixed = await stepSearch(RATES, (rate) => ingestStep("mixed", rate));
@@ -449,23 +466,29 @@ async function main() {
   }
 }
 
-/** GET /top?limit=10 step search while views are ingested in the background; each step's p99 must be < 10 ms. */
-async function topUnderIngest(label: string, rates = RATES) {
+/**
+ * GET /top?limit=10 step search while views are ingested in the background; each step's p99 must be < 10 ms. With
+ * `withBaseline`, the bare server's GET is searched first under the same background ingest and the same p99 bound,
+ * so the ratio compares the two GETs on a machine equally busy (both with k6 on the same two cores).
+ */
+async function topUnderIngest(label: string, rates = RATES, withBaseline = false) {
   const bg = Number(process.env.TOP_BACKGROUND_RATE ?? 1000);
   let bgProc: ReturnType<typeof Bun.spawn> | undefined;
   const background = k6("view", API, bg, "3600s", { P99_MS: "1000" }, (p) => (bgProc = p));
   await Bun.sleep(2000);
+  const step = (name: string, target: string) => async (rate: number) => {
+    const stop = monitor(target === API ? { api: pidOf("api") } : { baseline: baselineProcPid });
+    const r = await k6("top", target, rate, STEP, { P99_MS: "10" });
+    const p = stop();
+    log(
+      `${name} (ingest ${bg}/s in background) @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} dropped=${r.dropped} k6=${r.k6Cores}`,
+    );
+    return { ...r, processes: p };
+  };
   try {
-    const s = await stepSearch(rates, async (rate) => {
-      const stop = monitor({ api: pidOf("api") });
-      const r = await k6("top", API, rate, STEP, { P99_MS: "10" });
-      const p = stop();
-      log(
-        `${label} (ingest ${bg}/s in background) @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} dropped=${r.dropped}`,
-      );
-      return { ...r, processes: p };
-    });
-    return { ...s, backgroundIngestRate: bg };
+    const baseline = withBaseline ? await stepSearch(rates, step(`baseline GET`, BASELINE)) : null;
+    const s = await stepSearch(rates, step(label, API));
+    return { ...s, backgroundIngestRate: bg, baselineUnderIngest: baseline };
   } finally {
     bgProc?.kill("SIGINT");
     await background.catch(() => {});
@@ -739,10 +762,12 @@ function targets(r: Record<string, Json>): Target[] {
   );
   const top = r.top;
   t(
-    "GET /top?limit=10 under ingest vs baseline (p99 < 10 ms)",
+    "GET /top?limit=10 under ingest vs the bare server's GET under the same ingest (p99 < 10 ms)",
     ">= 0.8x",
-    top ? `${top.best?.rate ?? 0}/s = ${top.ratioToBaseline}x` : null,
-    !!top && top.ratioToBaseline >= 0.8,
+    top
+      ? `${top.best?.rate ?? 0}/s vs ${top.baselineUnderIngest?.best?.rate ?? 0}/s = ${top.ratioToBaseline}x (vs the idle POST baseline: ${top.ratioToIdleBaselinePost}x)`
+      : null,
+    !!top && top.ratioToBaseline !== null && top.ratioToBaseline >= 0.8,
   );
   const rss = best?.processes;
   t(

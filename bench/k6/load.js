@@ -2,7 +2,8 @@
 //   SCENARIO = view | batch | top | mixed     TARGET = http://127.0.0.1:8080     RATE = iterations/s
 //   DURATION = 20s at RATE, after RAMP_S = 2 seconds rising from RATE/10 to RATE
 //   IDS = path of a JSON array of product ids (else fetched from TARGET)   P99_MS = 50
-//   BODIES = path of a text file of batch request bodies, one per line (else built from the ids, BATCH views each)
+//   BODIES = a folder of BODY_FILES text files 0.txt, 1.txt ... of batch request bodies, one per line (else built
+//   from the ids, BATCH views each)
 //   KEYS = 1: every view request carries its own Idempotency-Key (what a retrying client sends)
 //   Against any deployment: TARGET=https://views.example SCENARIO=view RATE=500 k6 run bench/k6/load.js
 import http from "k6/http";
@@ -63,8 +64,12 @@ function makeBatchBodies(ids, n) {
 
 // Batch bodies take goja seconds to build (15-17 s per VU: the step's VUs queued behind each other's building), and a
 // SharedArray is no way to share them: reading one 5 KB element cost k6 ~4 ms of CPU, a whole core at 250 requests/s.
-// So the bench writes them to a file (BODIES); each VU keeps 8 consecutive lines from a random one and drops the rest.
-let bodiesText = SCENARIO === "batch" && __ENV.BODIES ? open(__ENV.BODIES) : null;
+// So the bench writes them to files (BODIES); each VU reads one (by its number) and keeps 8 consecutive lines of it.
+const BODY_FILES = Number(__ENV.BODY_FILES || 1);
+const bodiesFile = (i) => `${__ENV.BODIES}/${i}.txt`;
+// k6 lets a VU open only files that its first init (__VU == 0, options only) opened: that one opens them all.
+if (SCENARIO === "batch" && __ENV.BODIES && __VU === 0) for (let i = 0; i < BODY_FILES; i++) open(bodiesFile(i));
+let bodiesText = SCENARIO === "batch" && __ENV.BODIES && __VU > 0 ? open(bodiesFile(__VU % BODY_FILES)) : null;
 const VU_BODIES = 8;
 let built = false;
 
