@@ -446,6 +446,8 @@ export function startConsumer(
     },
     write,
     intervalMs: config.flushIntervalMs,
+    maxRowsPerS: config.flushMaxRowsPerS,
+    maxIntervalMs: config.flushMaxIntervalMs,
     timeoutMs: config.flushTimeoutMs,
     log,
     onFailure(err, batch) {

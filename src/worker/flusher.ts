@@ -2,7 +2,10 @@ import type { Logger } from "../log.ts";
 import type { Batch, Coalescer } from "./coalescer.ts";
 
 // When to write: every `intervalMs`, sooner when woken (the pending map reached its size trigger), with
-// backoff after a failure. A failed batch is kept and retried as it is (same offsets, same counts), so a
+// backoff after a failure. Under a row budget (`maxRowsPerS`), a flush of R rows is followed by at least
+// R / maxRowsPerS seconds without one, up to `maxIntervalMs`, and the size trigger does not cut that short: the
+// views of a longer window coalesce into fewer rows (with Zipf traffic, 10x the views in 10x the time is ~3x the
+// rows), so Postgres's write rate grows much slower than the view rate, and counts get at most `maxIntervalMs` old. A failed batch is kept and retried as it is (same offsets, same counts), so a
 // retry after an unknown commit outcome is fenced by the stored offsets instead of counted twice. That is also
 // why a write that does not settle within `timeoutMs` may be abandoned and sent again: whichever of the two
 // reaches Postgres second finds the offsets moved. Without that bound one hung driver call would stop the
@@ -20,12 +23,33 @@ export function backoff(attempt: number): number {
   return Math.min(100 * 2 ** attempt, 5000);
 }
 
+export interface FlushPacing {
+  intervalMs: number;
+  /** Rows a second this worker aims to stay under; 0: no budget. */
+  maxRowsPerS: number;
+  /** The longest wait the budget may impose (never below intervalMs). */
+  maxIntervalMs: number;
+}
+
+/**
+ * The wait after a flush of `rows` rows: `budgetMs` that nothing but stop() cuts short, then `wakeableMs` that the
+ * size trigger may end early. Together at least intervalMs, and at most max(intervalMs, maxIntervalMs).
+ */
+export function waitAfter(rows: number, p: FlushPacing): { budgetMs: number; wakeableMs: number } {
+  const cap = Math.max(p.intervalMs, p.maxIntervalMs);
+  const budgetMs = p.maxRowsPerS > 0 ? Math.min(cap, (rows * 1000) / p.maxRowsPerS) : 0;
+  return { budgetMs, wakeableMs: Math.max(0, p.intervalMs - budgetMs) };
+}
+
 export function startFlusher(opts: {
   coalescer: Coalescer;
   /** Takes the next batch (default: coalescer.take()); lets the caller tag what it hands over. */
   take?: () => Batch | null;
   write(batch: Batch): Promise<void>;
   intervalMs: number;
+  /** The row budget (see waitAfter); without it, every intervalMs. */
+  maxRowsPerS?: number;
+  maxIntervalMs?: number;
   /** A write that has not settled by then counts as failed (and is retried). */
   timeoutMs: number;
   log: Logger;
@@ -33,7 +57,29 @@ export function startFlusher(opts: {
 }): Flusher {
   let kept: Batch | null = null;
   let stopping = false;
-  let wakeUp: (() => void) | null = null;
+  // Ends the current wait: stop() always, wake() only while the wait is wakeable.
+  let endWait: (() => void) | null = null;
+  let wakeable = false;
+  // A wake() during the budget's wait is kept for the wakeable part after it: the consumer does not repeat it
+  // while fetching is paused.
+  let woken = false;
+  const pacing: FlushPacing = { intervalMs: opts.intervalMs, maxRowsPerS: opts.maxRowsPerS ?? 0, maxIntervalMs: opts.maxIntervalMs ?? 0 };
+  // Rows of the last flush written (the products of its batch): what the row budget paces by.
+  let lastRows = 0;
+
+  function wait(ms: number, canWake: boolean): Promise<void> {
+    if (ms <= 0 || stopping || (canWake && woken)) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        endWait = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      endWait = done;
+      wakeable = canWake;
+    });
+  }
 
   async function flushOnce(): Promise<FlushOutcome> {
     kept ??= opts.take ? opts.take() : opts.coalescer.take();
@@ -53,6 +99,7 @@ export function startFlusher(opts: {
         }),
       ]);
       kept = null;
+      lastRows = batch.products;
       return "ok";
     } catch (err) {
       opts.onFailure(err, batch);
@@ -65,21 +112,28 @@ export function startFlusher(opts: {
   const loop = (async () => {
     let failures = 0;
     while (!stopping) {
-      await new Promise<void>((r) => {
-        wakeUp = r;
-        setTimeout(r, failures > 0 ? backoff(failures) : opts.intervalMs);
-      });
-      wakeUp = null;
+      // The size trigger does not cut a backoff short: Postgres is away or failing, and more rows will not help.
+      if (failures > 0) await wait(backoff(failures), false);
+      else {
+        const { budgetMs, wakeableMs } = waitAfter(lastRows, pacing);
+        lastRows = 0;
+        await wait(budgetMs, false);
+        await wait(wakeableMs, true);
+      }
+      woken = false;
       if (stopping) break;
       failures = (await flushOnce()) === "failed" ? failures + 1 : 0;
     }
   })();
 
   return {
-    wake: () => wakeUp?.(),
+    wake: () => {
+      woken = true;
+      if (wakeable) endWait?.();
+    },
     async stop(tries = 10) {
       stopping = true;
-      wakeUp?.();
+      endWait?.();
       await loop;
       for (let i = 0; i < tries; i++) {
         const r = await flushOnce();

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { createLogger } from "../../../src/log.ts";
 import { createCoalescer, type Batch } from "../../../src/worker/coalescer.ts";
-import { startFlusher } from "../../../src/worker/flusher.ts";
+import { startFlusher, waitAfter } from "../../../src/worker/flusher.ts";
 import { until } from "../until.ts";
 
 const log = createLogger("silent", "test");
@@ -51,5 +51,58 @@ describe("flusher", () => {
     });
     const stopped = await Promise.race([flusher.stop(2), Bun.sleep(10_000).then(() => "hung" as const)]);
     expect(stopped).toEqual({ pending: 1 });
+  });
+});
+
+describe("flusher row budget", () => {
+  const pacing = { intervalMs: 200, maxRowsPerS: 10_000, maxIntervalMs: 3000 };
+
+  test("under the budget, the wait is the interval and the size trigger may end it", () => {
+    expect(waitAfter(1000, pacing)).toEqual({ budgetMs: 100, wakeableMs: 100 });
+    expect(waitAfter(0, pacing)).toEqual({ budgetMs: 0, wakeableMs: 200 });
+  });
+
+  test("past the budget, a flush of R rows is followed by R / budget seconds that nothing but stop() ends", () => {
+    expect(waitAfter(15_000, pacing)).toEqual({ budgetMs: 1500, wakeableMs: 0 });
+  });
+
+  test("the budget's wait is capped at FLUSH_MAX_INTERVAL_MS, and never below the interval", () => {
+    expect(waitAfter(1_000_000, pacing)).toEqual({ budgetMs: 3000, wakeableMs: 0 });
+    expect(waitAfter(1_000_000, { ...pacing, intervalMs: 60_000 })).toEqual({ budgetMs: 60_000, wakeableMs: 0 });
+  });
+
+  test("without a budget (0), every interval, wakeable throughout", () => {
+    expect(waitAfter(1_000_000, { ...pacing, maxRowsPerS: 0 })).toEqual({ budgetMs: 0, wakeableMs: 200 });
+  });
+
+  test("the size trigger does not end the budget's wait; stop() does, and drains what is pending", async () => {
+    const coalescer = createCoalescer();
+    coalescer.setBase(0, 0);
+    coalescer.add(0, 0, [
+      { product_id: id(1), count: 1 },
+      { product_id: id(2), count: 1 },
+    ]);
+    const writes: Batch[] = [];
+    // 2 rows at 1 row a second, capped at a minute: the first flush (after 5 ms) is followed by a 2 s budget wait.
+    const flusher = startFlusher({
+      coalescer,
+      write: async (batch) => void writes.push(batch),
+      intervalMs: 5,
+      maxRowsPerS: 1,
+      maxIntervalMs: 60_000,
+      timeoutMs: 1000,
+      log,
+      onFailure: () => {},
+    });
+    await until("the first flush", () => writes.length === 1);
+    coalescer.add(0, 1, [{ product_id: id(3), count: 4 }]);
+    flusher.wake();
+    // Let the timers and microtasks of a few event-loop turns run: a woken flush would have started by then.
+    for (let i = 0; i < 5; i++) await Bun.sleep(1);
+    expect(writes.length).toBe(1);
+    const stopped = await Promise.race([flusher.stop(2), Bun.sleep(10_000).then(() => "hung" as const)]);
+    expect(stopped).toEqual({ pending: 0 });
+    expect(writes.length).toBe(2);
+    expect(writes[1]!.views).toBe(4);
   });
 });
