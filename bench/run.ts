@@ -330,11 +330,12 @@ async function seed() {
  * The batch scenario's request bodies: BODY_FILES files of 40 lines, each line a body of 100 views whose ids are drawn
  * from the same Zipf law as k6's (s = 1.1 over the id list's order). Built here because k6 pays dearly for them: built
  * in goja they took seconds per VU, and read from a SharedArray each request cost ~4 ms of k6's CPU (1 core at 250
- * requests/s). 2 000 bodies (200 000 draws, ~28 000 distinct products) so that a flush at 100 000 views/s sees about
- * as many distinct products as fresh draws would: 200 bodies (5 700 distinct) capped the rows a flush writes, which
- * flattered the write amplification.
+ * requests/s). Each VU sends the 40 bodies of one file in turn. 10 000 bodies (1 000 000 draws), and at least 100
+ * VUs (4 000 bodies) in any step, so that one flush of the worker, even a 3 s one at 100 000 views/s (3 000 requests),
+ * sees about as many distinct products as fresh draws would: 200 bodies (5 700 distinct), or each VU cycling 8,
+ * capped the rows a flush can write, which flattered the write amplification.
  */
-const BODY_FILES = 50;
+const BODY_FILES = 250;
 function writeBatchBodies(dir: string, ids: string[]) {
   const S = 1.1;
   const A = ids.length ** (1 - S) - 1;
