@@ -116,7 +116,11 @@ export const options = {
     http_req_failed: ["rate<0.001"],
     "http_req_duration{phase:steady}": [`p(99)<${P99}`],
     "http_reqs{phase:steady}": ["count>=0"], // listed so that the summary holds the steady part's count
-    dropped_iterations: ["count==0"],
+    // At most 0.1 % of the rate, the bound failed requests have too. A drop is an iteration k6 had no free VU for:
+    // every pre-allocated VU (a tenth of the rate) waited on a response at once, i.e. the whole machine, k6 included,
+    // stalled ~100 ms. With "none at all", one such hiccup of the shared 2-core VM failed a step whose p99 was fine
+    // (2026-11-26: view @3000/s 37 dropped of 66 000 at p99 41 ms; batch @1000/s 20 dropped at p99 38 ms).
+    dropped_iterations: [`rate<=${RATE / 1000}`],
   },
 };
 
