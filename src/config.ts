@@ -215,8 +215,8 @@ export function loadConfig(env: Env = process.env): Config {
       groupId: r.str("KAFKA_GROUP_ID", "product-views-worker", TOPIC, "letters, digits, '.', '_' or '-'"),
       flushIntervalMs: r.int("FLUSH_INTERVAL_MS", 200, 5, 60_000),
       flushMaxProducts: r.int("FLUSH_MAX_PRODUCTS", 10_000, 1, 1_000_000),
-      // Above ~10 000 rows a second the flushes space out (up to 3 s) so views coalesce into fewer row updates: at
-      // 100 000 views/s over 100 000 Zipf products, ~12 000 rows/s instead of ~26 000 (bench/RESULTS.md, session 10).
+      // Above 10 000 rows a second the flushes space out (up to 3 s) so views coalesce into fewer row updates: at
+      // 100 000 views/s over 100 000 Zipf products, ~12 500 rows/s instead of ~25 000 (bench/RESULTS.md, session 10).
       flushMaxRowsPerS: r.int("FLUSH_MAX_ROWS_PER_S", 10_000, 0, 10_000_000),
       flushMaxIntervalMs: r.int("FLUSH_MAX_INTERVAL_MS", 3000, 5, 600_000),
       // A flush not settled by then is abandoned and retried (safe: see worker/flusher.ts); also its statement_timeout.

@@ -3,13 +3,14 @@ import type { Batch, Coalescer } from "./coalescer.ts";
 
 // When to write: every `intervalMs`, sooner when woken (the pending map reached its size trigger), with
 // backoff after a failure. Under a row budget (`maxRowsPerS`), a flush of R rows is followed by at least
-// R / maxRowsPerS seconds without one, up to `maxIntervalMs`, and the size trigger does not cut that short: the
-// views of a longer window coalesce into fewer rows (with Zipf traffic, 10x the views in 10x the time is ~3x the
-// rows), so Postgres's write rate grows much slower than the view rate, and counts get at most `maxIntervalMs` old. A failed batch is kept and retried as it is (same offsets, same counts), so a
-// retry after an unknown commit outcome is fenced by the stored offsets instead of counted twice. That is also
-// why a write that does not settle within `timeoutMs` may be abandoned and sent again: whichever of the two
-// reaches Postgres second finds the offsets moved. Without that bound one hung driver call would stop the
-// worker applying anything, silently.
+// R / maxRowsPerS seconds without one, up to `maxIntervalMs`, and the size trigger does not cut that short: a
+// longer window coalesces more (Zipf traffic: 10x the views in one window touch ~6x the products), so Postgres's
+// write rate grows much slower than the view rate, and counts get at most `maxIntervalMs` old.
+//
+// A failed batch is kept and retried as it is (same offsets, same counts), so a retry after an unknown commit
+// outcome is fenced by the stored offsets instead of counted twice. That is also why a write that does not settle
+// within `timeoutMs` may be abandoned and sent again: whichever of the two reaches Postgres second finds the offsets
+// moved. Without that bound one hung driver call would stop the worker applying anything, silently.
 
 export type FlushOutcome = "ok" | "empty" | "failed";
 
