@@ -56,6 +56,8 @@ describe("config", () => {
     ["CORS_ORIGINS", "https://shop.example/path"],
     ["FLUSH_INTERVAL_MS", "0"],
     ["FLUSH_MAX_PRODUCTS", "x"],
+    ["FLUSH_MAX_ROWS_PER_S", "-1"],
+    ["FLUSH_MAX_INTERVAL_MS", "1"],
     ["FLUSH_TIMEOUT_MS", "10"],
     ["MAX_PENDING_PRODUCTS", "5"],
     ["FETCH_BATCH_SIZE", "0"],
