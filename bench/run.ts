@@ -7,6 +7,7 @@ import postgres from "postgres";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CLK_TCK, statOf, threadsPerView, threadTicks } from "./threads.ts";
+import { zipfOf } from "./k6/zipf.js";
 
 const ROOT = join(import.meta.dir, "..");
 const DATA = join(ROOT, ".data", "bench");
@@ -328,7 +329,7 @@ async function seed() {
 
 /**
  * The batch scenario's request bodies: BODY_FILES files of 40 lines, each line a body of 100 views whose ids are drawn
- * from the same Zipf law as k6's (s = 1.1 over the id list's order). Built here because k6 pays dearly for them: built
+ * from the k6 script's law (k6/zipf.js). Built here because k6 pays dearly for them: built
  * in goja they took seconds per VU, and read from a SharedArray each request cost ~4 ms of k6's CPU (1 core at 250
  * requests/s). Each VU sends the 40 bodies of one file in turn. 10 000 bodies (1 000 000 draws), and at least 100
  * VUs (4 000 bodies) in any step, so that one flush of the worker, even a 3 s one at 100 000 views/s (3 000 requests),
@@ -337,9 +338,7 @@ async function seed() {
  */
 const BODY_FILES = 250;
 function writeBatchBodies(dir: string, ids: string[]) {
-  const S = 1.1;
-  const A = ids.length ** (1 - S) - 1;
-  const zipfId = () => ids[Math.min(ids.length - 1, Math.floor((A * Math.random() + 1) ** (1 / (1 - S))) - 1)]!;
+  const zipfId = zipfOf(ids);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   for (let f = 0; f < BODY_FILES; f++) {
@@ -382,6 +381,11 @@ function versions() {
     cores: navigator.hardwareConcurrency,
     memoryGB: Math.round(Number(/MemTotal:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1]) / 1024 / 1024),
   };
+}
+
+/** part / whole to two decimals; null when there is no whole to compare with. */
+function ratio(part: number, whole: number): number | null {
+  return whole ? Number((part / whole).toFixed(2)) : null;
 }
 
 // ------------------------------------------------------------------ scenarios
@@ -427,7 +431,7 @@ async function main() {
       if (what === "all" || what === "ingest") {
         const s = await stepSearch(RATES, (rate) => ingestStep("view", rate));
         ingestBest = s.best?.rate ?? 0;
-        result.ingest = { ...s, ratioToBaseline: baselineBest ? Number((ingestBest / baselineBest).toFixed(2)) : null };
+        result.ingest = { ...s, ratioToBaseline: ratio(ingestBest, baselineBest) };
         // Freshness at 80 % of the max sustained ingest rate, with a probe product measured view by view.
         if (ingestBest) result.freshness = await freshnessAt(Math.round(ingestBest * 0.8));
       }
@@ -438,14 +442,14 @@ async function main() {
       }
       if (what === "all" || what === "top") {
         const s = await topUnderIngest("top", TOP_RATES, true);
-        const getBest = s.baselineUnderIngest?.best?.rate ?? 0;
+        const topBest = s.best?.rate ?? 0;
         result.top = {
           ...s,
           // The target's ratio: against the bare server's GET, under the same ingest and p99 bound.
-          ratioToBaseline: getBest ? Number(((s.best?.rate ?? 0) / getBest).toFixed(2)) : null,
+          ratioToBaseline: ratio(topBest, s.baselineUnderIngest?.best?.rate ?? 0),
           // Against the bare server's POST ladder without background ingest and with p99 < 50 ms (what earlier
           // runs reported): kept to compare with them.
-          ratioToIdleBaselinePost: baselineBest ? Number(((s.best?.rate ?? 0) / baselineBest).toFixed(2)) : null,
+          ratioToIdleBaselinePost: ratio(topBest, baselineBest),
         };
       }
       if (what === "all" || what === "mixed") {
@@ -688,8 +692,7 @@ async function keyCost() {
   const sides = (k: string) => `${perView(plain, k)} / ${perView(keyed, k)}`;
   const plainTotal = perView(plain, "total");
   const keyedTotal = perView(keyed, "total");
-  const ratio = (a: number, b: number) => (a && b ? Number((b / a).toFixed(2)) : null);
-  const cpuRatio = ratio(plainTotal, keyedTotal);
+  const cpuRatio = ratio(keyedTotal, plainTotal);
   log(
     `keys: cpu per view @${rate}/s without / with a key (µs, two steps each): api ${sides("api")}, kafka ${sides("kafka")}, ` +
       `worker ${sides("worker")}, postgres ${sides("postgres")}, total ${plainTotal} / ${keyedTotal} (${cpuRatio}x)`,
@@ -706,7 +709,7 @@ async function keyCost() {
   const achieved = (steps: typeof plain) => Math.round(steps.reduce((n, s) => n + s.achievedRps, 0) / steps.length);
   const plainRps = achieved(plainSat);
   const keyedRps = achieved(keyedSat);
-  log(`keys: achieved views/s when offered ${offered}/s, without / with a key: ${plainRps} / ${keyedRps} (${ratio(plainRps, keyedRps)}x)`);
+  log(`keys: achieved views/s when offered ${offered}/s, without / with a key: ${plainRps} / ${keyedRps} (${ratio(keyedRps, plainRps)}x)`);
   return {
     rate,
     plain: { steps: plain, cpuPerViewUs: plainTotal },
@@ -717,7 +720,7 @@ async function keyCost() {
     keyedSat,
     plainRps,
     keyedRps,
-    throughputRatio: ratio(plainRps, keyedRps),
+    throughputRatio: ratio(keyedRps, plainRps),
   };
 }
 

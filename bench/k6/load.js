@@ -10,6 +10,7 @@ import http from "k6/http";
 import { Counter } from "k6/metrics";
 import { SharedArray } from "k6/data";
 import exec from "k6/execution";
+import { zipfOf } from "./zipf.js";
 
 const SCENARIO = __ENV.SCENARIO || "view";
 const TARGET = __ENV.TARGET || "http://127.0.0.1:8080";
@@ -37,19 +38,11 @@ export function setup() {
 }
 
 // Request bodies are built once per VU (goja is slow at building JSON, and on a 2-core machine every CPU cycle k6
-// spends is taken from the system under test), on the VU's first iteration. Each draws its ids from a Zipf law
-// (s = 1.1, by inverting the continuous power law: O(1), no table per VU).
+// spends is taken from the system under test), on the VU's first iteration. Each draws its ids from zipf.js's law.
 const POOL = Number(__ENV.POOL || 100);
 const viewBodies = [];
 const batchBodies = [];
 let cursor = 0;
-
-function zipfOf(ids) {
-  const S = 1.1;
-  const N = ids.length;
-  const A = N ** (1 - S) - 1;
-  return () => ids[Math.min(N - 1, Math.floor((A * Math.random() + 1) ** (1 / (1 - S))) - 1)];
-}
 
 function makeBatchBodies(ids, n) {
   const zipfId = zipfOf(ids);
