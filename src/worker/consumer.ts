@@ -5,7 +5,7 @@ import { decodeViewMessage, type ViewMessage, viewCount } from "../domain/view.t
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { createCoalescer, type AddResult, type Batch } from "./coalescer.ts";
-import { backoff, startFlusher } from "./flusher.ts";
+import { backoff, pollWaitMs, startFlusher } from "./flusher.ts";
 import { createGapTracker } from "./gaps.ts";
 import type { OffsetProblem } from "./offset-check.ts";
 import { createOffsetGuard, type OffsetStore } from "./offset-guard.ts";
@@ -358,7 +358,7 @@ export function startConsumer(
       await housekeeping(performance.now());
       let messages: Message[];
       try {
-        messages = await source.recvBatch(config.fetchBatchSize, 100);
+        messages = await source.recvBatch(config.fetchBatchSize, pollWaitMs(flusher.dueAt(), performance.now()));
         fetchFailures = 0;
         if (messages.length > 0) {
           lastFetchAt = performance.now();

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { createLogger } from "../../../src/log.ts";
 import { createCoalescer, type Batch } from "../../../src/worker/coalescer.ts";
-import { startFlusher, waitAfter } from "../../../src/worker/flusher.ts";
+import { POLL_MAX_MS, pollWaitMs, startFlusher, waitAfter } from "../../../src/worker/flusher.ts";
 import { until } from "../until.ts";
 
 const log = createLogger("silent", "test");
@@ -104,5 +104,56 @@ describe("flusher row budget", () => {
     expect(stopped).toEqual({ pending: 0 });
     expect(writes.length).toBe(2);
     expect(writes[1]!.views).toBe(4);
+  });
+});
+
+describe("the consume loop's polls and the flushes", () => {
+  test("polls end just before the flush is due, none waiting over POLL_MAX_MS", () => {
+    // A poll holds what it fetched until its wait ends: one ending after the flush's take would make its views
+    // wait a whole interval more.
+    const due = 1200;
+    const ends: number[] = [];
+    let now = 1000;
+    while (due - now > 15) {
+      const w = pollWaitMs(due, now);
+      expect(w).toBeGreaterThanOrEqual(1);
+      expect(w).toBeLessThanOrEqual(POLL_MAX_MS);
+      now += w;
+      ends.push(now);
+    }
+    expect(ends).toEqual([1093, 1185]);
+  });
+
+  test("within the margin of the flush, or past its due time (a write under way), one full wait", () => {
+    expect(pollWaitMs(1200, 1190)).toBe(POLL_MAX_MS);
+    expect(pollWaitMs(1200, 1500)).toBe(POLL_MAX_MS);
+  });
+
+  test("dueAt() is when the next batch is taken: after the row budget's wait, not one interval", async () => {
+    const coalescer = createCoalescer();
+    coalescer.setBase(0, 0);
+    coalescer.add(0, 0, [
+      { product_id: id(1), count: 1 },
+      { product_id: id(2), count: 1 },
+    ]);
+    let written = 0;
+    // 2 rows at 1 row a second: the first flush (after 5 ms) is followed by a 2 s wait.
+    const flusher = startFlusher({
+      coalescer,
+      write: async () => void written++,
+      intervalMs: 5,
+      maxRowsPerS: 1,
+      maxIntervalMs: 60_000,
+      timeoutMs: 1000,
+      log,
+      onFailure: () => {},
+    });
+    try {
+      await until("the first flush", () => written === 1);
+      await until("the next due time", () => flusher.dueAt() - performance.now() > 1000);
+      expect(flusher.dueAt() - performance.now()).toBeLessThanOrEqual(2000);
+    } finally {
+      await flusher.stop(1);
+    }
   });
 });
