@@ -19,7 +19,7 @@ describe("config", () => {
     expect(c.kafka.partitions).toBe(6);
     expect(c.producer.lingerMs).toBe(15);
     expect(c.producer.ackMode).toBe("durable");
-    expect(c.worker.flushIntervalMs).toBe(200);
+    expect(c.worker.flushIntervalMs).toBe(150);
     expect(c.kafka.debug).toBe("");
     expect(loadConfig({ KAFKA_DEBUG: "cgrp,fetch" }).kafka.debug).toBe("cgrp,fetch");
     expect(Object.isFrozen(c.http)).toBe(true);
