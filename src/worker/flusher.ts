@@ -121,8 +121,9 @@ export function startFlusher(opts: {
     while (!stopping) {
       // The size trigger does not cut a backoff short: Postgres is away or failing, and more rows will not help.
       if (failures > 0) {
-        due = performance.now() + backoff(failures);
-        await wait(backoff(failures), false);
+        const ms = backoff(failures);
+        due = performance.now() + ms;
+        await wait(ms, false);
       } else {
         const { budgetMs, wakeableMs } = waitAfter(lastRows, pacing);
         lastRows = 0;
