@@ -432,7 +432,7 @@ async function main() {
         const s = await stepSearch(RATES, (rate) => ingestStep("view", rate));
         ingestBest = s.best?.rate ?? 0;
         result.ingest = { ...s, ratioToBaseline: ratio(ingestBest, baselineBest) };
-        // Freshness at 80 % of the max sustained ingest rate, with a probe product measured view by view.
+        // Freshness at 80 % of the max sustained ingest rate, with probe products measured view by view.
         if (ingestBest) result.freshness = await freshnessAt(Math.round(ingestBest * 0.8));
       }
       // Alone, at BENCH_FRESH_RATE (default 1 600: 80 % of the 2 000/s the ladder reaches on this machine).
@@ -889,11 +889,9 @@ function svgPlot(title: string, lines: { name: string; color: string; points: [n
  */
 async function freshnessAt(rate: number) {
   const PROBES = 4;
-  const ids: string[] = [];
-  for (let i = 0; i < PROBES; i++) {
-    const [probe] = await sql<{ id: string }[]>`INSERT INTO products (name) VALUES ('bench-probe') RETURNING id`;
-    ids.push(probe!.id);
-  }
+  const ids = (
+    await sql<{ id: string }[]>`INSERT INTO products (name) SELECT 'bench-probe' FROM generate_series(1, ${PROBES}) RETURNING id`
+  ).map((p) => p.id);
   const samples: number[] = [];
   await settle();
   const before = await totalViews();
