@@ -10,6 +10,7 @@ import { errorResponse } from "./errors.ts";
 import { opsRoutes } from "./ops-routes.ts";
 import { productRoutes, type ProductService } from "./product-routes.ts";
 import { describeValidationError } from "./validation.ts";
+import { viewFastPath } from "./view-fast-path.ts";
 import { viewRoutes } from "./view-routes.ts";
 
 // The HTTP app: what every request shares (CORS, the latency metric, the one error mapping), then the route
@@ -61,7 +62,9 @@ export function createApp(deps: ApiDeps) {
 
   let spec: Record<string, unknown> | null = null;
   let allowedMethods: ((path: string) => string[]) | null = null;
-  const app = new Elysia()
+  // Served by Bun's router ahead of Elysia's (view-fast-path.ts); app.handle() still reaches the Elysia routes.
+  const fastPath = viewFastPath({ http, log, views: deps.views, cors, observe: (s, labels) => requests.observe(s, labels) });
+  const app = new Elysia({ serve: { routes: fastPath } })
     .onRequest(({ request, set }) => {
       started.set(request, performance.now());
       const origin = request.headers.get("origin");

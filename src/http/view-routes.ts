@@ -11,13 +11,30 @@ import { API, err } from "./responses.ts";
 // with a string, no-preflight fetches: the same JSON inside) is taken.
 
 const Accepted = Type.Object({ status: Type.Literal("accepted"), message: Type.String() });
-const ACCEPTED = { status: "accepted", message: "View recorded successfully" } as const;
+export const ACCEPTED = { status: "accepted", message: "View recorded successfully" } as const;
 
 export interface Views {
   record(events: readonly ViewEvent[], idempotencyKey?: string): Promise<void>;
 }
 
 const KEY_HEADER = "idempotency-key";
+
+// What each route does once its body is parsed and valid: shared by these documented routes and the served
+// fast path (view-fast-path.ts), so the two can differ only in how a request reaches them.
+
+/** POST /view: one view of a product. */
+export async function recordView(views: Views, body: ViewRequest, request: Request): Promise<typeof ACCEPTED> {
+  const key = parseIdempotencyKey(request.headers.get(KEY_HEADER));
+  await views.record([{ product_id: body.product_id.toLowerCase(), count: 1 }], key);
+  return ACCEPTED;
+}
+
+/** POST /views: a batch, merged per product; answers how many views it accepted. */
+export async function recordBatch(views: Views, body: BatchViewRequest, request: Request): Promise<{ accepted: number }> {
+  const key = parseIdempotencyKey(request.headers.get(KEY_HEADER));
+  await views.record(coalesceBatch(body.views), key);
+  return { accepted: body.views.reduce((n, v) => n + (v.count ?? 1), 0) };
+}
 
 const KEY_DOC =
   " With an `Idempotency-Key` header (1..255 printable ASCII characters, quoted as the IETF draft's sf-string or bare), a request repeated with the same key and body within IDEMPOTENCY_WINDOW_S (default 10 minutes) is counted once, whatever became of the earlier attempts (202, 503, timeout, cut connection); the repeat answers 202 once it is or gets counted.";
@@ -39,10 +56,9 @@ export function viewRoutes(deps: { http: HttpConfig; views: Views }) {
     .post(
       `${API}/view`,
       async ({ body, set, request }) => {
-        const key = parseIdempotencyKey(request.headers.get(KEY_HEADER));
-        await deps.views.record([{ product_id: body.product_id.toLowerCase(), count: 1 }], key);
+        const accepted = await recordView(deps.views, body, request);
         set.status = 202;
-        return ACCEPTED;
+        return accepted;
       },
       {
         parse: viewBody,
@@ -70,11 +86,9 @@ export function viewRoutes(deps: { http: HttpConfig; views: Views }) {
     .post(
       `${API}/views`,
       async ({ body, set, request }) => {
-        const key = parseIdempotencyKey(request.headers.get(KEY_HEADER));
-        const events = coalesceBatch(body.views);
-        await deps.views.record(events, key);
+        const accepted = await recordBatch(deps.views, body, request);
         set.status = 202;
-        return { accepted: body.views.reduce((n, v) => n + (v.count ?? 1), 0) };
+        return accepted;
       },
       {
         parse: batchBody,

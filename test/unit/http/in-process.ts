@@ -1,8 +1,8 @@
 import { loadConfig } from "../../../src/config.ts";
 import type { NewProduct, Product } from "../../../src/domain/product.ts";
 import type { ViewEvent } from "../../../src/domain/view.ts";
-import type { AppError } from "../../../src/errors.ts";
 import { createApp } from "../../../src/http/app.ts";
+import type { FastHandler } from "../../../src/http/view-fast-path.ts";
 import { createLogger } from "../../../src/log.ts";
 import { Registry } from "../../../src/metrics.ts";
 
@@ -11,7 +11,7 @@ import { Registry } from "../../../src/metrics.ts";
 
 export const TEST_ID = "00000000-0000-4000-8000-000000000001";
 
-export function inProcessApp(opts: { env?: Record<string, string>; failViews?: AppError } = {}) {
+export function inProcessApp(opts: { env?: Record<string, string>; failViews?: Error } = {}) {
   const recorded: ViewEvent[][] = [];
   /** The Idempotency-Key each recorded request carried, as the route parsed it. */
   const keys: (string | undefined)[] = [];
@@ -40,7 +40,14 @@ export function inProcessApp(opts: { env?: Record<string, string>; failViews?: A
     ready: async () => ({ postgres: true, kafka: true }),
   });
   const call = (path: string, init: RequestInit = {}) => app.handle(new Request(`http://api.test${path}`, init));
+  /** The same request through what Bun's router serves ahead of Elysia (view-fast-path.ts), where it serves one. */
+  const served = (path: string, init: RequestInit = {}) => {
+    const routes = (app.config.serve?.routes ?? {}) as Record<string, Record<string, FastHandler>>;
+    const handler = routes[path]?.[init.method ?? "GET"];
+    const request = new Request(`http://api.test${path}`, init);
+    return handler ? handler(request) : app.handle(request);
+  };
   const post = (path: string, body: unknown) =>
     call(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  return { app, call, post, recorded, created, keys };
+  return { app, call, served, post, recorded, created, keys };
 }

@@ -1,0 +1,75 @@
+import type { TSchema } from "@sinclair/typebox";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import type { HttpConfig } from "../config.ts";
+import { BatchViewRequest, ViewRequest } from "../domain/view.ts";
+import { AppError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { readJsonBody } from "./body.ts";
+import type { CorsPolicy } from "./cors.ts";
+import { errorResponse } from "./errors.ts";
+import { API } from "./responses.ts";
+import { describeValidationError } from "./validation.ts";
+import { recordBatch, recordView, type Views } from "./view-routes.ts";
+
+// The two view routes are the service's hot path, and Elysia's per-request machinery (its context, the hooks,
+// the after-response task, response validation) cost ~15 µs of the API's ~110 µs of CPU per view (bench/RESULTS.md,
+// session 11). So Bun's router hands POST /view and POST /views straight to the handlers below; every other
+// request, including the other methods of these paths (a CORS preflight, a 405), still goes through Elysia.
+//
+// They answer as the documented Elysia routes of view-routes.ts do: the same body parser, schema, route work
+// (recordView, recordBatch), CORS policy, error mapping and latency metric. test/unit/http/fast-path.test.ts sends
+// the same requests to both and compares status, headers and body, so the two cannot drift apart unseen.
+
+export type Observe = (seconds: number, labels: { route: string; method: string; status: number }) => void;
+
+export interface FastPathDeps {
+  http: HttpConfig;
+  log: Logger;
+  views: Views;
+  cors: CorsPolicy;
+  observe: Observe;
+}
+
+export type FastHandler = (request: Request) => Promise<Response>;
+
+// As Elysia writes an object it returns.
+const JSON_TYPE = "application/json;charset=utf-8";
+
+/** Bun `routes` entries for the two view paths (POST only). */
+export function viewFastPath(deps: FastPathDeps): Record<string, { POST: FastHandler }> {
+  const view = route(deps, `${API}/view`, deps.http.bodyLimitBytes, ViewRequest, recordView);
+  const views = route(deps, `${API}/views`, deps.http.batchBodyLimitBytes, BatchViewRequest, recordBatch);
+  return { [`${API}/view`]: { POST: view }, [`${API}/views`]: { POST: views } };
+}
+
+function route<T>(
+  deps: FastPathDeps,
+  path: string,
+  limit: number,
+  schema: TSchema,
+  work: (views: Views, body: T, request: Request) => Promise<unknown>,
+): FastHandler {
+  const check = TypeCompiler.Compile(schema);
+  const { cors, log, observe } = deps;
+  return async (request) => {
+    const t0 = performance.now();
+    const origin = request.headers.get("origin");
+    const corsHeaders = origin === null ? null : cors.headers(origin, path);
+    let res: Response;
+    try {
+      const body = await readJsonBody(request, limit, { textPlain: true });
+      if (!check.Check(body)) {
+        throw new AppError("invalid_request", describeValidationError({ type: "body", all: [check.Errors(body).First()] }));
+      }
+      const answer = JSON.stringify(await work(deps.views, body as T, request));
+      res = new Response(answer, {
+        status: 202,
+        headers: corsHeaders ? { "content-type": JSON_TYPE, ...corsHeaders } : { "content-type": JSON_TYPE },
+      });
+    } catch (err) {
+      res = errorResponse(err, log, corsHeaders ?? {});
+    }
+    observe((performance.now() - t0) / 1000, { route: path, method: "POST", status: res.status });
+    return res;
+  };
+}
