@@ -100,7 +100,14 @@ ensure_bun() {
   [ "$(bun --version)" = "$BUN_VERSION" ] || die "bun $BUN_VERSION did not install"
 }
 
+# The API's producer calls librdkafka's C API through bun:ffi (src/kafka/rdkafka.ts): Debian's librdkafka1.
+ensure_librdkafka() {
+  ldconfig -p 2>/dev/null | grep -q 'librdkafka\.so\.1 ' && return
+  apt_install librdkafka1
+}
+
 ensure_deps() {
+  ensure_librdkafka
   if [ ! -d "$ROOT/node_modules" ] || [ "$ROOT/bun.lock" -nt "$ROOT/node_modules/.installed" ]; then
     long_step "installing npm dependencies (bun install --frozen-lockfile)" \
       sh -c "cd '$ROOT' && bun install --frozen-lockfile >/dev/null"

@@ -27,7 +27,9 @@ export async function start(config: Config): Promise<Running> {
   const database = connect(config.db, "product-views-api");
   await migrate(database.sql);
 
-  const producer = createProducer(config.kafka, config.producer, root.child({ component: "producer" }), metrics);
+  const producer = createProducer(config.kafka, config.producer, root.child({ component: "producer" }), metrics, {
+    librdkafkaLog: root.child({ component: "librdkafka" }),
+  });
   // Batches are built for the topic's real partition count (lane-batch.ts); until the broker tells it, the
   // configured count is used, and a mismatch only makes delivery outcomes "unknown", never misattributed.
   const admin = createTopicAdmin(config.kafka);

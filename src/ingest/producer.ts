@@ -1,17 +1,18 @@
-import type { KafkaClient, KafkaProducer } from "kafka-crab-js";
 import type { KafkaConfig, ProducerConfig } from "../config.ts";
 import { AppError } from "../errors.ts";
-import { debugContexts, librdkafkaClient } from "../kafka/client.ts";
+import { createFfiProducer } from "../kafka/ffi-producer.ts";
+import { createLogLimiter, type NativeLevel } from "../kafka/native-log.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { MAX_MESSAGE_ITEMS, type ViewEvent, viewCount } from "../domain/view.ts";
 import { matchReports, payloadOf, takeBatch, type KeyTag, type Outcome, type Outgoing, type Report, type Written } from "./lane-batch.ts";
 
-// Why lanes: kafka-crab-js confirms a send() only through flush(), and flush() waits in ~100 ms steps while
-// anything is in flight, but answers at once when nothing is (measured: an awaited send() with autoFlush
-// takes 100 ms). So each lane owns one librdkafka producer and one batch at a time: it enqueues the batch,
-// watches inFlightCount() fall to zero, then flush() hands back exactly that batch's delivery reports.
-// Requests that arrive meanwhile queue up and ride the next free lane, merged per partition (lane-batch.ts).
+// Why lanes: each lane owns one librdkafka producer (kafka/ffi-producer.ts) and one batch at a time: it
+// enqueues the batch, watches inFlightCount() fall to zero, then flush() hands back exactly that batch's
+// delivery reports, and a producer that wedges or fails for good takes only its own batch with it when it is
+// replaced. Requests that arrive meanwhile queue up and ride the next free lane, merged per partition
+// (lane-batch.ts). (The lanes were first built on kafka-crab-js, whose flush() is its only confirmation; its
+// producer cost ~1.2 ms of CPU per batch against ~0.7 through bun:ffi: bench/RESULTS.md, session 12.)
 //
 // The batching window (KAFKA_LINGER_MS) is kept here, not in librdkafka: a lane batch is one message per
 // partition, which librdkafka's linger.ms cannot add to, so there it only delayed each batch. Here a free lane
@@ -45,17 +46,29 @@ interface Entry {
 
 const FAILURE_LOG_MS = 5000;
 
-/** What a lane needs from a librdkafka producer (kafka-crab-js KafkaProducer); unit tests pass their own. */
+/** What a lane needs from a librdkafka producer (kafka/ffi-producer.ts); unit tests pass their own. */
 export interface Lane {
-  send(record: { topic: string; messages: { key: Buffer; payload: Buffer }[] }): Promise<unknown>;
+  send(record: { topic: string; messages: { key: Buffer; payload: Buffer; partition: number }[] }): Promise<unknown>;
   flush(): Promise<Report[]>;
   inFlightCount(): number;
   getLastDeliveryResults(): Report[];
+  /** Frees the producer once the lane has given it up (what it still holds is never read). */
+  close?(): void;
 }
 
 export interface ProducerDeps {
-  /** A fresh producer for a lane; by default a librdkafka producer of kafka-crab-js. */
+  /** A fresh producer for a lane; by default a librdkafka producer (kafka/ffi-producer.ts). */
   newLane?: () => Lane;
+  /** Where librdkafka's own log lines and errors go (rate-limited); by default the producer's logger. */
+  librdkafkaLog?: Logger;
+}
+
+/** syslog levels, as librdkafka logs. */
+function levelOf(syslog: number): NativeLevel {
+  if (syslog <= 3) return "error";
+  if (syslog === 4) return "warn";
+  if (syslog <= 6) return "info";
+  return "debug";
 }
 
 /** A lane whose batches failed this many times in a row gets a new producer (see retire below). */
@@ -117,15 +130,15 @@ export function createProducer(
   const messageTimeoutMs = Math.round(budgetMs / 2);
   const queueBudgetMs = budgetMs - messageTimeoutMs;
 
-  let client: KafkaClient | null = null;
-  const librdkafkaLane = (): Lane => {
-    client ??= librdkafkaClient(kafka, kafka.clientId);
-    return client.createProducer({
-      autoFlush: false,
-      // flush() is only called once nothing is in flight, so it never needs long.
-      queueTimeout: 1000,
-      configuration: {
-        // Pinned: partitionOf() computes the same choice, which the one-message-per-partition batches rely on.
+  const native = createLogLimiter(deps.librdkafkaLog ?? log, { raw: kafka.debug !== "" });
+  const nativeTick = setInterval(() => native.tick(performance.now()), 10_000);
+  nativeTick.unref();
+  const librdkafkaLane = (): Lane =>
+    createFfiProducer(
+      {
+        "bootstrap.servers": kafka.brokers.join(","),
+        "client.id": kafka.clientId,
+        // Each message names its partition (lane-batch.ts); the partitioner only serves a message that does not.
         partitioner: "consistent_random",
         "linger.ms": Math.min(config.lingerMs, LIBRDKAFKA_LINGER_MS),
         "batch.num.messages": config.batchMaxMessages,
@@ -138,10 +151,16 @@ export function createProducer(
         "queue.buffering.max.kbytes": 32768,
         "reconnect.backoff.ms": 100,
         "reconnect.backoff.max.ms": 1000,
-        ...debugContexts(kafka),
+        // Errors only, unless KAFKA_DEBUG names contexts (then everything, unlimited).
+        log_level: kafka.debug ? 7 : 3,
+        ...(kafka.debug ? { debug: kafka.debug } : {}),
       },
-    }) as KafkaProducer as Lane;
-  };
+      kafka.topic,
+      {
+        log: (level, facility, text) => native.log(levelOf(level), { facility }, text, performance.now()),
+        error: (code, message, fatal) => native.log(fatal ? "error" : "warn", { code, fatal }, message, performance.now()),
+      },
+    );
   const newLane = deps.newLane ?? librdkafkaLane;
   // failuresInRow: batches that failed in a row on this lane's producer, across runs of the lane.
   const idleLanes: { producer: Lane; failuresInRow: number }[] = Array.from({ length: config.lanes }, () => ({
@@ -218,11 +237,16 @@ export function createProducer(
     let sendError: unknown = null;
     let sendThrew = false;
     const sent = await within(
-      lane.send({ topic: kafka.topic, messages: batch.map((m) => ({ key: Buffer.from(m.key), payload: payloadOf(m) })) }).catch((err) => {
-        // Part of the batch may be enqueued: its reports still come, and are matched below by partition.
-        sendError = err;
-        sendThrew = true;
-      }),
+      lane
+        .send({
+          topic: kafka.topic,
+          messages: batch.map((m) => ({ key: Buffer.from(m.key), payload: payloadOf(m), partition: m.partition })),
+        })
+        .catch((err) => {
+          // Part of the batch may be enqueued: its reports still come, and are matched below by partition.
+          sendError = err;
+          sendThrew = true;
+        }),
       SEND_DEADLINE_MS,
     );
     if (!sent) {
@@ -329,7 +353,9 @@ export function createProducer(
         renewals = 0;
       }
       try {
+        const old = lane.producer;
         lane.producer = newLane();
+        old.close?.();
       } catch (err) {
         // Creating a producer does not touch the network; if it fails anyway, the lane keeps its old one.
         log.error({ err }, "could not create a producer for a lane; it keeps its old one");
@@ -403,6 +429,9 @@ export function createProducer(
         await Promise.race([new Promise<void>((r) => (drained = r)), Bun.sleep(timeoutMs)]);
       }
       clearInterval(sweeper);
+      clearInterval(nativeTick);
+      // Lanes still sending keep their producer: a wedged one's process is about to end anyway.
+      for (const lane of idleLanes) lane.producer.close?.();
       if (inFlightItems > 0) log.error({ inFlight: inFlightItems, queued: queue.length }, "producer closed with views unconfirmed");
     },
   };

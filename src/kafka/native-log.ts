@@ -9,7 +9,7 @@ import type { Logger } from "../log.ts";
 // and a count of the rest; anything else written to fd 1 (Bun's console) goes through unchanged, as do all
 // lines while KAFKA_DEBUG asks for librdkafka's debug output. Our own logs go to the original stdout.
 
-const LEVELS: Record<string, "error" | "warn" | "info" | "debug" | "trace"> = {
+const LEVELS: Record<string, NativeLevel> = {
   ERROR: "error",
   WARN: "warn",
   INFO: "info",
@@ -24,14 +24,19 @@ export interface NativeLogRouter {
   tick(now: number): void;
 }
 
-export function createNativeLogRouter(
-  log: Logger,
-  passThrough: (line: string) => void,
-  opts: { perWindow?: number; windowMs?: number; raw?: boolean } = {},
-): NativeLogRouter {
-  const perWindow = opts.perWindow ?? 5;
+export type NativeLevel = "error" | "warn" | "info" | "debug" | "trace";
+
+export interface LogLimiter {
+  /** Logs the line unless this window already had `perWindow` of them (or all of them, when raw). */
+  log(level: NativeLevel, fields: Record<string, unknown>, message: string, now: number): void;
+  /** Closes the current window once it is over: logs how many lines it left out, if any. */
+  tick(now: number): void;
+}
+
+/** librdkafka's lines through one pino child: an outage repeats them, so at most `perWindow` per window. */
+export function createLogLimiter(log: Logger, opts: { perWindow?: number; windowMs?: number; raw?: boolean } = {}): LogLimiter {
+  const perWindow = opts.raw ? Number.POSITIVE_INFINITY : (opts.perWindow ?? 5);
   const windowMs = opts.windowMs ?? 10_000;
-  let carry = "";
   let windowStart = -Infinity;
   let logged = 0;
   let suppressed = 0;
@@ -43,6 +48,28 @@ export function createNativeLogRouter(
     logged = 0;
     suppressed = 0;
   }
+
+  return {
+    log(level, fields, message, now) {
+      tick(now);
+      if (logged >= perWindow) {
+        suppressed++;
+        return;
+      }
+      logged++;
+      log[level](fields, message);
+    },
+    tick,
+  };
+}
+
+export function createNativeLogRouter(
+  log: Logger,
+  passThrough: (line: string) => void,
+  opts: { perWindow?: number; windowMs?: number; raw?: boolean } = {},
+): NativeLogRouter {
+  const limiter = createLogLimiter(log, { perWindow: opts.perWindow, windowMs: opts.windowMs });
+  let carry = "";
 
   function route(line: string, now: number) {
     let parsed: { level?: string; fields?: { message?: unknown }; target?: string } | null = null;
@@ -56,13 +83,7 @@ export function createNativeLogRouter(
       passThrough(`${line}\n`);
       return;
     }
-    tick(now);
-    if (logged >= perWindow) {
-      suppressed++;
-      return;
-    }
-    logged++;
-    log[level]({ target: parsed.target }, parsed.fields.message);
+    limiter.log(level, { target: parsed.target }, parsed.fields.message, now);
   }
 
   return {
@@ -71,7 +92,7 @@ export function createNativeLogRouter(
       carry = lines.pop() ?? "";
       for (const line of lines) if (line) route(line, now);
     },
-    tick,
+    tick: limiter.tick,
   };
 }
 

@@ -18,8 +18,11 @@ type Behaviour = "ok" | "fatal" | "wedged" | "timeouts";
 /** Producers created in order; the n-th behaves as `plan[n]` (the last entry repeats). */
 function fakeLanes(plan: Behaviour[]) {
   const made: Behaviour[] = [];
+  /** Which producers (by creation order) were closed, in order. */
+  const closed: number[] = [];
   const newLane = (): Lane => {
     const kind = plan[Math.min(made.length, plan.length - 1)]!;
+    const n = made.length;
     made.push(kind);
     let pending: Report[] = [];
     let last: Report[] = [];
@@ -42,9 +45,10 @@ function fakeLanes(plan: Behaviour[]) {
       },
       inFlightCount: () => 0,
       getLastDeliveryResults: () => last,
+      close: () => void closed.push(n),
     };
   };
-  return { newLane, made };
+  return { newLane, made, closed };
 }
 
 async function outcome(p: Promise<void>): Promise<"accepted" | string> {
@@ -74,7 +78,7 @@ function make(plan: Behaviour[]) {
   const lanes = fakeLanes(plan);
   const metrics = new Registry();
   const producer = createProducer(config.kafka, config.producer, createLogger("silent", "test"), metrics, { newLane: lanes.newLane });
-  return { producer, made: lanes.made, metrics };
+  return { producer, made: lanes.made, closed: lanes.closed, metrics };
 }
 
 describe("producer lanes", () => {
@@ -86,6 +90,16 @@ describe("producer lanes", () => {
     expect(answers.at(-1)).toBe("accepted");
     expect(made).toEqual(["fatal", "ok"]);
     await producer.close(1000);
+  });
+
+  test("a replaced producer is closed once its lane has a new one, and the idle ones when the producer closes", async () => {
+    const { producer, made, closed } = make(["fatal", "ok"]);
+    const answers = await publishUntilAccepted(producer, 10);
+    expect(answers.at(-1)).toBe("accepted");
+    expect(made).toEqual(["fatal", "ok"]);
+    expect(closed).toEqual([0]);
+    await producer.close(1000);
+    expect(closed).toEqual([0, 1]);
   });
 
   test("a send() that never returns is answered 503 unknown within the request's deadline, and the lane renewed", async () => {

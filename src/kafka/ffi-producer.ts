@@ -1,0 +1,201 @@
+import { type Pointer, ptr } from "bun:ffi";
+import {
+  cstr,
+  ERR_FATAL,
+  EVENT_DR,
+  EVENT_ERROR,
+  EVENT_LOG,
+  MSG_F_COPY,
+  PURGE_INFLIGHT,
+  PURGE_QUEUE,
+  readLog,
+  readReport,
+  rdkafka,
+} from "./rdkafka.ts";
+
+// One librdkafka producer driven from the event loop: produce() copies each message into librdkafka's queue
+// with a number of ours as its opaque, and every poll of the main queue (a non-blocking call, made while a
+// batch is in flight and once a second otherwise) turns delivery reports into results by that number, and
+// hands log lines and errors to the caller. No thread of ours: librdkafka's own broker threads do the I/O.
+//
+// It has the shape of a kafka-crab-js KafkaProducer that the producer lanes use (send, inFlightCount, flush,
+// getLastDeliveryResults), so ingest/producer.ts's cycle is the same whichever client a lane has.
+
+export interface DeliveryReport {
+  partition: number;
+  error?: { code: number; message: string };
+}
+
+export interface NativeEvents {
+  /** A librdkafka log line (syslog level: 3 error, 4 warning, 6 info, 7 debug). */
+  log(level: number, facility: string, text: string): void;
+  /** An error librdkafka raised outside a delivery; fatal ones leave the producer unable to produce. */
+  error(code: number, message: string, fatal: boolean): void;
+}
+
+export interface FfiProducer {
+  send(record: { topic: string; messages: { key: Buffer; payload: Buffer; partition?: number }[] }): Promise<unknown>;
+  inFlightCount(): number;
+  flush(): Promise<DeliveryReport[]>;
+  getLastDeliveryResults(): DeliveryReport[];
+  /** Purges what is still queued or in flight and frees the producer (its reports are never read). */
+  close(): void;
+}
+
+/** librdkafka's RD_KAFKA_PARTITION_UA: its partitioner chooses. */
+const PARTITION_UNASSIGNED = -1;
+const IDLE_POLL_MS = 1000;
+
+export class RdkafkaError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "RdkafkaError";
+  }
+}
+
+/** `configuration`: librdkafka properties (bootstrap.servers, client.id, acks, ...), all as strings. */
+export function createFfiProducer(
+  configuration: Record<string, string | number | boolean>,
+  topic: string,
+  events: NativeEvents,
+): FfiProducer {
+  const l = rdkafka();
+  const errstr = Buffer.alloc(512);
+  const errText = () => errstr.toString("utf8", 0, Math.max(0, errstr.indexOf(0)));
+  const conf = l.rd_kafka_conf_new()!;
+  // Log lines come as events of the main queue (rd_kafka_set_log_queue below), never from librdkafka's threads.
+  for (const [name, value] of Object.entries({ ...configuration, "log.queue": "true" })) {
+    if (l.rd_kafka_conf_set(conf, cstr(name), cstr(String(value)), errstr, errstr.length) !== 0) {
+      l.rd_kafka_conf_destroy(conf);
+      throw new Error(`librdkafka property ${name}: ${errText()}`);
+    }
+  }
+  l.rd_kafka_conf_set_events(conf, EVENT_DR | EVENT_ERROR | EVENT_LOG);
+  const rk = l.rd_kafka_new(0 /* RD_KAFKA_PRODUCER */, conf, errstr, errstr.length);
+  if (!rk) {
+    l.rd_kafka_conf_destroy(conf);
+    throw new Error(`librdkafka producer: ${errText()}`);
+  }
+  const rkt = l.rd_kafka_topic_new(rk, cstr(topic), null)!;
+  const queue = l.rd_kafka_queue_get_main(rk)!;
+  l.rd_kafka_set_log_queue(rk, null);
+
+  /** Messages handed to librdkafka and not yet reported: opaque -> the payload's and key's lengths. */
+  const pending = new Map<number, { len: number; keyLen: number }>();
+  let reports: DeliveryReport[] = [];
+  let last: DeliveryReport[] = [];
+  let nextId = 1;
+  let fatal: string | null = null;
+  let closed = false;
+
+  function poll() {
+    if (closed) return;
+    for (;;) {
+      const ev = l.rd_kafka_queue_poll(queue, 0) as Pointer | null;
+      if (!ev) return;
+      try {
+        const type = l.rd_kafka_event_type(ev);
+        if (type === EVENT_DR) {
+          for (let m = l.rd_kafka_event_message_next(ev) as Pointer | null; m; m = l.rd_kafka_event_message_next(ev) as Pointer | null) {
+            deliver(readReport(m));
+          }
+        } else if (type === EVENT_ERROR) {
+          const code = l.rd_kafka_event_error(ev);
+          const message = String(l.rd_kafka_event_error_string(ev));
+          const isFatal = l.rd_kafka_event_error_is_fatal(ev) !== 0;
+          if (isFatal) fatal = message;
+          events.error(code, message, isFatal);
+        } else if (type === EVENT_LOG) {
+          const line = readLog(l, ev);
+          if (line) events.log(line.level, line.fac, line.text);
+        }
+      } finally {
+        l.rd_kafka_event_destroy(ev);
+      }
+    }
+  }
+
+  function deliver(r: ReturnType<typeof readReport>) {
+    const sent = pending.get(r.opaque);
+    // A report that names no message of ours, or lengths other than those sent, would mean the struct is not
+    // read as librdkafka wrote it: fail loudly rather than answer a request from a misread report.
+    if (!sent || sent.len !== r.len || sent.keyLen !== r.keyLen) {
+      throw new Error(`librdkafka delivery report does not match a sent message (opaque ${r.opaque}, len ${r.len})`);
+    }
+    pending.delete(r.opaque);
+    reports.push(
+      r.err === 0
+        ? { partition: r.partition }
+        : { partition: r.partition, error: { code: r.err, message: String(l.rd_kafka_err2str(r.err)) } },
+    );
+  }
+
+  // Log lines and errors also come while no batch is in flight (a broker going away between batches).
+  const idle = setInterval(() => {
+    if (pending.size > 0) return; // the lane is polling
+    try {
+      poll();
+    } catch (err) {
+      events.error(-1, `polling librdkafka failed: ${(err as Error).message}`, false);
+    }
+  }, IDLE_POLL_MS);
+  idle.unref();
+
+  return {
+    async send(record) {
+      if (closed) throw new RdkafkaError(ERR_FATAL, "producer closed");
+      if (fatal !== null) throw new RdkafkaError(ERR_FATAL, `producer failed for good: ${fatal}`);
+      for (const m of record.messages) {
+        const id = nextId++;
+        pending.set(id, { len: m.payload.length, keyLen: m.key.length });
+        const rc = l.rd_kafka_produce(
+          rkt,
+          m.partition ?? PARTITION_UNASSIGNED,
+          MSG_F_COPY,
+          ptr(m.payload),
+          m.payload.length,
+          ptr(m.key),
+          m.key.length,
+          id,
+        );
+        if (rc !== 0) {
+          pending.delete(id);
+          const code = l.rd_kafka_last_error();
+          const message = String(l.rd_kafka_err2str(code));
+          if (code === ERR_FATAL) throw new RdkafkaError(code, message);
+          // Refused before it was queued (a partition the topic lacks, a full queue, a message too large): that
+          // message's report, as if librdkafka had delivered it failed; the batch's others go on.
+          reports.push({ partition: m.partition ?? PARTITION_UNASSIGNED, error: { code, message } });
+        }
+      }
+      return undefined;
+    },
+    inFlightCount() {
+      poll();
+      return pending.size;
+    },
+    async flush() {
+      poll();
+      last = reports;
+      reports = [];
+      if (last.some((r) => r.error)) {
+        const first = last.find((r) => r.error)!.error!;
+        throw new RdkafkaError(first.code, first.message);
+      }
+      return last;
+    },
+    getLastDeliveryResults: () => last,
+    close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(idle);
+      l.rd_kafka_purge(rk, PURGE_QUEUE | PURGE_INFLIGHT);
+      l.rd_kafka_topic_destroy(rkt);
+      l.rd_kafka_queue_destroy(queue);
+      l.rd_kafka_destroy(rk);
+    },
+  };
+}
