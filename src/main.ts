@@ -35,8 +35,9 @@ try {
   throw e;
 }
 
-// The long-running services carry librdkafka (kafka-crab-js), whose log lines go to fd 1 natively: routed
-// through pino before any Kafka client exists (kafka/native-log.ts).
+// The long-running services carry librdkafka. The worker's consumer (kafka-crab-js) writes its log lines to fd 1
+// natively: routed through pino before any Kafka client exists (kafka/native-log.ts). The API's producer reads
+// them as events (kafka/ffi-producer.ts); its fd 1 is taken all the same, so nothing native reaches it unrouted.
 if (command === "api" || command === "worker") {
   const [{ captureStdout, routeNativeStdout }, { createLogger, setLogDestination }] = await Promise.all([
     import("./kafka/native-log.ts"),

@@ -1,8 +1,9 @@
 import { KafkaClient } from "kafka-crab-js";
 import type { KafkaConfig } from "../config.ts";
 
-// The data path's librdkafka clients (producer lanes, the worker's consumer). librdkafka's log lines reach
-// stdout through kafka-crab-js; with KAFKA_DEBUG they include the named debug contexts, else errors only.
+// The worker's librdkafka consumer, through kafka-crab-js (the API's producer calls librdkafka itself:
+// ffi-producer.ts). Its log lines reach stdout through kafka-crab-js; with KAFKA_DEBUG they include the named
+// debug contexts, else errors only.
 
 export function librdkafkaClient(kafka: KafkaConfig, clientId: string): KafkaClient {
   return new KafkaClient({ brokers: kafka.brokers.join(","), clientId, logLevel: kafka.debug ? "debug" : "error" });
