@@ -79,7 +79,13 @@ export function createFfiProducer(
     l.rd_kafka_conf_destroy(conf);
     throw new Error(`librdkafka producer: ${errText()}`);
   }
-  const rkt = l.rd_kafka_topic_new(rk, cstr(topic), null)!;
+  const rkt = l.rd_kafka_topic_new(rk, cstr(topic), null);
+  if (!rkt) {
+    // A null topic handle would be dereferenced by the first produce: refuse here, in JavaScript.
+    const code = l.rd_kafka_last_error();
+    l.rd_kafka_destroy(rk);
+    throw new Error(`librdkafka topic ${topic}: ${l.rd_kafka_err2str(code)}`);
+  }
   const queue = l.rd_kafka_queue_get_main(rk)!;
   l.rd_kafka_set_log_queue(rk, null);
 

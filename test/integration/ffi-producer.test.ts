@@ -63,6 +63,14 @@ describe("librdkafka producer through bun:ffi", () => {
     expect(reports.find((r) => r.partition === 7)?.error?.code).toBe(-190);
   });
 
+  test("a property librdkafka does not know, or a topic name it refuses (over 512 characters), fails at creation, not at the first produce", () => {
+    const quiet = { log: () => {}, error: () => {} };
+    expect(() => createFfiProducer({ "bootstrap.servers": "127.0.0.1:1", "no.such.property": 1 }, "t", quiet)).toThrow(
+      /no\.such\.property/,
+    );
+    expect(() => createFfiProducer({ "bootstrap.servers": "127.0.0.1:1" }, "x".repeat(600), quiet)).toThrow(/librdkafka topic/);
+  });
+
   test("with no broker to talk to, errors and log lines reach the caller, messages fail in time, and close() returns", async () => {
     const seen = { errors: [] as string[], logs: [] as string[] };
     const dead = createFfiProducer(
