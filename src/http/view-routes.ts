@@ -11,7 +11,7 @@ import { API, err } from "./responses.ts";
 // with a string, no-preflight fetches: the same JSON inside) is taken.
 
 const Accepted = Type.Object({ status: Type.Literal("accepted"), message: Type.String() });
-export const ACCEPTED = { status: "accepted", message: "View recorded successfully" } as const;
+const ACCEPTED = { status: "accepted", message: "View recorded successfully" } as const;
 
 export interface Views {
   record(events: readonly ViewEvent[], idempotencyKey?: string): Promise<void>;

@@ -1,4 +1,5 @@
 import { encodeViewEvents, type KeyedViews, type ViewEvent } from "../domain/view.ts";
+import type { DeliveryReport } from "../kafka/ffi-producer.ts";
 import { partitionOf } from "./partition.ts";
 
 // Edge coalescing and delivery accounting, without I/O.
@@ -78,10 +79,8 @@ export function payloadOf(m: Outgoing<Queued>): Buffer {
   return encodeViewEvents(events, m.keyed);
 }
 
-export interface Report {
-  partition: number;
-  error?: { code: number; message: string };
-}
+/** A delivery report, as the lanes' librdkafka producer gives it. */
+export type Report = DeliveryReport;
 
 /** "no": Kafka certainly did not write it. "unknown": it may have been written (sent, then no answer). */
 export type Written = "no" | "unknown";

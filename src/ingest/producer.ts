@@ -138,8 +138,6 @@ export function createProducer(
       {
         "bootstrap.servers": kafka.brokers.join(","),
         "client.id": kafka.clientId,
-        // Each message names its partition (lane-batch.ts); the partitioner only serves a message that does not.
-        partitioner: "consistent_random",
         "linger.ms": Math.min(config.lingerMs, LIBRDKAFKA_LINGER_MS),
         "batch.num.messages": config.batchMaxMessages,
         "compression.type": config.compression,

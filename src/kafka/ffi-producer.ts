@@ -34,7 +34,7 @@ export interface NativeEvents {
 }
 
 export interface FfiProducer {
-  send(record: { topic: string; messages: { key: Buffer; payload: Buffer; partition?: number }[] }): Promise<unknown>;
+  send(record: { topic: string; messages: { key: Buffer; payload: Buffer; partition: number }[] }): Promise<unknown>;
   inFlightCount(): number;
   flush(): Promise<DeliveryReport[]>;
   getLastDeliveryResults(): DeliveryReport[];
@@ -42,8 +42,6 @@ export interface FfiProducer {
   close(): void;
 }
 
-/** librdkafka's RD_KAFKA_PARTITION_UA: its partitioner chooses. */
-const PARTITION_UNASSIGNED = -1;
 const IDLE_POLL_MS = 1000;
 
 export class RdkafkaError extends Error {
@@ -157,16 +155,7 @@ export function createFfiProducer(
       for (const m of record.messages) {
         const id = nextId++;
         pending.set(id, { len: m.payload.length, keyLen: m.key.length });
-        const rc = l.rd_kafka_produce(
-          rkt,
-          m.partition ?? PARTITION_UNASSIGNED,
-          MSG_F_COPY,
-          ptr(m.payload),
-          m.payload.length,
-          ptr(m.key),
-          m.key.length,
-          id,
-        );
+        const rc = l.rd_kafka_produce(rkt, m.partition, MSG_F_COPY, ptr(m.payload), m.payload.length, ptr(m.key), m.key.length, id);
         if (rc !== 0) {
           pending.delete(id);
           const code = l.rd_kafka_last_error();
@@ -174,7 +163,7 @@ export function createFfiProducer(
           if (code === ERR_FATAL) throw new RdkafkaError(code, message);
           // Refused before it was queued (a partition the topic lacks, a full queue, a message too large): that
           // message's report, as if librdkafka had delivered it failed; the batch's others go on.
-          reports.push({ partition: m.partition ?? PARTITION_UNASSIGNED, error: { code, message } });
+          reports.push({ partition: m.partition, error: { code, message } });
         }
       }
       return undefined;
@@ -187,10 +176,8 @@ export function createFfiProducer(
       poll();
       last = reports;
       reports = [];
-      if (last.some((r) => r.error)) {
-        const first = last.find((r) => r.error)!.error!;
-        throw new RdkafkaError(first.code, first.message);
-      }
+      const failed = last.find((r) => r.error)?.error;
+      if (failed) throw new RdkafkaError(failed.code, failed.message);
       return last;
     },
     getLastDeliveryResults: () => last,

@@ -11,7 +11,6 @@ const LIB_NAMES = ["librdkafka.so.1", "librdkafka.so", "librdkafka.1.dylib"];
 const { i32, u64, ptr: P, cstring, void: VOID } = FFIType;
 
 const SYMBOLS = {
-  rd_kafka_version_str: { args: [], returns: cstring },
   rd_kafka_conf_new: { args: [], returns: P },
   rd_kafka_conf_set: { args: [P, P, P, P, u64], returns: i32 },
   rd_kafka_conf_set_events: { args: [P, i32], returns: VOID },
@@ -35,7 +34,6 @@ const SYMBOLS = {
   rd_kafka_event_log: { args: [P, P, P, P], returns: i32 },
   rd_kafka_event_destroy: { args: [P], returns: VOID },
   rd_kafka_purge: { args: [P, i32], returns: i32 },
-  rd_kafka_outq_len: { args: [P], returns: i32 },
   rd_kafka_destroy: { args: [P], returns: VOID },
 } as const;
 
@@ -63,7 +61,6 @@ export const EVENT_LOG = 0x4;
 export const EVENT_ERROR = 0x8;
 export const PURGE_QUEUE = 0x1;
 export const PURGE_INFLIGHT = 0x2;
-export const PURGE_NON_BLOCKING = 0x4;
 export const MSG_F_COPY = 0x2;
 /** rd_kafka_resp_err_t RD_KAFKA_RESP_ERR__FATAL: the producer can produce nothing any more. */
 export const ERR_FATAL = -150;
