@@ -38,6 +38,8 @@ export interface ProducerConfig {
   readonly maxInFlight: number;
   readonly deliveryTimeoutMs: number;
   readonly lanes: number;
+  /** Where each window's messages go (ingest/lane-batch.ts): partitions in turn, or each request with its first product. */
+  readonly partitioner: "round-robin" | "product";
   /** How long a repeated Idempotency-Key is recognised (API memory and the worker's stored keys). */
   readonly idempotencyWindowMs: number;
   /** Keys one API process remembers at most (oldest forgotten first; the worker still counts a repeat once). */
@@ -208,6 +210,9 @@ export function loadConfig(env: Env = process.env): Config {
       maxInFlight: r.int("INGEST_MAX_IN_FLIGHT", 100_000, 1, 10_000_000),
       deliveryTimeoutMs: r.int("INGEST_TIMEOUT_MS", 5000, 1500, 120_000),
       lanes: r.int("KAFKA_PRODUCER_LANES", 2, 1, 32),
+      // One message per window instead of one per partition touched: Kafka's CPU per view at 2 000 views/s less than
+      // half, the API's a sixth less (bench/RESULTS.md, session 13).
+      partitioner: r.oneOf("KAFKA_PARTITIONER", "round-robin", ["round-robin", "product"] as const),
       idempotencyWindowMs: idempotencyWindowS * 1000,
       idempotencyMemoryKeys: r.int("IDEMPOTENCY_MEMORY_KEYS", 200_000, 0, 100_000_000),
     },

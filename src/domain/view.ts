@@ -40,14 +40,14 @@ export type BatchViewRequest = Static<typeof BatchViewRequest>;
 
 /**
  * Largest number of distinct products in one Kafka message. The producer merges the requests of one window
- * per partition (ingest/lane-batch.ts), so a message can hold several full batch requests: the decoder below
+ * into one message (ingest/lane-batch.ts), so a message can hold several full batch requests: the decoder below
  * must take everything the producer can build (a test builds the largest one).
  */
 export const MAX_MESSAGE_ITEMS = 4000;
 /** A product's views in one message: summed over the window's requests, so not bounded by one request's. */
 export const MAX_EVENT_COUNT = 1e15;
 
-/** What travels through Kafka (key = product_id). */
+/** A product's views, as they travel through Kafka (in a ViewGroup). */
 export const ViewEvent = Type.Object({
   product_id: Uuid,
   count: Type.Integer({ minimum: 1, maximum: MAX_EVENT_COUNT }),
@@ -67,9 +67,8 @@ export const KeyedViews = Type.Object({
 export type KeyedViews = Static<typeof KeyedViews>;
 
 /**
- * Several products' views in one Kafka message: the requests of one producer window whose first product
- * hashes to the same partition travel together (key = that product's id). Requests without a key are merged
- * per product in `views`; each keyed request is one entry of `keyed`.
+ * Several products' views in one Kafka message (unkeyed): the requests of one producer window travel together.
+ * Requests without an Idempotency-Key are merged per product in `views`; each keyed request is one entry of `keyed`.
  */
 export const ViewGroup = Type.Object({
   views: Type.Array(ViewEvent, { maxItems: MAX_MESSAGE_ITEMS }),

@@ -30,8 +30,8 @@ export async function start(config: Config): Promise<Running> {
   const producer = createProducer(config.kafka, config.producer, root.child({ component: "producer" }), metrics, {
     librdkafkaLog: root.child({ component: "librdkafka" }),
   });
-  // Batches are built for the topic's real partition count (lane-batch.ts); until the broker tells it, the
-  // configured count is used, and a mismatch only makes delivery outcomes "unknown", never misattributed.
+  // Windows go to the topic's real partitions in turn (lane-batch.ts); until the broker tells their count, the
+  // configured one is used, and a window sent to a partition the topic lacks is refused whole (503 "not written").
   const admin = createTopicAdmin(config.kafka);
   let stopped = false;
   void (async () => {

@@ -4,15 +4,24 @@ import { partitionOf } from "./partition.ts";
 
 // Edge coalescing and delivery accounting, without I/O.
 //
-// A lane batch holds at most one Kafka message per partition. Every request waiting in the queue joins the
-// message of the partition its first product hashes to, whole: its views are merged per product with the
-// other requests' views of that window. So:
-//   - messages per second depend on partitions x windows, not on the request rate;
-//   - each request travels in exactly one message, so it is written entirely or not at all;
-//   - librdkafka's delivery reports name a partition, not a message: with one message per partition they
-//     map one to one, and each request is answered from its own message's report.
-// A request with an Idempotency-Key is not merged: it travels as its own entry of the message, under its key,
-// so the worker can count it at most once.
+// Every request waiting in the queue joins one message of the batch whole: its views are merged per product
+// with the other requests' views of that window, at most MAX_MESSAGE_ITEMS distinct products a message and one
+// message per partition. Where the messages go (KAFKA_PARTITIONER):
+//   - "round-robin" (the default): one message while the window fits in one, on the partition after the last
+//     batch's; a larger window spills into the following partitions. Messages per second depend on windows
+//     only: the broker appends one batch per window (librdkafka sends a produce request per partition touched)
+//     and the worker decodes one message. A product's views reach every partition; counting does not need them
+//     together (increments commute; the worker sums per product and locks rows in id order), and windows taken
+//     in turn spread the load evenly over partitions and workers whatever the product mix.
+//   - "product": each request goes to its first product's partition, so a window is one message per partition
+//     its requests touch (partitions x windows a second, the broker's cost), and a product's single views stay
+//     on one partition: with several workers, a hot product is one row update per flush instead of one per
+//     worker (docs/capacity.md weighs the two).
+// Either way each request travels in exactly one message, so it is written entirely or not at all; and with one
+// message per partition a delivery report (it names a partition) maps to its message, so each request is
+// answered from its own message's report. A request with an Idempotency-Key is not merged: it travels as its own
+// entry of the message, under its key, so the worker counts it at most once (the key's record is in Postgres,
+// whichever partition carries a repeat).
 
 /** A keyed request's digests (ingest/idempotency.ts). */
 export interface KeyTag {
@@ -27,8 +36,8 @@ export interface Queued {
 
 export interface Outgoing<E extends Queued> {
   partition: number;
-  /** A product of the first request: hashes to `partition`, so librdkafka puts the message there. */
-  key: string;
+  /** "product" placement: the first request's first product, whose partition this is; none in round-robin. */
+  key?: string;
   entries: E[];
   /** Unkeyed requests' views, merged per product. */
   counts: Map<string, number>;
@@ -37,29 +46,49 @@ export interface Outgoing<E extends Queued> {
   items: number;
 }
 
+/** Where a batch's messages go: partitions in turn from `first`, or each request with its first product. */
+export type Placement = { readonly by: "round-robin"; readonly first: number } | { readonly by: "product" };
+
 /**
- * Moves requests from the front of `queue` into per-partition messages. A request that would push its
- * partition's message past `maxItems` distinct products stays queued (in order) for the next batch.
+ * Moves requests from the front of `queue` into at most one message per partition, placed as `place` says. A
+ * request that would push its message past `maxItems` products moves on to the next partition's message
+ * (round-robin) or waits (product); one that no message can take stays queued, in order, for the next batch.
  */
-export function takeBatch<E extends Queued>(queue: E[], partitions: number, maxItems: number): Outgoing<E>[] {
-  const byPartition = new Map<number, Outgoing<E>>();
+export function takeBatch<E extends Queued>(queue: E[], partitions: number, maxItems: number, place: Placement): Outgoing<E>[] {
+  const out = new Map<number, Outgoing<E>>();
   const rest: E[] = [];
+  let current: Outgoing<E> | undefined;
+  const open = (partition: number, key?: string): Outgoing<E> => {
+    const m: Outgoing<E> = { partition, key, entries: [], counts: new Map(), keyed: [], items: 0 };
+    out.set(partition, m);
+    return m;
+  };
   for (const entry of queue) {
-    const first = entry.events[0]!.product_id;
-    const p = partitionOf(first, partitions);
-    let m = byPartition.get(p);
-    if (m && m.items + entry.events.length > maxItems) {
-      rest.push(entry);
-      continue;
-    }
-    if (!m) {
-      m = { partition: p, key: first, entries: [], counts: new Map(), keyed: [], items: 0 };
-      byPartition.set(p, m);
+    const size = entry.events.length;
+    let m: Outgoing<E> | undefined;
+    if (place.by === "product") {
+      const first = entry.events[0]!.product_id;
+      const p = partitionOf(first, partitions);
+      m = out.get(p);
+      if (m && m.items + size > maxItems) {
+        rest.push(entry);
+        continue;
+      }
+      m ??= open(p, first);
+    } else {
+      m = current;
+      if (!m || m.items + size > maxItems) {
+        if (out.size >= partitions) {
+          rest.push(entry);
+          continue;
+        }
+        m = current = open((place.first + out.size) % partitions);
+      }
     }
     m.entries.push(entry);
     if (entry.tag) {
       m.keyed.push({ key: entry.tag.key, fp: entry.tag.fp, views: entry.events as ViewEvent[] });
-      m.items += entry.events.length;
+      m.items += size;
       continue;
     }
     for (const e of entry.events) {
@@ -70,7 +99,7 @@ export function takeBatch<E extends Queued>(queue: E[], partitions: number, maxI
   }
   queue.length = 0;
   for (const e of rest) queue.push(e);
-  return [...byPartition.values()];
+  return [...out.values()];
 }
 
 export function payloadOf(m: Outgoing<Queued>): Buffer {

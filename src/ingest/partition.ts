@@ -1,6 +1,6 @@
-// librdkafka's "consistent_random" partitioner (pinned in the producer's configuration): CRC-32 of the key
-// modulo the partition count. Computing it here lets a lane batch hold at most one message per partition,
-// which is what makes delivery reports (they name a partition, not a message) attributable to one message.
+// KAFKA_PARTITIONER=product: a request goes to the partition of its first product, CRC-32 of the id modulo the
+// partition count (what librdkafka's "consistent_random" partitioner would pick for that key). Computed here
+// because each message names its partition: a lane batch then holds at most one message per partition.
 export function partitionOf(key: string, partitions: number): number {
   return Bun.hash.crc32(key) % partitions;
 }

@@ -1,23 +1,33 @@
 import type { KafkaConfig, ProducerConfig } from "../config.ts";
 import { AppError } from "../errors.ts";
-import { createFfiProducer } from "../kafka/ffi-producer.ts";
+import { createFfiProducer, type OutgoingMessage } from "../kafka/ffi-producer.ts";
 import { createLogLimiter, type NativeLevel } from "../kafka/native-log.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { MAX_MESSAGE_ITEMS, type ViewEvent, viewCount } from "../domain/view.ts";
-import { matchReports, payloadOf, takeBatch, type KeyTag, type Outcome, type Outgoing, type Report, type Written } from "./lane-batch.ts";
+import {
+  matchReports,
+  payloadOf,
+  takeBatch,
+  type KeyTag,
+  type Outcome,
+  type Outgoing,
+  type Placement,
+  type Report,
+  type Written,
+} from "./lane-batch.ts";
 
 // Why lanes: each lane owns one librdkafka producer (kafka/ffi-producer.ts) and one batch at a time: it
 // enqueues the batch, watches inFlightCount() fall to zero, then flush() hands back exactly that batch's
 // delivery reports, and a producer that wedges or fails for good takes only its own batch with it when it is
-// replaced. Requests that arrive meanwhile queue up and ride the next free lane, merged per partition
+// replaced. Requests that arrive meanwhile queue up and ride the next free lane, merged into one message
 // (lane-batch.ts). (The lanes were first built on kafka-crab-js, whose flush() is its only confirmation; its
 // producer cost ~1.2 ms of CPU per batch against ~0.7 through bun:ffi: bench/RESULTS.md, session 12.)
 //
-// The batching window (KAFKA_LINGER_MS) is kept here, not in librdkafka: a lane batch is one message per
-// partition, which librdkafka's linger.ms cannot add to, so there it only delayed each batch. Here a free lane
-// waits until the oldest queued request is a window old, and every request of that window rides in it: messages
-// per second depend on windows and partitions, not on the request rate.
+// The batching window (KAFKA_LINGER_MS) is kept here, not in librdkafka: a lane batch is already merged into
+// one message (one per partition when it overflows), which librdkafka's linger.ms cannot add to, so there it only
+// delayed each batch. Here a free lane waits until the oldest queued request is a window old, and every request of
+// that window rides in it: messages per second depend on windows, not on the request rate.
 
 export interface ViewProducer {
   /**
@@ -45,10 +55,11 @@ interface Entry {
 }
 
 const FAILURE_LOG_MS = 5000;
+const BY_PRODUCT: Placement = { by: "product" };
 
 /** What a lane needs from a librdkafka producer (kafka/ffi-producer.ts); unit tests pass their own. */
 export interface Lane {
-  send(record: { topic: string; messages: { key: Buffer; payload: Buffer; partition: number }[] }): Promise<unknown>;
+  send(record: { topic: string; messages: OutgoingMessage[] }): Promise<unknown>;
   flush(): Promise<Report[]>;
   inFlightCount(): number;
   getLastDeliveryResults(): Report[];
@@ -110,7 +121,10 @@ export function createProducer(
   deps: ProducerDeps = {},
 ): ViewProducer {
   const produced = metrics.counter("views_produced_total", "Views acknowledged by Kafka");
-  const messagesSent = metrics.counter("producer_messages_total", "Kafka messages produced (one per partition per window)");
+  const messagesSent = metrics.counter(
+    "producer_messages_total",
+    "Kafka messages produced (one per window, more when a window holds over 4 000 products)",
+  );
   const deliveryErrors = metrics.counter(
     "producer_delivery_errors_total",
     "Views Kafka did not acknowledge, by whether they may have been written",
@@ -168,6 +182,8 @@ export function createProducer(
   metrics.gauge("producer_queue_depth", "View items (product, count) accepted and not yet acknowledged", () => inFlightItems);
 
   let partitions = kafka.partitions;
+  /** Round-robin: where the next batch's first message goes (lane-batch.ts says why windows take partitions in turn). */
+  let nextPartition = 0;
   const queue: Entry[] = [];
   const sending = new Set<Entry[]>();
   let inFlightItems = 0;
@@ -238,7 +254,11 @@ export function createProducer(
       lane
         .send({
           topic: kafka.topic,
-          messages: batch.map((m) => ({ key: Buffer.from(m.key), payload: payloadOf(m), partition: m.partition })),
+          messages: batch.map((m) => ({
+            payload: payloadOf(m),
+            partition: m.partition,
+            key: m.key === undefined ? undefined : Buffer.from(m.key),
+          })),
         })
         .catch((err) => {
           // Part of the batch may be enqueued: its reports still come, and are matched below by partition.
@@ -320,7 +340,9 @@ export function createProducer(
       idleLanes.push(lane);
       return;
     }
-    const batch = takeBatch(queue, partitions, MAX_MESSAGE_ITEMS);
+    const place: Placement = config.partitioner === "product" ? BY_PRODUCT : { by: "round-robin", first: nextPartition };
+    const batch = takeBatch(queue, partitions, MAX_MESSAGE_ITEMS, place);
+    nextPartition = (nextPartition + batch.length) % partitions;
     const entries = batch.flatMap((m) => m.entries);
     sending.add(entries);
     for (const m of batch) requestsPerMessage.observe(m.entries.length);

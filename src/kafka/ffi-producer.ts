@@ -33,8 +33,15 @@ export interface NativeEvents {
   error(code: number, message: string, fatal: boolean): void;
 }
 
+/** A message for one partition; without a key, Kafka stores it unkeyed. */
+export interface OutgoingMessage {
+  payload: Buffer;
+  partition: number;
+  key?: Buffer;
+}
+
 export interface FfiProducer {
-  send(record: { topic: string; messages: { key: Buffer; payload: Buffer; partition: number }[] }): Promise<unknown>;
+  send(record: { topic: string; messages: OutgoingMessage[] }): Promise<unknown>;
   inFlightCount(): number;
   flush(): Promise<DeliveryReport[]>;
   getLastDeliveryResults(): DeliveryReport[];
@@ -154,8 +161,10 @@ export function createFfiProducer(
       if (fatal !== null) throw new RdkafkaError(ERR_FATAL, `producer failed for good: ${fatal}`);
       for (const m of record.messages) {
         const id = nextId++;
-        pending.set(id, { len: m.payload.length, keyLen: m.key.length });
-        const rc = l.rd_kafka_produce(rkt, m.partition, MSG_F_COPY, ptr(m.payload), m.payload.length, ptr(m.key), m.key.length, id);
+        const keyLen = m.key?.length ?? 0;
+        pending.set(id, { len: m.payload.length, keyLen });
+        const key = m.key && keyLen > 0 ? ptr(m.key) : null;
+        const rc = l.rd_kafka_produce(rkt, m.partition, MSG_F_COPY, ptr(m.payload), m.payload.length, key, keyLen, id);
         if (rc !== 0) {
           pending.delete(id);
           const code = l.rd_kafka_last_error();

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { partitionOf } from "../../src/ingest/partition.ts";
 import {
   bounded,
   type Child,
@@ -103,11 +102,10 @@ describe.skipIf(!clustered)("three-broker Kafka, a client retrying with Idempote
     return stats;
   }
 
-  test("kill -9 of the leader of the busiest partition, restarted 10 s later: every accepted key counted once", async () => {
-    // The load is Zipf over ids: ids[0] is the hottest product, so its partition is the busiest.
-    const busiest = partitionOf(ids[0]!, ctx.config.kafka.partitions);
+  test("kill -9 of a partition leader (partition 0's), restarted 10 s later: every accepted key counted once", async () => {
+    // Windows take the partitions in turn, so every partition carries the same share of the load.
     await underLoad("cluster-leader-kill9", async () => {
-      const leader = (await partitionLeaders(ctx.config)).get(busiest)!.leader;
+      const leader = (await partitionLeaders(ctx.config)).get(0)!.leader;
       await stack("kill", "kafka", String(leader));
       await Bun.sleep(10_000); // the fault itself: the node stays dead for 10 s
       await stack("start", "kafka", String(leader));

@@ -43,6 +43,7 @@ describe("config", () => {
     ["KAFKA_BATCH_MAX_MESSAGES", "0"],
     ["KAFKA_COMPRESSION", "brotli"],
     ["KAFKA_PRODUCER_LANES", "0"],
+    ["KAFKA_PARTITIONER", "murmur2"],
     ["INGEST_ACK", "maybe"],
     ["INGEST_MAX_IN_FLIGHT", "1.5"],
     ["INGEST_TIMEOUT_MS", "10"],

@@ -133,12 +133,15 @@ describe("the batching window (KAFKA_LINGER_MS)", () => {
   /** A lane that acknowledges everything and keeps what each send() carried, decoded. */
   function recordingLanes() {
     const sends: ViewMessage[][] = [];
+    /** The partition of each message, per send(). */
+    const partitions: number[][] = [];
     const newLane = (): Lane => {
       let pending: Report[] = [];
       return {
         async send(record) {
           sends.push(record.messages.map((m) => decodeViewMessage(m.payload)!));
-          for (const _ of record.messages) pending.push({ partition: 0 });
+          partitions.push(record.messages.map((m) => m.partition));
+          for (const m of record.messages) pending.push({ partition: m.partition });
           return [];
         },
         async flush() {
@@ -150,7 +153,7 @@ describe("the batching window (KAFKA_LINGER_MS)", () => {
         getLastDeliveryResults: () => [],
       };
     };
-    return { newLane, sends };
+    return { newLane, sends, partitions };
   }
 
   test("requests that arrive while the first waits for its window ride in the same message, even with a lane free", async () => {
@@ -181,6 +184,16 @@ describe("the batching window (KAFKA_LINGER_MS)", () => {
     const second = producer.publish([{ product_id: id(2), count: 1 }]);
     expect([await outcome(first), await outcome(second)]).toEqual(["accepted", "accepted"]);
     expect(lanes.sends.map((s) => s[0]!.views.length)).toEqual([1, 1]);
+    await producer.close(1000);
+  });
+
+  test("successive windows take the partitions in turn, so every partition gets an even share whatever the products", async () => {
+    const c = loadConfig({ KAFKA_PRODUCER_LANES: "2", KAFKA_LINGER_MS: "0", KAFKA_PARTITIONS: "3" });
+    const lanes = recordingLanes();
+    const producer = createProducer(c.kafka, c.producer, createLogger("silent", "test"), new Registry(), { newLane: lanes.newLane });
+    // The same product every time: under a key-hash partitioner all seven would land on one partition.
+    for (let i = 0; i < 7; i++) expect(await outcome(producer.publish([{ product_id: id(1), count: 1 }]))).toBe("accepted");
+    expect(lanes.partitions).toEqual([[0], [1], [2], [0], [1], [2], [0]]);
     await producer.close(1000);
   });
 });
