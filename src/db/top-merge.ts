@@ -1,10 +1,13 @@
 import type { Product } from "../domain/product.ts";
+import type { FlushNotice } from "./flush-channel.ts";
 
 // Why the top-N can be kept without scanning the table: view counts only grow. After a flush, a product is in
 // the new top-N only if it was in the old one, or its count changed in that flush and it ranks in the top-N of
 // that flush's changed rows (else N changed products already rank above it, and they only grow). So the worker
 // names the top-N of each flush's changed rows in its NOTIFY, and the API re-reads the old top-N plus those:
-// at most 2N primary-key lookups per flush, whatever the table's size.
+// at most 2N primary-key lookups per flush, whatever the table's size. Since the NOTIFY carries each named
+// product's count after the flush and the flush's time (its updated_at), the API needs no read at all when every
+// named product is listed already or cannot enter the list: mergeNotice() below.
 
 /** /top's order: most viewed first, then by id (Postgres compares uuids as their lower-case hex text). */
 export function byRank(a: { view_count: number; id: string }, b: { view_count: number; id: string }): number {
@@ -27,4 +30,29 @@ export function topOf(rows: Iterable<Product>, n: number): Product[] {
  */
 export function needsFullRead(rows: readonly Product[], n: number): boolean {
   return rows.length < n || rows[rows.length - 1]!.view_count === 0;
+}
+
+/**
+ * The top `n` after a flush, from the top before it (`rows`, exact) and the flush's notice, without reading
+ * Postgres: the named products already listed take their new count and updated_at. Null when the notice alone
+ * cannot say: it carries no time, the list may take inserts (needsFullRead), or a named product not listed
+ * could enter it (its name and dates are not in the notice). A listed product that changed but is not named
+ * is outranked by the `n` named ones (top-merge's first comment), so its old count does not matter.
+ */
+export function mergeNotice(rows: readonly Product[], notice: FlushNotice, n: number): Product[] | null {
+  if (notice.at === null || needsFullRead(rows, n)) return null;
+  const last = rows[rows.length - 1]!;
+  const updatedAt = new Date(notice.at).toISOString();
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  for (const { id, count } of notice.items) {
+    const had = byId.get(id);
+    if (had) {
+      // Counts only grow: a notice older than what is listed (a read raced it) changes nothing.
+      if (count > had.view_count) byId.set(id, { ...had, view_count: count, updated_at: updatedAt });
+    } else if (byRank({ id, view_count: count }, last) < 0) {
+      // It outranks the last listed product: it enters, and only a read can say what it is.
+      return null;
+    }
+  }
+  return topOf(byId.values(), n);
 }

@@ -1,15 +1,16 @@
 import { guard, type Database } from "./client.ts";
 import { productsByIds, topProducts } from "./products.ts";
-import { FLUSH_CHANNEL, parseChanged } from "./flush-channel.ts";
-import { needsFullRead, topOf } from "./top-merge.ts";
+import { FLUSH_CHANNEL, parseFlush } from "./flush-channel.ts";
+import { mergeNotice, needsFullRead, topOf } from "./top-merge.ts";
 import type { Registry } from "../metrics.ts";
 import { MAX_TOP_LIMIT, type Product } from "../domain/product.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
 // GET /top costs no query: it reads an in-memory top-100. A flush's NOTIFY names the products it changed that
-// can rank (top-merge.ts), and the refresh re-reads only those and the current top-100 by primary key, so its
-// cost does not grow with the table. The whole ranking is read (one scan and sort of products) at start, when
+// can rank with their new counts (top-merge.ts): when all of them are listed already or cannot enter the list, it
+// is merged in memory; otherwise the refresh re-reads only those and the current top-100 by primary key. Either
+// way its cost does not grow with the table. The whole ranking is read (one scan and sort of products) at start, when
 // LISTEN (re)connects (notifications may have been missed), while the top-100 is not full or ends in products
 // with no views (an insert can enter it silently), and every fullRefreshMs as a safety net. The current
 // top-100 is re-read at least every refreshMs, so if Postgres has been away for longer than maxStaleMs,
@@ -32,10 +33,11 @@ export interface TopOptions {
 }
 
 export function createTopCache(database: Database, log: Logger, opts: TopOptions, metrics?: Registry): TopCache {
-  // kind="full": the whole ranking (a scan of products); kind="partial": the current top and the named products.
+  // kind="full": the whole ranking (a scan of products); kind="partial": the current top and the named products;
+  // kind="notice": a flush's NOTIFY merged in memory, no query.
   const reads = metrics?.histogram(
     "top_refresh_seconds",
-    "Top-N refresh queries by kind, and how long they took",
+    "Top-N refreshes by kind (full, partial: queries; notice: merged from a NOTIFY), and how long they took",
     [0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
   );
   let rows: Product[] = [];
@@ -76,8 +78,13 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
       full ||= wantFull;
       throw err;
     }
-    json = new Map();
     freshAt = started;
+    published();
+  }
+
+  /** After `rows` changed: the serialised lists are stale, and listeners hear of a changed ranking or count. */
+  function published() {
+    json = new Map();
     const now = rows.map((r) => `${r.id}:${r.view_count}`).join(",");
     if (now !== signature) {
       signature = now;
@@ -110,9 +117,23 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
   }
 
   function onNotify(payload: string) {
-    const ids = parseChanged(payload);
-    if (ids === null) full = true;
-    invalidate(ids ?? undefined);
+    const notice = parseFlush(payload);
+    if (notice === null) {
+      full = true;
+      invalidate();
+      return;
+    }
+    const started = performance.now();
+    // A read in flight may have started before this flush committed: it reads again (dirty) instead of racing
+    // this merge.
+    const merged = running ? null : mergeNotice(rows, notice, MAX_TOP_LIMIT);
+    if (merged === null) {
+      invalidate(notice.items.map((i) => i.id));
+      return;
+    }
+    rows = merged;
+    published();
+    reads?.observe((performance.now() - started) / 1000, { kind: "notice" });
   }
 
   function top(limit: number): Product[] {

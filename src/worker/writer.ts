@@ -45,7 +45,7 @@ export async function loadOffsets(db: Db, topic: string, partitions: readonly nu
  * One statement, so one implicit transaction: a compare-and-set of each partition's stored offset (applied only
  * where it still equals the slice's base and belongs to the same topic id), the counts of exactly the
  * partitions that passed, and a NOTIFY for the API naming the changed products that can rank in the top-100
- * (db/top-merge.ts says why that is enough). Counts and offsets commit together or not at all.
+ * with their new counts and the flush's time (db/top-merge.ts says why that is enough; db/flush-channel.ts its form). Counts and offsets commit together or not at all.
  *
  * Why not BEGIN ... COMMIT through the driver: postgres.js 3.4.9 can leave a transaction's promise pending
  * forever when its connection drops mid-way (upstream issues 1186, 1215; seen here when Postgres restarts
@@ -171,7 +171,8 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
       (SELECT coalesce(sum(ki.n), 0) FROM ki WHERE ki.key NOT IN (SELECT key FROM newkeys))::bigint AS repeated_views,
       (SELECT count(*) FROM k JOIN view_keys v ON v.key = k.key
         WHERE k.key NOT IN (SELECT key FROM newkeys) AND v.fingerprint <> k.fp)::int AS mismatched,
-      (SELECT pg_notify(${FLUSH_CHANNEL}, coalesce((SELECT string_agg(id::text || ':' || view_count, ',') FROM ranked), ''))
+      (SELECT pg_notify(${FLUSH_CHANNEL}, 'at=' || floor(extract(epoch FROM now()) * 1000)::bigint || ';'
+          || coalesce((SELECT string_agg(id::text || ':' || view_count, ',') FROM ranked), ''))
         FROM (SELECT 1 FROM moved LIMIT 1) AS x) AS notified`);
   const applied = new Set((row!.applied ?? []).map(Number));
   const rowsUpdated = Number(row!.rows);

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { expireKeys, flush, loadOffsets } from "../../src/worker/writer.ts";
 import { NO_OFFSET, type Batch } from "../../src/worker/coalescer.ts";
-import { FLUSH_CHANNEL } from "../../src/db/flush-channel.ts";
+import { FLUSH_CHANNEL, parseFlush } from "../../src/db/flush-channel.ts";
+import { getProduct } from "../../src/db/products.ts";
 import { bounded, prepare, seedProducts, testEnv, uniqueName, viewCounts, waitFor } from "./harness.ts";
 
 // The writer alone against real Postgres: the fence, and sums across partitions.
@@ -55,7 +56,7 @@ describe("flush writer", () => {
     expect(after.get(ids[2]!)! - before.get(ids[2]!)!).toBe(1);
   });
 
-  test("the flush's NOTIFY names the 100 changed products that rank highest, with their new counts; a fenced flush names none", async () => {
+  test("the flush's NOTIFY names the 100 changed products that rank highest, with their new counts and its rows' updated_at; a fenced flush names none", async () => {
     const topic = uniqueName("writer");
     const many = await seedProducts(ctx.db, 150, "notify");
     const notes: string[] = [];
@@ -66,15 +67,19 @@ describe("flush writer", () => {
       const batch: Batch = { slices: [slice(0, NO_OFFSET, 150, counts)], products: 150, views: (150 * 151) / 2 };
       await flush(ctx.db.db, topic, batch, TOPIC_ID, KEYS);
       const mine = await waitFor("the flush's NOTIFY", () => notes.find((n) => n.includes(many[149]!)));
-      const named = new Map(mine.split(",").map((item) => item.split(":") as [string, string]));
+      const notice = parseFlush(mine)!;
+      const named = new Map(notice.items.map((i) => [i.id, i.count]));
       expect(named.size).toBe(100);
-      for (let i = 50; i < 150; i++) expect(named.get(many[i]!)).toBe(String(i + 1));
+      for (let i = 50; i < 150; i++) expect(named.get(many[i]!)).toBe(i + 1);
+      // The time it gives is the updated_at the flush wrote, as the API reads and shows it.
+      const product = await getProduct(ctx.db.db, many[149]!);
+      expect(new Date(notice.at!).toISOString()).toBe(product!.updated_at);
       // The same batch again is fenced: nothing changed, nothing announced.
       const seen = notes.length;
       expect((await flush(ctx.db.db, topic, batch, TOPIC_ID, KEYS)).fenced).toHaveLength(1);
       await flush(ctx.db.db, topic, { slices: [slice(0, 150, 151, { [many[0]!]: 1 })], products: 1, views: 1 }, TOPIC_ID, KEYS);
       const next = await waitFor("the next flush's NOTIFY", () => notes.slice(seen).find((n) => n.includes(many[0]!)));
-      expect(next).toBe(`${many[0]}:2`);
+      expect(parseFlush(next)?.items).toEqual([{ id: many[0]!, count: 2 }]);
       expect(notes.slice(seen).filter((n) => n.includes(many[149]!))).toEqual([]);
     } finally {
       await sub.unlisten();
