@@ -123,7 +123,7 @@ export function createProducer(
   const produced = metrics.counter("views_produced_total", "Views acknowledged by Kafka");
   const messagesSent = metrics.counter(
     "producer_messages_total",
-    "Kafka messages produced (one per window, more when a window holds over 4 000 products)",
+    "Kafka messages produced (one per window and partition it touches: one, unless KAFKA_PARTITIONER=product or over 4 000 products)",
   );
   const deliveryErrors = metrics.counter(
     "producer_delivery_errors_total",
