@@ -9,7 +9,7 @@
 # One check is left out: ensure_resource_availability reports "created resource not found" when a batch
 # that contains the new product also contains random ids, which the API rightly answers 404 listing only
 # the random ones (the created product is found). scripts/schemathesis.toml: the view routes may answer 422 to a
-# valid body whose Idempotency-Key was used with another one.
+# valid body whose Idempotency-Key was used with another one, and any route 413 to an invalid body over its limit.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV="$ROOT/.cache/venv"
