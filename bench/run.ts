@@ -151,7 +151,9 @@ interface K6Result {
   p95: number;
   p99: number;
   acceptedViews: number;
-  /** k6's own CPU over its run (its init stage included), in cores: the load generator shares the machine's cores. */
+  /** Which load generator ran the step: k6, or bench/batch-load.ts for the batch ladder. */
+  generator: "k6" | "batch-load";
+  /** The load generator's own CPU over its run (k6's init stage included), in cores: it shares the machine's cores. */
   k6Cores: number;
 }
 
@@ -208,7 +210,49 @@ async function k6(
     p95: round(d["p(95)"]),
     p99: round(d["p(99)"]),
     acceptedViews: s.metrics.accepted_views?.count ?? 0,
+    generator: "k6",
     k6Cores,
+  };
+}
+
+/**
+ * A batch step by bench/batch-load.ts (the same open model, ramp and thresholds as k6's): k6 spent ~350 µs of CPU per
+ * 100-view request, and the batch ladder measured it rather than the service (RESULTS.md, session 14).
+ */
+async function batchLoad(rate: number, duration: string): Promise<K6Result> {
+  const proc = Bun.spawn(["bun", join(ROOT, "bench", "batch-load.ts")], {
+    env: {
+      ...process.env,
+      TARGET: API,
+      RATE: String(rate),
+      DURATION: duration,
+      BODIES: join(DATA, "batch-bodies"),
+      BODY_FILES: String(BODY_FILES),
+    },
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  const started = performance.now();
+  const out = await new Response(proc.stdout).text();
+  const code = await proc.exited;
+  const cores = round(Number(proc.resourceUsage()?.cpuTime.total ?? 0) / 1000 / (performance.now() - started));
+  if (code !== 0) throw new Error(`bench/batch-load.ts exited ${code}`);
+  const r = JSON.parse(out.trim().split("\n").pop()!) as Record<string, number | boolean>;
+  const secs = Number.parseFloat(duration);
+  return {
+    scenario: "batch",
+    rate,
+    passed: r.passed === true,
+    reqs: Number(r.reqs),
+    achievedRps: Math.round(Number(r.reqs) / secs),
+    failedRate: Number(r.failedRate),
+    dropped: Number(r.dropped),
+    p50: round(Number(r.p50)),
+    p95: round(Number(r.p95)),
+    p99: round(Number(r.p99)),
+    acceptedViews: Number(r.acceptedViews),
+    generator: "batch-load",
+    k6Cores: cores,
   };
 }
 
@@ -261,7 +305,7 @@ async function ingestStep(scenario: string, rate: number, duration = STEP, extra
   const rowsBefore = await metric(WORKER, "worker_rows_updated_total");
   const viewsBefore = await metric(WORKER, "worker_views_applied_total");
   const stop = monitor({ api: pidOf("api"), kafka: pidOf("kafka"), worker: pidOf("worker"), postgres: postgresPid() });
-  const r = await k6(scenario, API, rate, duration, extra);
+  const r = scenario === "batch" ? await batchLoad(rate, duration) : await k6(scenario, API, rate, duration, extra);
   // The worker and Postgres finish the step's views after k6 stops: their CPU is read once the counts are in.
   const acc = await account(before, r.acceptedViews, rowsBefore, viewsBefore);
   const proc = stop();
@@ -270,7 +314,7 @@ async function ingestStep(scenario: string, rate: number, duration = STEP, extra
   log(
     `${scenario}${extra.KEYS === "1" ? " (Idempotency-Key on every request)" : ""} @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} failed=${(r.failedRate * 100).toFixed(3)}% dropped=${r.dropped} ` +
       `accounting=${acc.exact ? "exact" : `LOST ${acc.lost} DOUBLED ${acc.doubled}`} complete+${acc.completeAfterLastResponseMs}ms rows/view=${acc.rowsUpdatedPerView} ` +
-      `rss api=${proc.api?.peakRssMB}MB worker=${proc.worker?.peakRssMB}MB cpu api=${proc.api?.cpuCores} worker=${proc.worker?.cpuCores} k6=${r.k6Cores} ` +
+      `rss api=${proc.api?.peakRssMB}MB worker=${proc.worker?.peakRssMB}MB cpu api=${proc.api?.cpuCores} worker=${proc.worker?.cpuCores} ${r.generator}=${r.k6Cores} ` +
       `cpu/view µs api=${perView.api} kafka=${perView.kafka} worker=${perView.worker} postgres=${perView.postgres} total=${perView.total}`,
   );
   return line;
@@ -390,7 +434,7 @@ function ratio(part: number, whole: number): number | null {
 
 // ------------------------------------------------------------------ scenarios
 const RATES = (process.env.BENCH_RATES ?? "1000,2000,3000,4000,5000,6000,7000,8000,10000,12000,14000,16000,20000").split(",").map(Number);
-const BATCH_RATES = (process.env.BENCH_BATCH_RATES ?? "100,250,500,1000,1500,2000,2500,3000,4000").split(",").map(Number);
+const BATCH_RATES = (process.env.BENCH_BATCH_RATES ?? "100,250,500,1000,1500,2000,2500,3000,4000,5000,6000").split(",").map(Number);
 // Finer than RATES: the two GET ladders' ratio is read from them (steps 1 000 apart gave only 0.5x or 1x).
 const TOP_RATES = (process.env.BENCH_TOP_RATES ?? "1000,1500,2000,2500,3000,3500,4000,5000,6000,7000,8000").split(",").map(Number);
 
