@@ -1,4 +1,5 @@
 import { AppError } from "../errors.ts";
+import { createIdSet } from "./id-set.ts";
 
 // Which product ids exist, without a Postgres round trip per view in steady state.
 // Products are never deleted through the API, so a known id stays known (bounded, oldest evicted first).
@@ -24,21 +25,16 @@ export function createCatalog(lookup: Lookup, opts: CatalogOptions = {}): Catalo
   const maxKnown = opts.maxKnown ?? 500_000;
   const negativeTtlMs = opts.negativeTtlMs ?? 2000;
   const maxNegative = opts.maxNegative ?? 50_000;
-  const known = new Set<string>();
+  const known = createIdSet(maxKnown);
   const missing = new Map<string, number>(); // id -> expiry (ms)
   let batch: Map<string, PromiseWithResolvers<boolean>> | null = null;
-
-  function addKnown(id: string) {
-    if (known.size >= maxKnown) known.delete(known.values().next().value!);
-    known.add(id);
-  }
 
   async function runBatch(pending: Map<string, PromiseWithResolvers<boolean>>) {
     try {
       const found = await lookup([...pending.keys()]);
       const expires = performance.now() + negativeTtlMs;
       for (const [id, d] of pending) {
-        if (found.has(id)) addKnown(id);
+        if (found.has(id)) known.add(id);
         else {
           if (missing.size >= maxNegative) missing.delete(missing.keys().next().value!);
           missing.set(id, expires);
@@ -86,7 +82,7 @@ export function createCatalog(lookup: Lookup, opts: CatalogOptions = {}): Catalo
     },
     remember(id) {
       missing.delete(id);
-      addKnown(id);
+      known.add(id);
     },
   };
 }
