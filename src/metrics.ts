@@ -110,15 +110,37 @@ export class Histogram implements Metric {
     private readonly buckets: readonly number[],
   ) {}
   observe(value: number, labels?: Labels): void {
+    this.record(this.seriesOf(labelKey(labels)), value);
+  }
+  /**
+   * An observer for one label set, its series looked up once: for a hot path that observes the same few label sets
+   * over and over (the view routes, per status). Nothing is rendered for it until it observes.
+   */
+  bind(labels?: Labels): (value: number) => void {
     const k = labelKey(labels);
+    let s: Series | undefined;
+    return (value) => {
+      s ??= this.seriesOf(k);
+      this.record(s, value);
+    };
+  }
+  private seriesOf(k: string): Series {
     let s = this.series.get(k);
     if (!s) {
       s = { counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 };
       this.series.set(k, s);
     }
+    return s;
+  }
+  private record(s: Series, value: number): void {
     // Buckets are few and sorted: the first one that fits takes the sample; render() makes them cumulative.
-    const i = this.buckets.findIndex((b) => value <= b);
-    if (i >= 0) s.counts[i]!++;
+    const b = this.buckets;
+    for (let i = 0; i < b.length; i++) {
+      if (value <= b[i]!) {
+        s.counts[i]!++;
+        break;
+      }
+    }
     s.sum += value;
     s.count++;
   }

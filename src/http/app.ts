@@ -63,7 +63,13 @@ export function createApp(deps: ApiDeps) {
   let spec: Record<string, unknown> | null = null;
   let allowedMethods: ((path: string) => string[]) | null = null;
   // Served by Bun's router ahead of Elysia's (view-fast-path.ts); app.handle() still reaches the Elysia routes.
-  const fastPath = viewFastPath({ http, log, views: deps.views, cors, observe: (s, labels) => requests.observe(s, labels) });
+  const fastPath = viewFastPath({
+    http,
+    log,
+    views: deps.views,
+    cors,
+    observerFor: (route, status) => requests.bind({ route, method: "POST", status }),
+  });
   const app = new Elysia({ serve: { routes: fastPath } })
     .onRequest(({ request, set }) => {
       started.set(request, performance.now());

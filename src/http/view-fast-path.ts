@@ -20,14 +20,15 @@ import { recordBatch, recordView, type Views } from "./view-routes.ts";
 // (recordView, recordBatch), CORS policy, error mapping and latency metric. test/unit/http/fast-path.test.ts sends
 // the same requests to both and compares status, headers and body, so the two cannot drift apart unseen.
 
-export type Observe = (seconds: number, labels: { route: string; method: string; status: number }) => void;
+/** The latency observer of a route's answers with one status (the app's request histogram, bound once per pair). */
+export type ObserverFor = (route: string, status: number) => (seconds: number) => void;
 
 export interface FastPathDeps {
   http: HttpConfig;
   log: Logger;
   views: Views;
   cors: CorsPolicy;
-  observe: Observe;
+  observerFor: ObserverFor;
 }
 
 export type FastHandler = (request: Request) => Promise<Response>;
@@ -50,7 +51,16 @@ function route<T>(
   work: (views: Views, body: T, request: Request) => Promise<unknown>,
 ): FastHandler {
   const check = TypeCompiler.Compile(schema);
-  const { cors, log, observe } = deps;
+  const { cors, log } = deps;
+  const observers = new Map<number, (seconds: number) => void>();
+  const observerOf = (status: number) => {
+    let o = observers.get(status);
+    if (!o) {
+      o = deps.observerFor(path, status);
+      observers.set(status, o);
+    }
+    return o;
+  };
   return async (request) => {
     const t0 = performance.now();
     const origin = request.headers.get("origin");
@@ -69,7 +79,7 @@ function route<T>(
     } catch (err) {
       res = errorResponse(err, log, corsHeaders ?? {});
     }
-    observe((performance.now() - t0) / 1000, { route: path, method: "POST", status: res.status });
+    observerOf(res.status)((performance.now() - t0) / 1000);
     return res;
   };
 }

@@ -25,4 +25,20 @@ describe("metrics registry", () => {
     expect(text).toContain('wait_seconds_bucket{kind="a",le="+Inf"} 3\n');
     expect(text).toContain('wait_seconds_count{kind="a"} 3\n');
   });
+
+  test("a bound observer adds to the same series as observe() with the same labels, and renders nothing before it observes", () => {
+    const r = new Registry();
+    const h = r.histogram("wait_seconds", "Waits", [0.1, 1]);
+    const bound = h.bind({ route: "/v", status: 202, method: "POST" });
+    const unused = h.bind({ route: "/v", status: 503, method: "POST" });
+    expect(r.render()).not.toContain("wait_seconds_count");
+    bound(0.05);
+    h.observe(0.5, { method: "POST", route: "/v", status: 202 });
+    bound(5);
+    const text = r.render();
+    expect(text).toContain('wait_seconds_bucket{method="POST",route="/v",status="202",le="1"} 2\n');
+    expect(text).toContain('wait_seconds_count{method="POST",route="/v",status="202"} 3\n');
+    expect(text).not.toContain('status="503"');
+    expect(unused).toBeFunction();
+  });
 });
