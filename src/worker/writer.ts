@@ -1,9 +1,20 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { FLUSH_CHANNEL } from "../db/flush-channel.ts";
 import { MAX_TOP_LIMIT } from "../domain/product.ts";
 import { viewCount } from "../domain/view.ts";
 import { NO_OFFSET, type Batch } from "./coalescer.ts";
+
+const NOT_ALL_MOVED = "pv: not every partition's offset moved; moved: ";
+
+/** The summed form's statement failed because a partition's offset did not move (drizzle wraps the driver's error). */
+function isNotAllMoved(err: unknown): boolean {
+  for (let e = err as { code?: unknown; message?: unknown; cause?: unknown } | null, depth = 0; e && depth < 4; depth++) {
+    if (e.code === "22P02" && String(e.message).includes(NOT_ALL_MOVED)) return true;
+    e = e.cause as typeof e;
+  }
+  return false;
+}
 
 /** A Postgres array literal of numbers or UUIDs (nothing in them needs quoting). */
 const arrayLiteral = (values: readonly (number | string)[]) => `{${values.join(",")}}`;
@@ -111,14 +122,15 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
   // Sums per product happen in SQL (GROUP BY): UPDATE ... FROM applies one joined row per target row, so a
   // product listed in two slices (its partition changed when partitions were added) must arrive summed.
   // Ids sorted: every worker locks product rows in the same order, so two flushes cannot deadlock.
-  const [row] = await db.execute<{
-    applied: number[];
-    rows: number;
-    products: number;
-    repeats: number;
-    repeated_views: string;
-    mismatched: number;
-  }>(sql`
+  const statement = (items: SQL, assertAllMoved: SQL) =>
+    db.execute<{
+      applied: number[];
+      rows: number;
+      products: number;
+      repeats: number;
+      repeated_views: string;
+      mismatched: number;
+    }>(sql`
     WITH s AS (
       SELECT * FROM unnest(${arrayLiteral(parts)}::int[], ${arrayLiteral(bases)}::bigint[], ${arrayLiteral(nexts)}::bigint[]) AS s(partition, base, next)
     ),
@@ -155,9 +167,7 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
     ),
     totals AS (
       SELECT x.id, sum(x.n)::bigint AS n FROM (
-        SELECT i.id, i.n
-        FROM unnest(${arrayLiteral(itemParts)}::int[], ${arrayLiteral(itemIds)}::uuid[], ${arrayLiteral(itemCounts)}::bigint[]) AS i(partition, id, n)
-        WHERE i.partition IN (SELECT partition FROM moved)
+        ${items}
         UNION ALL
         SELECT ki.id, ki.n FROM ki WHERE ki.key IN (SELECT key FROM newkeys)
       ) AS x
@@ -180,7 +190,30 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
         WHERE k.key NOT IN (SELECT key FROM newkeys) AND v.fingerprint <> k.fp)::int AS mismatched,
       (SELECT pg_notify(${FLUSH_CHANNEL}, 'at=' || floor(extract(epoch FROM now()) * 1000)::bigint || ';'
           || coalesce((SELECT string_agg(id::text || ':' || view_count, ',') FROM ranked), ''))
-        FROM (SELECT 1 FROM moved LIMIT 1) AS x) AS notified`);
+        FROM (SELECT 1 FROM moved LIMIT 1) AS x) AS notified
+      ${assertAllMoved}`);
+  // Per partition, the items count only where that partition's offset moved. Summed over the partitions first
+  // (one item per product, not one per product and partition: with windows on partitions in turn a hot product is
+  // in every slice), they may count only if every offset moved: the statement then fails unless it did, undoing
+  // itself, and the batch goes again per partition. One statement either way (see above why no BEGIN).
+  const perPartition = () => sql`SELECT i.id, i.n
+        FROM unnest(${arrayLiteral(itemParts)}::int[], ${arrayLiteral(itemIds)}::uuid[], ${arrayLiteral(itemCounts)}::bigint[]) AS i(partition, id, n)
+        WHERE i.partition IN (SELECT partition FROM moved)`;
+  let row: Awaited<ReturnType<typeof statement>>[number] | undefined;
+  if (batch.slices.length > 1) {
+    const sums = new Map<string, number>();
+    for (const slice of batch.slices) for (const [id, n] of slice.counts) sums.set(id, (sums.get(id) ?? 0) + n);
+    const summed = sql`SELECT i.id, i.n FROM unnest(${arrayLiteral([...sums.keys()])}::uuid[], ${arrayLiteral([...sums.values()])}::bigint[]) AS i(id, n)`;
+    // A text that is no boolean: the cast fails the statement, and its message says why.
+    const assert = sql`, (SELECT CASE WHEN count(*) = ${batch.slices.length} THEN true
+        ELSE (${NOT_ALL_MOVED}::text || count(*))::boolean END FROM moved) AS all_moved`;
+    try {
+      [row] = await statement(summed, assert);
+    } catch (err) {
+      if (!isNotAllMoved(err)) throw err;
+    }
+  }
+  if (!row) [row] = await statement(perPartition(), sql``);
   const applied = new Set((row!.applied ?? []).map(Number));
   const rowsUpdated = Number(row!.rows);
   let views = 0;

@@ -102,6 +102,35 @@ describe("flush writer", () => {
     expect((await viewCounts(ctx.db, ids)).get(ids[0]!)! - before.get(ids[0]!)!).toBe(1);
   });
 
+  test("a batch over several partitions of which one is fenced applies exactly the others' views, a product in both included", async () => {
+    const topic = uniqueName("writer");
+    const before = await viewCounts(ctx.db, ids);
+    // Partition 0 moved on to 10 under another worker; this one still holds a slice built from offset 4.
+    await flush(ctx.db.db, topic, { slices: [slice(0, NO_OFFSET, 10, { [ids[2]!]: 1 })], products: 1, views: 1 }, TOPIC_ID, KEYS);
+    const batch: Batch = {
+      slices: [
+        slice(0, 4, 9, { [ids[0]!]: 5, [ids[1]!]: 7 }),
+        slice(1, NO_OFFSET, 2, { [ids[0]!]: 2 }),
+        slice(2, NO_OFFSET, 3, { [ids[1]!]: 1 }),
+      ],
+      products: 2,
+      views: 15,
+    };
+    const res = await flush(ctx.db.db, topic, batch, TOPIC_ID, KEYS);
+    expect(res).toMatchObject({ views: 3, rowsUpdated: 2, fenced: [{ partition: 0, stored: 10 }] });
+    const after = await viewCounts(ctx.db, ids);
+    expect(after.get(ids[0]!)! - before.get(ids[0]!)!).toBe(2);
+    expect(after.get(ids[1]!)! - before.get(ids[1]!)!).toBe(1);
+    expect(after.get(ids[2]!)! - before.get(ids[2]!)!).toBe(1);
+    expect(await loadOffsets(ctx.db.db, topic, [0, 1, 2])).toEqual(
+      new Map([
+        [0, { next: 10, topicId: TOPIC_ID }],
+        [1, { next: 2, topicId: TOPIC_ID }],
+        [2, { next: 3, topicId: TOPIC_ID }],
+      ]),
+    );
+  });
+
   test("the same batch flushed twice at once (an abandoned write and its retry) is applied once", async () => {
     const topic = uniqueName("writer");
     const before = await viewCounts(ctx.db, ids);
