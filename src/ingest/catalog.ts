@@ -1,5 +1,6 @@
 import { AppError } from "../errors.ts";
 import { createIdSet } from "./id-set.ts";
+import { createOrderedMap } from "./ordered-map.ts";
 
 // Which product ids exist, without a Postgres round trip per view in steady state.
 // Products are never deleted through the API, so a known id stays known (bounded, oldest evicted first).
@@ -26,7 +27,7 @@ export function createCatalog(lookup: Lookup, opts: CatalogOptions = {}): Catalo
   const negativeTtlMs = opts.negativeTtlMs ?? 2000;
   const maxNegative = opts.maxNegative ?? 50_000;
   const known = createIdSet(maxKnown);
-  const missing = new Map<string, number>(); // id -> expiry (ms)
+  const missing = createOrderedMap<number>(); // id -> expiry (ms)
   let batch: Map<string, PromiseWithResolvers<boolean>> | null = null;
 
   async function runBatch(pending: Map<string, PromiseWithResolvers<boolean>>) {
@@ -36,7 +37,7 @@ export function createCatalog(lookup: Lookup, opts: CatalogOptions = {}): Catalo
       for (const [id, d] of pending) {
         if (found.has(id)) known.add(id);
         else {
-          if (missing.size >= maxNegative) missing.delete(missing.keys().next().value!);
+          if (missing.size >= maxNegative) missing.deleteOldest();
           missing.set(id, expires);
         }
         d.resolve(found.has(id));

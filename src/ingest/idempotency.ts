@@ -1,6 +1,7 @@
 import type { ViewEvent } from "../domain/view.ts";
 import type { Registry } from "../metrics.ts";
 import type { KeyTag } from "./lane-batch.ts";
+import { createOrderedMap } from "./ordered-map.ts";
 
 // Idempotency-Key (IETF httpapi draft) at the API: what this process remembers of the keys it saw. The memory
 // answers repeats fast (202 without another Kafka message; 409 while the first attempt is in flight; 422 for
@@ -36,13 +37,10 @@ interface Remembered {
 export function createKeyMemory(opts: { windowMs: number; maxKeys: number; now?: () => number }): KeyMemory {
   const now = opts.now ?? (() => performance.now());
   // Insertion order is expiry order (every entry lives windowMs from its last write, and a write re-inserts),
-  // so expired entries are always at the front and the oldest go first when the memory is full.
-  const keys = new Map<string, Remembered>();
+  // so expired entries are always the oldest, and the oldest go first when the memory is full.
+  const keys = createOrderedMap<Remembered>();
   const sweep = (t: number) => {
-    for (const [k, r] of keys) {
-      if (r.until > t) break;
-      keys.delete(k);
-    }
+    for (let o = keys.oldest(); o && o.value.until <= t; o = keys.oldest()) keys.deleteOldest();
   };
   return {
     begin(tag) {
@@ -54,13 +52,12 @@ export function createKeyMemory(opts: { windowMs: number; maxKeys: number; now?:
         return r.inFlight ? "in_flight" : "accepted";
       }
       keys.set(tag.key, { fp: tag.fp, inFlight: true, until: t + opts.windowMs });
-      if (keys.size > opts.maxKeys) keys.delete(keys.keys().next().value!);
+      if (keys.size > opts.maxKeys) keys.deleteOldest();
       return "new";
     },
     accepted(tag) {
       const r = keys.get(tag.key);
       if (!r || r.fp !== tag.fp) return;
-      keys.delete(tag.key);
       keys.set(tag.key, { fp: tag.fp, inFlight: false, until: now() + opts.windowMs });
     },
     failed(tag) {
