@@ -230,11 +230,11 @@ export function loadConfig(env: Env = process.env): Config {
       flushTimeoutMs: r.int("FLUSH_TIMEOUT_MS", 15_000, 1000, 600_000),
       maxPendingProducts: r.int("MAX_PENDING_PRODUCTS", 200_000, 1, 10_000_000),
       fetchBatchSize: r.int("FETCH_BATCH_SIZE", 5000, 1, 100_000),
-      // The broker answers the worker's fetch as soon as anything is there. 64 KB halved worker and broker CPU per
-      // view when every request was its own message (2026-11-26); since an API sends one message per batching
-      // window, whatever the request rate, that saving is ~2 µs per view and the wait it cost was up to 50 ms of
-      // freshness (p99 233 -> 190 ms at 4 800 views/s, bench/RESULTS.md, session 14).
-      fetchMinBytes: r.int("KAFKA_FETCH_MIN_BYTES", 1, 1, 100_000_000),
+      // The broker answers the worker's fetch per 64 KB or per KAFKA_FETCH_WAIT_MS, not per produced batch: worker and
+      // broker CPU per view halved at 2 000 views/s (bench/RESULTS.md, 2026-11-26). Still worth it with one message
+      // per window (session 14, 2 000 views/s): 1 byte cost the broker +7 µs per view and the worker +4, for a
+      // freshness p99 ~40 ms lower (the wait is up to 50 ms of it).
+      fetchMinBytes: r.int("KAFKA_FETCH_MIN_BYTES", 65_536, 1, 100_000_000),
       fetchWaitMs: r.int("KAFKA_FETCH_WAIT_MS", 50, 0, 300_000),
       commitIntervalMs: r.int("KAFKA_COMMIT_INTERVAL_MS", 5000, 0, 600_000),
       metricsPort: r.int("WORKER_METRICS_PORT", 9464, 0, 65535),
