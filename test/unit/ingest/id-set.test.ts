@@ -1,15 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { createIdSet } from "../../../src/ingest/id-set.ts";
-
-// Deterministic: every run draws the same ids and operations.
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom as rng } from "../seeded.ts";
 
 function uuids(n: number, next: () => number): string[] {
   const hex = (k: number) => Array.from({ length: k }, () => Math.floor(next() * 16).toString(16)).join("");

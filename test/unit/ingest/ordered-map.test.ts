@@ -1,15 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { createOrderedMap } from "../../../src/ingest/ordered-map.ts";
-
-// Deterministic: every run makes the same operations.
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom as rng } from "../seeded.ts";
 
 describe("map that knows its oldest entry", () => {
   test("the oldest is the entry set longest ago; setting a key again makes it the newest", () => {
