@@ -50,14 +50,17 @@ const UNAVAILABLE = new Set([
   "57014",
 ]);
 
-export function isUnavailable(err: unknown): boolean {
+/** Whether `err` or one of its causes is a Postgres error that `match` accepts. */
+export function hasPgError(err: unknown, match: (code: string, message: string) => boolean): boolean {
   // drizzle wraps the driver's error (DrizzleQueryError), so the code may sit one or two causes down.
-  for (let e = err as { code?: unknown; cause?: unknown } | null, depth = 0; e && depth < 4; depth++) {
-    if (typeof e.code === "string" && UNAVAILABLE.has(e.code)) return true;
+  for (let e = err as { code?: unknown; message?: unknown; cause?: unknown } | null, depth = 0; e && depth < 4; depth++) {
+    if (typeof e.code === "string" && match(e.code, String(e.message))) return true;
     e = e.cause as typeof e;
   }
   return false;
 }
+
+export const isUnavailable = (err: unknown): boolean => hasPgError(err, (code) => UNAVAILABLE.has(code));
 
 const unavailableError = (cause?: unknown) =>
   new AppError("database_unavailable", "the database is temporarily unavailable; retry later", { cause, retryable: true });

@@ -1,5 +1,5 @@
 import { type SQL, sql } from "drizzle-orm";
-import type { Db } from "../db/client.ts";
+import { type Db, hasPgError } from "../db/client.ts";
 import { FLUSH_CHANNEL } from "../db/flush-channel.ts";
 import { MAX_TOP_LIMIT } from "../domain/product.ts";
 import { viewCount } from "../domain/view.ts";
@@ -7,14 +7,8 @@ import { NO_OFFSET, type Batch } from "./coalescer.ts";
 
 const NOT_ALL_MOVED = "pv: not every partition's offset moved; moved: ";
 
-/** The summed form's statement failed because a partition's offset did not move (drizzle wraps the driver's error). */
-function isNotAllMoved(err: unknown): boolean {
-  for (let e = err as { code?: unknown; message?: unknown; cause?: unknown } | null, depth = 0; e && depth < 4; depth++) {
-    if (e.code === "22P02" && String(e.message).includes(NOT_ALL_MOVED)) return true;
-    e = e.cause as typeof e;
-  }
-  return false;
-}
+/** The summed form's statement failed because a partition's offset did not move. */
+const isNotAllMoved = (err: unknown) => hasPgError(err, (code, message) => code === "22P02" && message.includes(NOT_ALL_MOVED));
 
 /** A Postgres array literal of numbers or UUIDs (nothing in them needs quoting). */
 const arrayLiteral = (values: readonly (number | string)[]) => `{${values.join(",")}}`;
@@ -73,18 +67,10 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
   const parts: number[] = [];
   const bases: number[] = [];
   const nexts: number[] = [];
-  const itemParts: number[] = [];
-  const itemIds: string[] = [];
-  const itemCounts: number[] = [];
   for (const slice of batch.slices) {
     parts.push(slice.partition);
     bases.push(slice.base);
     nexts.push(slice.next);
-    for (const [id, n] of slice.counts) {
-      itemParts.push(slice.partition);
-      itemIds.push(id);
-      itemCounts.push(n);
-    }
   }
   // Keyed requests: stored in view_keys by the same statement that counts them, so a key is on record exactly
   // when its views are. A key met twice in this batch (a retry that arrived before the first was flushed) is
@@ -196,9 +182,21 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
   // (one item per product, not one per product and partition: with windows on partitions in turn a hot product is
   // in every slice), they may count only if every offset moved: the statement then fails unless it did, undoing
   // itself, and the batch goes again per partition. One statement either way (see above why no BEGIN).
-  const perPartition = () => sql`SELECT i.id, i.n
+  const perPartition = () => {
+    const itemParts: number[] = [];
+    const itemIds: string[] = [];
+    const itemCounts: number[] = [];
+    for (const slice of batch.slices) {
+      for (const [id, n] of slice.counts) {
+        itemParts.push(slice.partition);
+        itemIds.push(id);
+        itemCounts.push(n);
+      }
+    }
+    return sql`SELECT i.id, i.n
         FROM unnest(${arrayLiteral(itemParts)}::int[], ${arrayLiteral(itemIds)}::uuid[], ${arrayLiteral(itemCounts)}::bigint[]) AS i(partition, id, n)
         WHERE i.partition IN (SELECT partition FROM moved)`;
+  };
   let row: Awaited<ReturnType<typeof statement>>[number] | undefined;
   if (batch.slices.length > 1) {
     const sums = new Map<string, number>();
