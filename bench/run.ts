@@ -139,7 +139,7 @@ async function totalViews(): Promise<number> {
   return Number(r!.s);
 }
 
-interface K6Result {
+interface LoadResult {
   scenario: string;
   rate: number;
   passed: boolean;
@@ -151,10 +151,10 @@ interface K6Result {
   p95: number;
   p99: number;
   acceptedViews: number;
-  /** Which load generator ran the step: k6, or bench/batch-load.ts for the batch ladder. */
-  generator: "k6" | "batch-load";
+  /** Which load generator ran the step: k6, or bench/load.ts (the view, batch and bare-server ladders). */
+  generator: "k6" | "load";
   /** The load generator's own CPU over its run (k6's init stage included), in cores: it shares the machine's cores. */
-  k6Cores: number;
+  generatorCores: number;
 }
 
 async function k6(
@@ -164,7 +164,7 @@ async function k6(
   duration: string,
   extra: Record<string, string> = {},
   onSpawn?: (p: ReturnType<typeof Bun.spawn>) => void,
-): Promise<K6Result> {
+): Promise<LoadResult> {
   const out = join(DATA, `k6-${scenario}-${rate}-${Date.now()}.json`);
   const label = `${target === BASELINE ? "baseline-" : ""}${scenario}${extra.KEYS === "1" ? "-keyed" : ""}`;
   const proc = Bun.spawn([K6, "run", "--quiet", "--no-color", `--summary-export=${out}`, join(ROOT, "bench", "k6", "load.js")], {
@@ -211,22 +211,24 @@ async function k6(
     p99: round(d["p(99)"]),
     acceptedViews: s.metrics.accepted_views?.count ?? 0,
     generator: "k6",
-    k6Cores,
+    generatorCores: k6Cores,
   };
 }
 
 /**
- * A batch step by bench/batch-load.ts (the same open model, ramp and thresholds as k6's): k6 spent ~350 µs of CPU per
- * 100-view request, and the batch ladder measured it rather than the service (RESULTS.md, session 14).
+ * A view or batch step by bench/load.ts (the same open model, ramp and thresholds as k6's) against the API or the bare
+ * server: k6 spent ~350 µs of CPU per 100-view request and ~180 µs per single view, and those ladders measured it
+ * rather than the service (RESULTS.md, sessions 14 and 15).
  */
-async function batchLoad(rate: number, duration: string): Promise<K6Result> {
-  const proc = Bun.spawn(["bun", join(ROOT, "bench", "batch-load.ts")], {
+async function rawLoad(scenario: "view" | "batch", target: string, rate: number, duration: string): Promise<LoadResult> {
+  const proc = Bun.spawn(["bun", join(ROOT, "bench", "load.ts")], {
     env: {
       ...process.env,
-      TARGET: API,
+      TARGET: target,
+      ROUTE: scenario === "batch" ? "/api/v1/products/views" : "/api/v1/products/view",
       RATE: String(rate),
       DURATION: duration,
-      BODIES: join(DATA, "batch-bodies"),
+      BODIES: join(DATA, `${scenario}-bodies`),
       BODY_FILES: String(BODY_FILES),
     },
     stdout: "pipe",
@@ -236,11 +238,11 @@ async function batchLoad(rate: number, duration: string): Promise<K6Result> {
   const out = await new Response(proc.stdout).text();
   const code = await proc.exited;
   const cores = round(Number(proc.resourceUsage()?.cpuTime.total ?? 0) / 1000 / (performance.now() - started));
-  if (code !== 0) throw new Error(`bench/batch-load.ts exited ${code}`);
+  if (code !== 0) throw new Error(`bench/load.ts exited ${code}`);
   const r = JSON.parse(out.trim().split("\n").pop()!) as Record<string, number | boolean>;
   const secs = Number.parseFloat(duration);
   return {
-    scenario: "batch",
+    scenario,
     rate,
     passed: r.passed === true,
     reqs: Number(r.reqs),
@@ -251,8 +253,8 @@ async function batchLoad(rate: number, duration: string): Promise<K6Result> {
     p95: round(Number(r.p95)),
     p99: round(Number(r.p99)),
     acceptedViews: Number(r.acceptedViews),
-    generator: "batch-load",
-    k6Cores: cores,
+    generator: "load",
+    generatorCores: cores,
   };
 }
 
@@ -299,14 +301,24 @@ async function settle() {
 }
 
 /** Runs one ingest-like step with monitoring and accounting. */
-async function ingestStep(scenario: string, rate: number, duration = STEP, extra: Record<string, string> = {}) {
+async function ingestStep(
+  scenario: string,
+  rate: number,
+  duration = STEP,
+  extra: Record<string, string> = {},
+  // Plain view and batch steps by bench/load.ts; keyed, mixed and GET steps by k6 (load.ts sends no keys or GETs).
+  generator: "k6" | "load" = (scenario === "view" || scenario === "batch") && Object.keys(extra).length === 0 ? "load" : "k6",
+) {
   await settle();
   const before = await totalViews();
   const rowsBefore = await metric(WORKER, "worker_rows_updated_total");
   const viewsBefore = await metric(WORKER, "worker_views_applied_total");
   const stop = monitor({ api: pidOf("api"), kafka: pidOf("kafka"), worker: pidOf("worker"), postgres: postgresPid() });
-  const r = scenario === "batch" ? await batchLoad(rate, duration) : await k6(scenario, API, rate, duration, extra);
-  // The worker and Postgres finish the step's views after k6 stops: their CPU is read once the counts are in.
+  const r =
+    generator === "load"
+      ? await rawLoad(scenario as "view" | "batch", API, rate, duration)
+      : await k6(scenario, API, rate, duration, extra);
+  // The worker and Postgres finish the step's views after the load stops: their CPU is read once the counts are in.
   const acc = await account(before, r.acceptedViews, rowsBefore, viewsBefore);
   const proc = stop();
   const perView = cpuPerView(proc, r.acceptedViews);
@@ -314,7 +326,7 @@ async function ingestStep(scenario: string, rate: number, duration = STEP, extra
   log(
     `${scenario}${extra.KEYS === "1" ? " (Idempotency-Key on every request)" : ""} @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} failed=${(r.failedRate * 100).toFixed(3)}% dropped=${r.dropped} ` +
       `accounting=${acc.exact ? "exact" : `LOST ${acc.lost} DOUBLED ${acc.doubled}`} complete+${acc.completeAfterLastResponseMs}ms rows/view=${acc.rowsUpdatedPerView} ` +
-      `rss api=${proc.api?.peakRssMB}MB worker=${proc.worker?.peakRssMB}MB cpu api=${proc.api?.cpuCores} worker=${proc.worker?.cpuCores} ${r.generator}=${r.k6Cores} ` +
+      `rss api=${proc.api?.peakRssMB}MB worker=${proc.worker?.peakRssMB}MB cpu api=${proc.api?.cpuCores} worker=${proc.worker?.cpuCores} ${r.generator}=${r.generatorCores} ` +
       `cpu/view µs api=${perView.api} kafka=${perView.kafka} worker=${perView.worker} postgres=${perView.postgres} total=${perView.total}`,
   );
   return line;
@@ -354,6 +366,10 @@ async function seed() {
     join(DATA, "batch-bodies"),
     ids.map((r) => r.id),
   );
+  writeViewBodies(
+    join(DATA, "view-bodies"),
+    ids.map((r) => r.id),
+  );
   // The API caches known ids; warm it so the first step measures steady state, not 100k cold lookups.
   // Those warm-up views are accounted too, and must be fully counted before any step takes its baseline.
   const before = await totalViews();
@@ -388,6 +404,17 @@ function writeBatchBodies(dir: string, ids: string[]) {
   for (let f = 0; f < BODY_FILES; f++) {
     const lines: string[] = [];
     for (let i = 0; i < 40; i++) lines.push(JSON.stringify({ views: Array.from({ length: 100 }, () => ({ product_id: zipfId() })) }));
+    writeFileSync(join(dir, `${f}.txt`), lines.join("\n"));
+  }
+}
+
+/** bench/load.ts's single-view bodies: BODY_FILES files of 400, 100 000 draws of the same law. */
+function writeViewBodies(dir: string, ids: string[]) {
+  const zipfId = zipfOf(ids);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  for (let f = 0; f < BODY_FILES; f++) {
+    const lines = Array.from({ length: 400 }, () => JSON.stringify({ product_id: zipfId() }));
     writeFileSync(join(dir, `${f}.txt`), lines.join("\n"));
   }
 }
@@ -433,7 +460,10 @@ function ratio(part: number, whole: number): number | null {
 }
 
 // ------------------------------------------------------------------ scenarios
-const RATES = (process.env.BENCH_RATES ?? "1000,2000,3000,4000,5000,6000,7000,8000,10000,12000,14000,16000,20000").split(",").map(Number);
+// The view ladders (the API's and the bare server's) reach 24 000-32 000/s since bench/load.ts sends them (session 15).
+const RATES = (process.env.BENCH_RATES ?? "1000,2000,4000,6000,8000,10000,12000,14000,16000,20000,24000,28000,32000,36000,40000,48000")
+  .split(",")
+  .map(Number);
 const BATCH_RATES = (process.env.BENCH_BATCH_RATES ?? "100,250,500,1000,1500,2000,2500,3000,4000,5000,6000").split(",").map(Number);
 // Finer than RATES: the two GET ladders' ratio is read from them (steps 1 000 apart gave only 0.5x or 1x).
 const TOP_RATES = (process.env.BENCH_TOP_RATES ?? "1000,1500,2000,2500,3000,3500,4000,5000,6000,7000,8000").split(",").map(Number);
@@ -534,7 +564,7 @@ async function topUnderIngest(label: string, rates = RATES, withBaseline = false
     const r = await k6("top", target, rate, STEP, { P99_MS: "10" });
     const p = stop();
     log(
-      `${name} (ingest ${bg}/s in background) @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} dropped=${r.dropped} k6=${r.k6Cores}`,
+      `${name} (ingest ${bg}/s in background) @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} dropped=${r.dropped} k6=${r.generatorCores}`,
     );
     return { ...r, processes: p };
   };
@@ -638,11 +668,11 @@ async function topAtScale() {
 /** One step of `POST /view` against the bare server, with its CPU per request. */
 async function baselineStep(rate: number, duration: string, label: string) {
   const stop = monitor({ baseline: baselineProcPid });
-  const r = await k6("view", BASELINE, rate, duration);
+  const r = await rawLoad("view", BASELINE, rate, duration);
   const p = stop();
   const perView = cpuPerView(p, r.acceptedViews);
   log(
-    `${label} @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} dropped=${r.dropped} cpu=${p.baseline?.cpuCores} k6=${r.k6Cores} cpu/request µs=${perView.baseline}`,
+    `${label} @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} dropped=${r.dropped} cpu=${p.baseline?.cpuCores} ${r.generator}=${r.generatorCores} cpu/request µs=${perView.baseline}`,
   );
   return { ...r, processes: p, cpuPerViewUs: perView };
 }
@@ -733,13 +763,14 @@ async function keyCost() {
   const rate = Number(process.env.BENCH_CPU_RATE ?? 2000);
   const duration = process.env.BENCH_CPU_DURATION ?? "20s";
   const KEYED = { KEYS: "1" };
-  await ingestStep("view", rate, "15s"); // warm-up, not measured; what drift is left falls on both sides (below)
+  // Both sides by k6, the generator that can send keys, so that the throughput ratio compares like with like.
+  await ingestStep("view", rate, "15s", {}, "k6"); // warm-up, not measured; what drift is left falls on both sides (below)
   // Alternated twice (plain, keyed, plain, keyed), so a drift of the machine during the run (a JVM still
   // compiling, autovacuum) falls on both sides; each side's CPU per view is over its two steps' views.
   const plain: Awaited<ReturnType<typeof ingestStep>>[] = [];
   const keyed: typeof plain = [];
   for (let i = 0; i < 2; i++) {
-    plain.push(await ingestStep("view", rate, duration));
+    plain.push(await ingestStep("view", rate, duration, {}, "k6"));
     keyed.push(await ingestStep("view", rate, duration, KEYED));
   }
   const perView = (steps: typeof plain, k: string) => {
@@ -760,7 +791,7 @@ async function keyCost() {
   const plainSat: typeof plain = [];
   const keyedSat: typeof plain = [];
   for (let i = 0; i < 2; i++) {
-    plainSat.push(await ingestStep("view", offered, duration));
+    plainSat.push(await ingestStep("view", offered, duration, {}, "k6"));
     keyedSat.push(await ingestStep("view", offered, duration, KEYED));
   }
   const achieved = (steps: typeof plain) => Math.round(steps.reduce((n, s) => n + s.achievedRps, 0) / steps.length);
@@ -952,7 +983,7 @@ async function freshnessAt(rate: number) {
   const before = await totalViews();
   const rowsBefore = await metric(WORKER, "worker_rows_updated_total");
   const viewsBefore = await metric(WORKER, "worker_views_applied_total");
-  const load = k6("view", API, rate, STEP);
+  const load = rawLoad("view", API, rate, STEP);
   let expected = 0;
   const until = performance.now() + Number.parseFloat(STEP) * 1000 - 1000;
   const probe = async (id: string) => {

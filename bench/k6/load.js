@@ -1,6 +1,7 @@
 // One k6 script for every scenario (open model: a fixed arrival rate after a short ramp). Env:
 //   SCENARIO = view | batch | top | mixed     TARGET = http://127.0.0.1:8080     RATE = iterations/s
-//   (make bench runs its batch ladder with bench/batch-load.ts: this script spent ~350 µs of CPU per 100-view request)
+//   (make bench runs its view, batch and bare-server ladders with bench/load.ts: this script spent ~180 µs of CPU per
+//   single view and ~350 µs per 100-view request, and those ladders measured k6)
 //   DURATION = 20s at RATE, after RAMP_S = 2 seconds rising from RATE/10 to RATE
 //   IDS = path of a JSON array of product ids (else fetched from TARGET)   P99_MS = 50
 //   BODIES = a folder of BODY_FILES text files 0.txt, 1.txt ... of batch request bodies, one per line (else built

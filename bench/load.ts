@@ -1,11 +1,14 @@
-// The batch ladder's load generator: an open model like k6's ramping-arrival-rate (bench/k6/load.js), on raw
-// keep-alive sockets. Why not k6: sending 100-view bodies cost it ~350 µs of CPU per request, 0.35-0.5 of the two
-// cores at 1 000-1 500 requests/s, and its steps failed on its own dropped iterations while the pipeline used
-// 2-6 µs per view (bench/RESULTS.md, session 14). This costs ~10-20 µs per request, and like k6 it waits for every
+// The ingest ladders' load generator (POST /view and POST /views, and the bare server's ladder): an open model like
+// k6's ramping-arrival-rate (bench/k6/load.js), on raw keep-alive sockets. Why not k6: it spent ~350 µs of CPU per
+// 100-view request and ~180 µs per single view, 1-1.3 of the two cores at 5 000-8 000 views/s, so its steps measured
+// k6 (bench/RESULTS.md, sessions 14 and 15). This costs ~10-25 µs per request, and like k6 it waits for every
 // request it sent, so the views that got 202 are known exactly.
 //
-//   RATE=3000 DURATION=15s TARGET=http://127.0.0.1:8080 BODIES=<dir> BODY_FILES=250 bun bench/batch-load.ts
-// prints one JSON line: the same fields bench/run.ts reads from a k6 summary.
+//   RATE=3000 DURATION=15s TARGET=http://127.0.0.1:8080 ROUTE=/api/v1/products/views BODIES=<dir> BODY_FILES=250 \
+//     bun bench/load.ts
+// BODIES holds files 0.txt, 1.txt ... of request bodies, one JSON body per line, sent in turn; a body's views are
+// its `views` array's counts, or its own `count` (default 1). Prints one JSON line: the fields bench/run.ts reads
+// from a k6 summary.
 import type { Socket } from "bun";
 
 const RATE = Number(process.env.RATE ?? 1000);
@@ -14,6 +17,7 @@ const RAMP_S = Number(process.env.RAMP_S ?? 2);
 const P99_MS = Number(process.env.P99 ?? 50);
 const BODIES = process.env.BODIES ?? "";
 const BODY_FILES = Number(process.env.BODY_FILES ?? 1);
+const ROUTE = process.env.ROUTE ?? "/api/v1/products/views";
 const target = new URL(process.env.TARGET ?? "http://127.0.0.1:8080");
 // k6's VUs: a tenth of the rate connected up front, more opened when all are busy, up to MAX_CONNS.
 const PREOPEN = Math.min(Math.max(100, Math.ceil(RATE / 10)), 1500);
@@ -40,8 +44,9 @@ function loadBodies(): Body[] {
   for (let f = 0; f < BODY_FILES; f++) {
     for (const line of require("node:fs").readFileSync(`${BODIES}/${f}.txt`, "utf8").split("\n") as string[]) {
       if (line === "") continue;
-      const views = (JSON.parse(line).views as { count?: number }[]).reduce((n, v) => n + (v.count ?? 1), 0);
-      const head = `POST /api/v1/products/views HTTP/1.1\r\nHost: ${target.host}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(line)}\r\n\r\n`;
+      const body = JSON.parse(line) as { views?: { count?: number }[]; count?: number };
+      const views = body.views ? body.views.reduce((n, v) => n + (v.count ?? 1), 0) : (body.count ?? 1);
+      const head = `POST ${ROUTE} HTTP/1.1\r\nHost: ${target.host}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(line)}\r\n\r\n`;
       out.push({ bytes: enc.encode(head + line), views });
     }
   }
@@ -51,7 +56,22 @@ function loadBodies(): Body[] {
 
 const bodies = loadBodies();
 const conns: Conn[] = [];
+// Idle connections, oldest first: each is reused in turn, so none sits idle past the server's idle timeout. Taking
+// the newest first left the oldest idle for the whole step; Bun closes a keep-alive connection after 10 s idle, and
+// the requests written as it did failed (169 of 88 800 at 8 000 views/s against the bare server).
 const idle: Conn[] = [];
+let idleHead = 0;
+function takeIdle(): Conn | undefined {
+  while (idleHead < idle.length) {
+    const c = idle[idleHead++]!;
+    if (idleHead > 4096 && idleHead * 2 > idle.length) {
+      idle.splice(0, idleHead);
+      idleHead = 0;
+    }
+    if (c.socket) return c;
+  }
+  return undefined;
+}
 const steadyLatencies: number[] = [];
 let sent = 0;
 let ok = 0;
@@ -107,8 +127,6 @@ function write(c: Conn) {
 
 function lost(c: Conn) {
   c.socket = null;
-  const i = idle.indexOf(c);
-  if (i >= 0) idle.splice(i, 1);
   if (c.busy) finish(c, 0);
 }
 
@@ -160,7 +178,7 @@ await new Promise<void>((resolve) => {
     const due = Math.min(total, dueBy(s));
     const steady = s >= RAMP_S;
     for (; sent < due; sent++) {
-      const c = idle.pop();
+      const c = takeIdle();
       if (c) send(c, now, steady);
       else if (conns.length < MAX_CONNS) {
         // Like k6 allocating a VU: the request waits for its connection, and its latency shows it.
