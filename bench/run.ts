@@ -361,15 +361,12 @@ async function seed() {
     log(`seeded ${SEED - have} products`);
   }
   const ids = await sql<{ id: string }[]>`SELECT id FROM products WHERE name LIKE 'bench-%' ORDER BY name LIMIT ${SEED}`;
-  writeFileSync(join(DATA, "ids.json"), JSON.stringify(ids.map((r) => r.id)));
-  writeBatchBodies(
-    join(DATA, "batch-bodies"),
-    ids.map((r) => r.id),
-  );
-  writeViewBodies(
-    join(DATA, "view-bodies"),
-    ids.map((r) => r.id),
-  );
+  const productIds = ids.map((r) => r.id);
+  writeFileSync(join(DATA, "ids.json"), JSON.stringify(productIds));
+  const batchId = zipfOf(productIds);
+  writeBodies(join(DATA, "batch-bodies"), 40, () => ({ views: Array.from({ length: 100 }, () => ({ product_id: batchId() })) }));
+  const viewId = zipfOf(productIds);
+  writeBodies(join(DATA, "view-bodies"), 400, () => ({ product_id: viewId() }));
   // The API caches known ids; warm it so the first step measures steady state, not 100k cold lookups.
   // Those warm-up views are accounted too, and must be fully counted before any step takes its baseline.
   const before = await totalViews();
@@ -388,34 +385,22 @@ async function seed() {
 }
 
 /**
- * The batch scenario's request bodies: BODY_FILES files of 40 lines, each line a body of 100 views whose ids are drawn
- * from the k6 script's law (k6/zipf.js). Built here because k6 pays dearly for them: built
+ * The request bodies of the batch scenario (k6 and bench/load.ts) and of load.ts's single views: BODY_FILES files of
+ * `perFile` lines, each line a body from `body()`, whose ids are drawn from the k6 script's law (k6/zipf.js).
+ * Batch bodies: 40 per file, 100 views each. Built here because k6 pays dearly for them: built
  * in goja they took seconds per VU, and read from a SharedArray each request cost ~4 ms of k6's CPU (1 core at 250
  * requests/s). Each VU sends the 40 bodies of one file in turn. 10 000 bodies (1 000 000 draws), and at least 100
  * VUs (4 000 bodies) in any step, so that one flush of the worker, even a 3 s one at 100 000 views/s (3 000 requests),
  * sees about as many distinct products as fresh draws would: 200 bodies (5 700 distinct), or each VU cycling 8,
- * capped the rows a flush can write, which flattered the write amplification.
+ * capped the rows a flush can write, which flattered the write amplification. Single-view bodies: 400 per file,
+ * 100 000 draws.
  */
 const BODY_FILES = 250;
-function writeBatchBodies(dir: string, ids: string[]) {
-  const zipfId = zipfOf(ids);
+function writeBodies(dir: string, perFile: number, body: () => unknown) {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   for (let f = 0; f < BODY_FILES; f++) {
-    const lines: string[] = [];
-    for (let i = 0; i < 40; i++) lines.push(JSON.stringify({ views: Array.from({ length: 100 }, () => ({ product_id: zipfId() })) }));
-    writeFileSync(join(dir, `${f}.txt`), lines.join("\n"));
-  }
-}
-
-/** bench/load.ts's single-view bodies: BODY_FILES files of 400, 100 000 draws of the same law. */
-function writeViewBodies(dir: string, ids: string[]) {
-  const zipfId = zipfOf(ids);
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  for (let f = 0; f < BODY_FILES; f++) {
-    const lines = Array.from({ length: 400 }, () => JSON.stringify({ product_id: zipfId() }));
-    writeFileSync(join(dir, `${f}.txt`), lines.join("\n"));
+    writeFileSync(join(dir, `${f}.txt`), Array.from({ length: perFile }, () => JSON.stringify(body())).join("\n"));
   }
 }
 
