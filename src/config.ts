@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 // The one place that reads the environment. Every bad key is reported at once, then the process stops;
 // modules receive only their own frozen part.
 
@@ -10,6 +11,8 @@ export interface HttpConfig {
   readonly bodyLimitBytes: number;
   readonly batchBodyLimitBytes: number;
   readonly adminToken: string | undefined;
+  /** Product creation without ADMIN_TOKEN: refused (401) unless the operator opted in with ADMIN_OPEN=1. */
+  readonly adminOpen: boolean;
   readonly workers: number;
   readonly topRefreshMs: number;
   /** How often the top-N reads the whole ranking (a table scan) although notifications keep it exact. */
@@ -67,6 +70,30 @@ export interface WorkerConfig {
   readonly idempotencyWindowMs: number;
 }
 
+/** Who may count what (ingest/admission.ts): the rules for public callers, and who is trusted. */
+export interface TrustConfig {
+  /** Bearer tokens of trusted integrations (several during a rotation); empty: every caller is public. */
+  readonly ingestTokens: readonly string[];
+  /** Addresses and CIDRs of proxies whose X-Forwarded-For is believed (http/client-address.ts). */
+  readonly trustedProxies: readonly string[];
+  /** Secret the daily viewer salt is derived from; undefined: a random one per process (said at start). */
+  readonly viewerSecret: string | undefined;
+  /** A viewer's repeat view of a product within this is not counted; 0: every view counts. */
+  readonly repeatWindowMs: number;
+  /** (viewer, product) pairs one API process remembers at most (oldest dropped first). */
+  readonly repeatMemory: number;
+  readonly botFilter: boolean;
+  /** Items of a public POST /views at most. */
+  readonly publicMaxBatchItems: number;
+  /** Token buckets in views: per viewer and per client address (0 per second: no limit). */
+  readonly viewerBurst: number;
+  readonly viewerPerS: number;
+  readonly addressBurst: number;
+  readonly addressPerS: number;
+  /** Buckets each limiter holds at most (oldest dropped first). */
+  readonly rateMemory: number;
+}
+
 export interface DbConfig {
   readonly url: string;
   readonly poolSize: number;
@@ -78,6 +105,7 @@ export interface Config {
   readonly producer: ProducerConfig;
   readonly worker: WorkerConfig;
   readonly db: DbConfig;
+  readonly trust: TrustConfig;
   readonly logLevel: LogLevel;
 }
 
@@ -132,6 +160,23 @@ const DEBUG_CONTEXT =
 const KAFKA_DEBUG = new RegExp(`^${DEBUG_CONTEXT}(,${DEBUG_CONTEXT})*$`);
 const ORIGIN = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$|^https?:\/\/\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
 
+const TOKEN = /^[\x21-\x2b\x2d-\x7e]+$/;
+
+/** A comma-separated value's non-empty entries. */
+const list = (v: string | undefined) =>
+  (v ?? "")
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
+
+function isAddressOrCidr(entry: string): boolean {
+  const [address, bits, extra] = entry.split("/");
+  const family = isIP(address ?? "");
+  if (family === 0 || extra !== undefined) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
   const r = reader(env, problems);
@@ -157,6 +202,15 @@ export function loadConfig(env: Env = process.env): Config {
   if (adminToken !== undefined && adminToken.length < 16) {
     problems.push("ADMIN_TOKEN must be at least 16 characters when set");
   }
+  const ingestTokens = list(r.raw("INGEST_TOKEN"));
+  if (ingestTokens.some((t) => t.length < 16 || !TOKEN.test(t))) {
+    problems.push("INGEST_TOKEN must be a comma-separated list of tokens of 16 or more printable characters (no spaces or commas)");
+  }
+  const trustedProxies = list(r.raw("TRUSTED_PROXIES"));
+  const badProxies = trustedProxies.filter((p) => !isAddressOrCidr(p));
+  if (badProxies.length > 0) problems.push(`TRUSTED_PROXIES has entries that are no address or CIDR: ${badProxies.join(", ")}`);
+  const viewerSecret = r.raw("VIEWER_SECRET");
+  if (viewerSecret !== undefined && viewerSecret.length < 32) problems.push("VIEWER_SECRET must be at least 32 characters when set");
 
   // "*" or a comma-separated list of exact origins (scheme://host[:port], as browsers send them).
   const corsRaw = r.str("CORS_ORIGINS", "*");
@@ -186,6 +240,7 @@ export function loadConfig(env: Env = process.env): Config {
       // A full batch (1000 items of ~67 bytes) must fit, with room for pretty-printed JSON.
       batchBodyLimitBytes: r.int("BATCH_BODY_LIMIT_BYTES", 256 * 1024, 80 * 1024, 64 * 1024 * 1024),
       adminToken,
+      adminOpen: r.oneOf("ADMIN_OPEN", "0", ["0", "1"] as const) === "1",
       workers: r.int("API_WORKERS", 1, 1, 64),
       topRefreshMs: r.int("TOP_REFRESH_MS", 1000, 50, 60_000),
       topFullRefreshMs: r.int("TOP_FULL_REFRESH_MS", 300_000, 1000, 86_400_000),
@@ -246,9 +301,27 @@ export function loadConfig(env: Env = process.env): Config {
       url,
       poolSize: r.int("DB_POOL_SIZE", 10, 1, 200),
     },
+    trust: {
+      ingestTokens,
+      trustedProxies,
+      viewerSecret,
+      repeatWindowMs: r.int("VIEW_REPEAT_WINDOW_S", 1800, 0, 7 * 86_400) * 1000,
+      repeatMemory: r.int("VIEW_REPEAT_MEMORY", 1_000_000, 1000, 100_000_000),
+      botFilter: r.oneOf("BOT_FILTER", "on", ["on", "off"] as const) === "on",
+      publicMaxBatchItems: r.int("PUBLIC_MAX_BATCH_ITEMS", 100, 1, 1000),
+      viewerBurst: r.int("RATE_VIEWER_BURST", 200, 1, 1_000_000),
+      viewerPerS: r.int("RATE_VIEWER_PER_S", 5, 0, 1_000_000),
+      addressBurst: r.int("RATE_ADDRESS_BURST", 500, 1, 10_000_000),
+      addressPerS: r.int("RATE_ADDRESS_PER_S", 50, 0, 10_000_000),
+      rateMemory: r.int("RATE_LIMIT_MEMORY", 100_000, 1000, 10_000_000),
+    },
     logLevel: r.oneOf("LOG_LEVEL", "info", ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const),
   };
 
+  const t = config.trust;
+  if (t.viewerBurst < t.publicMaxBatchItems || t.addressBurst < t.publicMaxBatchItems) {
+    problems.push("RATE_VIEWER_BURST and RATE_ADDRESS_BURST must be >= PUBLIC_MAX_BATCH_ITEMS (a full public batch must be able to pass)");
+  }
   if (config.worker.maxPendingProducts < config.worker.flushMaxProducts) {
     problems.push("MAX_PENDING_PRODUCTS must be >= FLUSH_MAX_PRODUCTS");
   }

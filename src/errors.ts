@@ -12,6 +12,8 @@ export const ERROR_CODES = [
   "ingest_unavailable",
   "database_unavailable",
   "too_many_streams",
+  "rate_limited",
+  "ingest_token_required",
   "idempotency_key_invalid",
   "idempotency_key_reused",
   "idempotency_key_in_flight",
@@ -24,12 +26,15 @@ export interface AppErrorOptions {
   cause?: unknown;
   /** Whether the same request may succeed later unchanged (clients get Retry-After). */
   retryable?: boolean;
+  /** Seconds a client should wait before retrying (Retry-After); implies retryable. */
+  retryAfterS?: number;
   /** Extra machine-readable detail for the client, e.g. the unknown ids of a batch. */
   details?: Record<string, unknown>;
 }
 
 export class AppError extends Error {
   readonly retryable: boolean;
+  readonly retryAfterS: number | undefined;
   readonly details: Record<string, unknown> | undefined;
   constructor(
     readonly code: ErrorCode,
@@ -38,7 +43,8 @@ export class AppError extends Error {
   ) {
     super(message, { cause: options.cause });
     this.name = "AppError";
-    this.retryable = options.retryable ?? false;
+    this.retryable = options.retryable ?? options.retryAfterS !== undefined;
+    this.retryAfterS = options.retryAfterS;
     this.details = options.details;
   }
 }

@@ -17,13 +17,16 @@ export const Product = Type.Object(
 );
 export type Product = Static<typeof Product>;
 
-// Postgres text cannot hold NUL: refused as input, not discovered as a failed INSERT.
-const NO_NUL = "^[^\\u0000]*$";
+// Names and descriptions are shown on pages and in terminals: no control characters (Postgres text cannot hold NUL
+// anyway) and no bidirectional overrides or isolates, which make a name read as something else. Line breaks and
+// tabs are fine in a description.
+const PLAIN = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069]*$";
+const PLAIN_TEXT = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069]*$";
 
 export const CreateProductRequest = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 200, pattern: NO_NUL }),
-    description: Type.Optional(Type.String({ maxLength: 2000, default: "", pattern: NO_NUL })),
+    name: Type.String({ minLength: 1, maxLength: 200, pattern: PLAIN }),
+    description: Type.Optional(Type.String({ maxLength: 2000, default: "", pattern: PLAIN_TEXT })),
     view_count: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000_000, default: 0 })),
   },
   { description: "Other properties are ignored", ...IGNORES_UNKNOWN },

@@ -14,6 +14,10 @@ import { createViewRecorder } from "../ingest/views.ts";
 import { createKeyMemory, keyMemoryMetrics } from "../ingest/idempotency.ts";
 import { brokersReachable, createTopicAdmin } from "../kafka/admin.ts";
 import { createApp } from "../http/app.ts";
+import { createCallerOf } from "../http/caller.ts";
+import { createClientAddress } from "../http/client-address.ts";
+import { createAdmission } from "../ingest/admission.ts";
+import { createViewerHasher } from "../ingest/viewer.ts";
 
 export interface Running {
   port: number;
@@ -60,6 +64,9 @@ export async function start(config: Config): Promise<Running> {
   });
   const keyMetrics = keyMemoryMetrics(keyMemory, metrics);
   const catalog = createCatalog((ids) => guard(existingIds(database.db, ids)));
+  const viewers = createViewerHasher(config.trust.viewerSecret);
+  const admit = createAdmission(config.trust, viewers.viewerOf, metrics);
+  logTrust(root, config, viewers.ephemeral);
   const topLog = root.child({ component: "top" });
   const top = createTopCache(
     database,
@@ -78,7 +85,12 @@ export async function start(config: Config): Promise<Running> {
     http: config.http,
     log: root.child({ component: "http" }),
     metrics,
-    views: createViewRecorder(catalog, producer, { memory: keyMemory, onRepeat: keyMetrics.repeat }),
+    views: createViewRecorder(catalog, producer, { memory: keyMemory, onRepeat: keyMetrics.repeat }, admit),
+    callerOf: createCallerOf({
+      ingestTokens: config.trust.ingestTokens,
+      corsOrigins: config.http.corsOrigins,
+      clientAddress: createClientAddress(config.trust.trustedProxies),
+    }),
     products: {
       async create(p) {
         const product = await guard(createProduct(database.db, p));
@@ -141,4 +153,28 @@ export async function start(config: Config): Promise<Running> {
       root.info("api stopped");
     },
   };
+}
+
+/** What an operator must know about who may count and create: said once at start, never the secrets. */
+function logTrust(log: ReturnType<typeof createLogger>, config: Config, ephemeralSalt: boolean) {
+  const t = config.trust;
+  if (config.http.adminToken === undefined) {
+    if (config.http.adminOpen) log.warn("ADMIN_OPEN=1: anyone who reaches the API can create products");
+    else log.info("product creation is closed (no ADMIN_TOKEN): POST /api/v1/products answers 401");
+  }
+  if (ephemeralSalt) {
+    log.warn(
+      "no VIEWER_SECRET: viewers are hashed with a random per-process salt, so repeats and unique viewers are not recognised across API processes or restarts",
+    );
+  }
+  log.info(
+    {
+      ingestTokens: t.ingestTokens.length,
+      trustedProxies: t.trustedProxies.length,
+      repeatWindowS: t.repeatWindowMs / 1000,
+      botFilter: t.botFilter,
+      corsOrigins: config.http.corsOrigins,
+    },
+    "view rules",
+  );
 }

@@ -1,6 +1,7 @@
 import { Elysia } from "elysia";
 import type { HttpConfig } from "../config.ts";
 import type { Views } from "./view-routes.ts";
+import type { CallerOf } from "./caller.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
@@ -21,6 +22,7 @@ export interface ApiDeps {
   log: Logger;
   metrics: Registry;
   views: Views;
+  callerOf: CallerOf;
   products: ProductService;
   ready(): Promise<{ postgres: boolean; kafka: boolean }>;
 }
@@ -56,8 +58,6 @@ export function createApp(deps: ApiDeps) {
   );
   const started = new WeakMap<Request, number>();
 
-  const unauthorizedHeaders = { "www-authenticate": 'Bearer realm="product-views"' };
-
   const cors = createCorsPolicy(http.corsOrigins);
 
   let spec: Record<string, unknown> | null = null;
@@ -67,6 +67,7 @@ export function createApp(deps: ApiDeps) {
     http,
     log,
     views: deps.views,
+    callerOf: deps.callerOf,
     cors,
     observerFor: (route, status) => requests.bind({ route, method: "POST", status }),
   });
@@ -118,7 +119,7 @@ export function createApp(deps: ApiDeps) {
         const cause = (error as Error).cause;
         e = cause instanceof AppError ? cause : new AppError("invalid_json", "request body is not valid JSON");
       }
-      const res = errorResponse(e, log, e instanceof AppError && e.code === "unauthorized" ? unauthorizedHeaders : {});
+      const res = errorResponse(e, log);
       set.status = res.status;
       return res;
     })
@@ -131,7 +132,7 @@ export function createApp(deps: ApiDeps) {
       async () => {
         spec ??= openApiDocument(
           (await (await app.handle(new Request(`http://localhost${RAW_SPEC}`))).json()) as Record<string, unknown>,
-          http.adminToken !== undefined,
+          http.adminToken !== undefined || !http.adminOpen,
         );
         return spec;
       },

@@ -7,6 +7,7 @@ const STATUS: Record<ErrorCode, number> = {
   invalid_request: 400,
   unauthorized: 401,
   forbidden: 403,
+  ingest_token_required: 403,
   not_found: 404,
   product_not_found: 404,
   method_not_allowed: 405,
@@ -14,6 +15,7 @@ const STATUS: Record<ErrorCode, number> = {
   idempotency_key_in_flight: 409,
   idempotency_key_reused: 422,
   payload_too_large: 413,
+  rate_limited: 429,
   unsupported_media_type: 415,
   internal: 500,
   ingest_unavailable: 503,
@@ -37,6 +39,7 @@ export function errorResponse(err: unknown, log: Logger, headers: Record<string,
   const code: ErrorCode = e?.code ?? "internal";
   const body: ErrorBody = { ...(e?.details ?? {}), error: e ? e.message : "internal server error", code };
   const h: Record<string, string> = { "content-type": "application/json", ...headers };
-  if (e?.retryable) h["retry-after"] = String(RETRY_AFTER_SECONDS);
+  if (code === "unauthorized") h["www-authenticate"] = 'Bearer realm="product-views"';
+  if (e?.retryable) h["retry-after"] = String(e.retryAfterS ?? RETRY_AFTER_SECONDS);
   return new Response(JSON.stringify(body), { status: STATUS[code], headers: h });
 }

@@ -81,6 +81,11 @@ export function productRoutes(deps: { http: HttpConfig; products: ProductService
           const auth = headers.authorization;
           if (!auth) throw new AppError("unauthorized", "this route requires Authorization: Bearer <admin token>");
           if (!timingSafeEqual(auth, `Bearer ${http.adminToken}`)) throw new AppError("forbidden", "the admin token is not valid");
+        } else if (!http.adminOpen) {
+          throw new AppError(
+            "unauthorized",
+            "product creation is closed: the operator sets ADMIN_TOKEN (or ADMIN_OPEN=1 to open it to anyone)",
+          );
         }
         const product = await deps.products.create(normaliseNewProduct(body));
         set.status = 201;
@@ -92,14 +97,15 @@ export function productRoutes(deps: { http: HttpConfig; products: ProductService
         body: CreateProductRequest,
         detail: {
           summary: "Create a product",
-          description: "Requires Authorization: Bearer <ADMIN_TOKEN> when ADMIN_TOKEN is set.",
+          description:
+            "Requires Authorization: Bearer <ADMIN_TOKEN>; without ADMIN_TOKEN it answers 401 unless the operator set ADMIN_OPEN=1.",
           tags: ["products"],
           security: [{ bearer: [] }],
         },
         response: {
           201: Product,
           400: err("Invalid body"),
-          401: err("Missing bearer token (ADMIN_TOKEN is set)"),
+          401: err("Missing bearer token, or no ADMIN_TOKEN configured (and ADMIN_OPEN is not 1)"),
           403: err("Wrong bearer token"),
           413: err("Body larger than BODY_LIMIT_BYTES"),
           415: err("Content-Type is not application/json"),

@@ -9,7 +9,9 @@ import type { CorsPolicy } from "./cors.ts";
 import { errorResponse } from "./errors.ts";
 import { API } from "./responses.ts";
 import { describeValidationError } from "./validation.ts";
-import { recordBatch, recordView, type Views } from "./view-routes.ts";
+import type { Caller } from "../ingest/admission.ts";
+import type { CallerOf } from "./caller.ts";
+import { type Answer, recordBatch, recordView, type Views } from "./view-routes.ts";
 
 // The two view routes are the service's hot path, and Elysia's per-request machinery (its context, the hooks,
 // the after-response task, response validation) cost ~15 µs of the API's ~110 µs of CPU per view (bench/RESULTS.md,
@@ -28,10 +30,11 @@ export interface FastPathDeps {
   log: Logger;
   views: Views;
   cors: CorsPolicy;
+  callerOf: CallerOf;
   observerFor: ObserverFor;
 }
 
-export type FastHandler = (request: Request) => Promise<Response>;
+export type FastHandler = (request: Request, server?: { requestIP(r: Request): { address: string } | null }) => Promise<Response>;
 
 // As Elysia writes an object it returns.
 const JSON_TYPE = "application/json;charset=utf-8";
@@ -48,7 +51,7 @@ function route<T>(
   path: string,
   limit: number,
   schema: TSchema,
-  work: (views: Views, body: T, request: Request) => Promise<unknown>,
+  work: (views: Views, body: T, request: Request, caller: Caller) => Promise<Answer>,
 ): FastHandler {
   const check = TypeCompiler.Compile(schema);
   const { cors, log } = deps;
@@ -61,7 +64,7 @@ function route<T>(
     }
     return o;
   };
-  return async (request) => {
+  return async (request, server) => {
     const t0 = performance.now();
     const origin = request.headers.get("origin");
     const corsHeaders = origin === null ? null : cors.headers(origin, path);
@@ -71,9 +74,11 @@ function route<T>(
       if (!check.Check(body)) {
         throw new AppError("invalid_request", describeValidationError({ type: "body", all: [check.Errors(body).First()] }));
       }
-      const answer = JSON.stringify(await work(deps.views, body as T, request));
-      res = new Response(answer, {
-        status: 202,
+      // After the body, as in the Elysia route (its handler runs once the body is parsed and valid).
+      const caller = deps.callerOf(request, server?.requestIP(request)?.address ?? null);
+      const answer = await work(deps.views, body as T, request, caller);
+      res = new Response(JSON.stringify(answer.body), {
+        status: answer.status,
         headers: corsHeaders ? { "content-type": JSON_TYPE, ...corsHeaders } : { "content-type": JSON_TYPE },
       });
     } catch (err) {

@@ -4,6 +4,10 @@ import type { ViewEvent } from "../domain/view.ts";
 import { AppError } from "../errors.ts";
 import { keyTag, type KeyMemory, type KeySeen } from "./idempotency.ts";
 import type { KeyTag } from "./lane-batch.ts";
+import type { Admit, Caller, IgnoredReason, PublicItem } from "./admission.ts";
+
+/** What became of a public request: views counted (202), or none, for one reason (200). */
+export type PublicOutcome = { counted: number; ignored: number } | { counted: 0; ignored: number; reason: IgnoredReason };
 
 export interface ViewRecorder {
   /**
@@ -11,6 +15,8 @@ export interface ViewRecorder {
    * (already parsed), a repeat within the window is counted once whatever became of the earlier attempts.
    */
   record(events: readonly ViewEvent[], key?: string): Promise<void>;
+  /** A public caller's items, through the rules of ingest/admission.ts first. */
+  recordPublic(caller: Extract<Caller, { kind: "public" }>, items: readonly PublicItem[], key?: string): Promise<PublicOutcome>;
 }
 
 export interface KeyDeps {
@@ -18,7 +24,7 @@ export interface KeyDeps {
   onRepeat(seen: Exclude<KeySeen, "new">): void;
 }
 
-export function createViewRecorder(catalog: Catalog, producer: ViewProducer, keys: KeyDeps): ViewRecorder {
+export function createViewRecorder(catalog: Catalog, producer: ViewProducer, keys: KeyDeps, admit: Admit): ViewRecorder {
   async function checkAndPublish(events: readonly ViewEvent[], tag?: KeyTag) {
     let unknown: string[];
     try {
@@ -41,28 +47,42 @@ export function createViewRecorder(catalog: Catalog, producer: ViewProducer, key
     await producer.publish(events, tag);
   }
 
-  return {
-    async record(events, key) {
-      if (key === undefined) return checkAndPublish(events);
-      const tag = keyTag(key, events);
-      const seen = keys.memory.begin(tag);
-      if (seen !== "new") {
-        keys.onRepeat(seen);
-        if (seen === "accepted") return; // it is counted, or will be: answered like the first attempt
-        if (seen === "in_flight") {
-          throw new AppError("idempotency_key_in_flight", "a request with this Idempotency-Key is still being processed; retry later", {
-            retryable: true,
-          });
-        }
-        throw new AppError("idempotency_key_reused", "this Idempotency-Key was used with a different request body");
+  async function record(events: readonly ViewEvent[], key?: string) {
+    if (key === undefined) return checkAndPublish(events);
+    const tag = keyTag(key, events);
+    const seen = keys.memory.begin(tag);
+    if (seen !== "new") {
+      keys.onRepeat(seen);
+      if (seen === "accepted") return; // it is counted, or will be: answered like the first attempt
+      if (seen === "in_flight") {
+        throw new AppError("idempotency_key_in_flight", "a request with this Idempotency-Key is still being processed; retry later", {
+          retryable: true,
+        });
       }
+      throw new AppError("idempotency_key_reused", "this Idempotency-Key was used with a different request body");
+    }
+    try {
+      await checkAndPublish(events, tag);
+    } catch (err) {
+      keys.memory.failed(tag);
+      throw err;
+    }
+    keys.memory.accepted(tag);
+  }
+
+  return {
+    record,
+    async recordPublic(caller, items, key) {
+      const admission = admit(caller, items);
+      if (admission.kind === "ignored") return { counted: 0, ignored: admission.views, reason: admission.reason };
       try {
-        await checkAndPublish(events, tag);
+        await record(admission.events, key);
       } catch (err) {
-        keys.memory.failed(tag);
+        // Not written: a retry must count. Written or maybe ("unknown"): the mark stays, so a retry is a repeat.
+        if (err instanceof AppError && err.details?.written !== "unknown") admission.undo();
         throw err;
       }
-      keys.memory.accepted(tag);
+      return { counted: admission.events.length, ignored: admission.ignored };
     },
   };
 }

@@ -12,7 +12,7 @@ interface Schema {
 type Doc = { paths: Record<string, { post: { requestBody: { content: Record<string, { schema: Schema }> } } }> };
 
 function app() {
-  const a = inProcessApp();
+  const a = inProcessApp({ env: { ADMIN_OPEN: "1" } });
   const doc = async () => (await (await a.call("/swagger/json")).json()) as Doc;
   return { ...a, doc };
 }

@@ -51,10 +51,11 @@ async function exchange(
   via: "elysia" | "served",
   path: string,
   init: RequestInit,
-  opts: { env?: Record<string, string>; failViews?: Error } = {},
+  opts: { env?: Record<string, string>; failViews?: Error; public?: boolean; before?: RequestInit[] } = {},
 ) {
   const a = inProcessApp(opts);
   const url = `/api/v1/products/${path}`;
+  for (const earlier of opts.before ?? []) await (via === "elysia" ? a.call(url, earlier) : a.served(url, earlier));
   const res = await (via === "elysia" ? a.call(url, init) : a.served(url, init));
   return {
     status: res.status,
@@ -114,6 +115,69 @@ describe("the served view routes answer as the documented ones", () => {
   });
 });
 
+const BROWSER = { "user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36" };
+const publicCases: [
+  name: string,
+  path: string,
+  init: () => RequestInit,
+  opts?: { env?: Record<string, string>; before?: RequestInit[] },
+][] = [
+  ["a public view", "view", () => json({ product_id: ID }, BROWSER)],
+  ["a public repeat", "view", () => json({ product_id: ID }, BROWSER), { before: [json({ product_id: ID }, BROWSER)] }],
+  ["a crawler", "view", () => json({ product_id: ID }, { "user-agent": "Googlebot/2.1 (+http://www.google.com/bot.html)" })],
+  ["a public batch with a count", "views", () => json({ views: [{ product_id: ID, count: 2 }] }, BROWSER)],
+  ["a public batch over the limit", "views", () => json({ views: Array.from({ length: 101 }, () => ({ product_id: ID })) }, BROWSER)],
+  [
+    "a public batch naming a product twice",
+    "views",
+    () => json({ views: [{ product_id: ID }, { product_id: ID.toUpperCase() }] }, BROWSER),
+  ],
+  ["a token that is not an ingest token", "view", () => json({ product_id: ID }, { authorization: "Bearer nope" })],
+  [
+    "the ingest token",
+    "views",
+    () => json({ views: [{ product_id: ID, count: 5 }] }, { authorization: "Bearer ingest-token-for-tests-0001" }),
+  ],
+  [
+    "a foreign origin with a list",
+    "view",
+    () => json({ product_id: ID }, { ...BROWSER, origin: "https://evil.example" }),
+    { env: { CORS_ORIGINS: PAGE } },
+  ],
+  [
+    "a cross-site form with a list",
+    "view",
+    () => json({ product_id: ID }, { ...BROWSER, "sec-fetch-site": "cross-site" }),
+    { env: { CORS_ORIGINS: PAGE } },
+  ],
+  [
+    "a viewer over its rate",
+    "views",
+    () => json({ views: [{ product_id: ID }] }, BROWSER),
+    {
+      env: { RATE_VIEWER_BURST: "100", RATE_VIEWER_PER_S: "1" },
+      before: [
+        json(
+          { views: Array.from({ length: 100 }, (_, i) => ({ product_id: `00000000-0000-4000-8000-${String(i).padStart(12, "0")}` })) },
+          BROWSER,
+        ),
+      ],
+    },
+  ],
+];
+
+describe("public callers: the served view routes answer as the documented ones", () => {
+  for (const [name, path, init, opts] of publicCases) {
+    test(`${name}: same status, headers, body and recording`, async () => {
+      const o = { public: true, ...opts, env: { INGEST_TOKEN: "ingest-token-for-tests-0001", ...opts?.env } };
+      const documented = await exchange("elysia", path, init(), o);
+      const served = await exchange("served", path, init(), o);
+      expect(served).toEqual(documented);
+      expect({ name, status: served.status, body: JSON.parse(served.body), retryAfter: served.headers["retry-after"] }).toMatchSnapshot();
+    });
+  }
+});
+
 describe("the served app", () => {
   test("serves POST on the view paths, hands their other methods to Elysia, and times each request once", async () => {
     const metrics = new Registry();
@@ -122,7 +186,8 @@ describe("the served app", () => {
       http: loadConfig({}).http,
       log: createLogger("silent", "test"),
       metrics,
-      views: { record: async (events) => void recorded.push(events) },
+      views: { record: async (events) => void recorded.push(events), recordPublic: async () => Promise.reject(new Error("unused")) },
+      callerOf: () => ({ kind: "trusted" }),
       products: {
         create: async () => Promise.reject(new Error("unused")),
         get: async () => null,

@@ -5,28 +5,52 @@ import { createApp } from "../../../src/http/app.ts";
 import type { FastHandler } from "../../../src/http/view-fast-path.ts";
 import { createLogger } from "../../../src/log.ts";
 import { Registry } from "../../../src/metrics.ts";
+import { createCallerOf } from "../../../src/http/caller.ts";
+import { createClientAddress } from "../../../src/http/client-address.ts";
+import { createAdmission } from "../../../src/ingest/admission.ts";
+import { createViewerHasher } from "../../../src/ingest/viewer.ts";
 
 // The HTTP app in-process (app.handle) with a business side that keeps what it was handed: each test can prove
 // what was (or was not) recorded or created. No Kafka, no Postgres: these tests are about the HTTP layer.
 
 export const TEST_ID = "00000000-0000-4000-8000-000000000001";
 
-export function inProcessApp(opts: { env?: Record<string, string>; failViews?: Error } = {}) {
+/**
+ * `public`: requests are who they say they are (http/caller.ts, with `peer` as every socket's address) and public
+ * views pass the real rules (ingest/admission.ts); by default every caller is trusted, as with an ingest token.
+ */
+export function inProcessApp(opts: { env?: Record<string, string>; failViews?: Error; public?: boolean; peer?: string } = {}) {
   const recorded: ViewEvent[][] = [];
+  const config = loadConfig(opts.env ?? {});
+  const metrics = new Registry();
+  const admit = createAdmission(config.trust, createViewerHasher(config.trust.viewerSecret).viewerOf, metrics);
+  const callerOf = createCallerOf({
+    ingestTokens: config.trust.ingestTokens,
+    corsOrigins: config.http.corsOrigins,
+    clientAddress: createClientAddress(config.trust.trustedProxies),
+  });
   /** The Idempotency-Key each recorded request carried, as the route parsed it. */
   const keys: (string | undefined)[] = [];
   const created: NewProduct[] = [];
+  const record = async (events: readonly ViewEvent[], key?: string) => {
+    if (opts.failViews) throw opts.failViews;
+    recorded.push([...events]);
+    keys.push(key);
+  };
   const app = createApp({
-    http: loadConfig(opts.env ?? {}).http,
+    http: config.http,
     log: createLogger("silent", "test"),
-    metrics: new Registry(),
+    metrics,
     views: {
-      record: async (events, key) => {
-        if (opts.failViews) throw opts.failViews;
-        recorded.push([...events]);
-        keys.push(key);
+      record,
+      async recordPublic(caller, items, key) {
+        const a = admit(caller, items);
+        if (a.kind === "ignored") return { counted: 0, ignored: a.views, reason: a.reason };
+        await record(a.events, key);
+        return { counted: a.events.length, ignored: a.ignored };
       },
     },
+    callerOf: opts.public ? (request) => callerOf(request, opts.peer ?? "127.0.0.1") : () => ({ kind: "trusted" }),
     products: {
       create: async (p): Promise<Product> => {
         created.push(p);
@@ -49,5 +73,5 @@ export function inProcessApp(opts: { env?: Record<string, string>; failViews?: E
   };
   const post = (path: string, body: unknown) =>
     call(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  return { app, call, served, post, recorded, created, keys };
+  return { app, call, served, post, recorded, created, keys, metrics };
 }

@@ -13,7 +13,9 @@ function setup(publish: ViewProducer["publish"], catalog = known) {
   const repeats: KeySeen[] = [];
   const producer: ViewProducer = { publish, setPartitions: () => {}, close: async () => {} };
   const memory = createKeyMemory({ windowMs: 60_000, maxKeys: 100 });
-  const recorder = createViewRecorder(catalog, producer, { memory, onRepeat: (s) => void repeats.push(s) });
+  const recorder = createViewRecorder(catalog, producer, { memory, onRepeat: (s) => void repeats.push(s) }, () => {
+    throw new Error("no public callers here");
+  });
   return { recorder, repeats };
 }
 const failure = (p: Promise<unknown>) =>
