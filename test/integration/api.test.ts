@@ -264,7 +264,20 @@ describe("HTTP API on real Kafka and Postgres", () => {
       responses: Record<string, unknown>;
       parameters?: { name: string; in: string }[];
     };
-    expect(Object.keys(view.responses).sort()).toEqual(["202", "400", "404", "409", "413", "415", "422", "503"]);
+    expect(Object.keys(view.responses).sort()).toEqual([
+      "200",
+      "202",
+      "400",
+      "401",
+      "403",
+      "404",
+      "409",
+      "413",
+      "415",
+      "422",
+      "429",
+      "503",
+    ]);
     expect(view.parameters).toContainEqual(expect.objectContaining({ name: "Idempotency-Key", in: "header" }));
     for (const page of ["/swagger", "/swagger/index.html"]) {
       const html = await (await fetch(`${url}${page}`)).text();
@@ -278,15 +291,19 @@ describe("HTTP API on real Kafka and Postgres", () => {
 });
 
 describe("HTTP API without an admin token", () => {
-  test("product creation is open when ADMIN_TOKEN is unset", async () => {
-    const env = testEnv();
+  test("product creation is closed (401) unless the operator opens it with ADMIN_OPEN=1", async () => {
+    const env = testEnv({ ADMIN_OPEN: "0" });
     const { config, db } = await prepare(env);
-    const api = await startApi(loadConfig(env));
+    const closed = await startApi(loadConfig(env));
+    const open = await startApi(loadConfig({ ...env, ADMIN_OPEN: "1" }));
     try {
-      const res = await post(`http://127.0.0.1:${api.port}/api/v1/products`, { name: "open" });
-      expect(res.status).toBe(201);
+      const refused = await post(`http://127.0.0.1:${closed.port}/api/v1/products`, { name: "closed" });
+      expect(refused.status).toBe(401);
+      expect(((await refused.json()) as { code: string }).code).toBe("unauthorized");
+      expect(refused.headers.get("www-authenticate")).toContain("Bearer");
+      expect((await post(`http://127.0.0.1:${open.port}/api/v1/products`, { name: "open" })).status).toBe(201);
     } finally {
-      await bounded("api.stop", api.stop());
+      await bounded("api.stop", Promise.all([closed.stop(), open.stop()]));
       await bounded("db.close", db.close());
     }
     expect(config.http.adminToken).toBeUndefined();

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { start as startApi } from "../../src/entry/api.ts";
 import { start as startWorker } from "../../src/entry/worker.ts";
-import { bounded, metric, prepare, seedProducts, testEnv, waitFor } from "./harness.ts";
+import { BROWSER_UA, bounded, metric, prepare, seedProducts, TRUSTED, testEnv, waitFor } from "./harness.ts";
 
 // A real browser (Debian's headless Chromium) on a page from another origin than the API: what a shop's page
 // does. Every test checks, through the API (GET /products/{id}), that exactly the views the page recorded
@@ -13,6 +13,13 @@ const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser", process.env.
 if (!CHROMIUM) console.warn("browser tests skipped: no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)");
 
 const CLIENT_DIR = join(import.meta.dir, "../../client");
+
+function serveShop(req: Request): Response {
+  const name = new URL(req.url).pathname.slice(1) || "demo.html";
+  if (!/^[a-z-]+\.(html|js)$/.test(name)) return new Response("not found", { status: 404 });
+  const file = Bun.file(join(CLIENT_DIR, name));
+  return new Response(file, { headers: { "content-type": name.endsWith(".js") ? "text/javascript" : "text/html" } });
+}
 
 describe.skipIf(!CHROMIUM)("from a web page on another origin (headless Chromium)", () => {
   const env = testEnv({ FLUSH_INTERVAL_MS: "100" });
@@ -29,16 +36,7 @@ describe.skipIf(!CHROMIUM)("from a web page on another origin (headless Chromium
     worker = await startWorker(ctx.config);
     apiUrl = `http://127.0.0.1:${api.port}`;
     // The shop: serves the demo page and the client file from its own origin (another port = another origin).
-    pages = Bun.serve({
-      port: 0,
-      hostname: "127.0.0.1",
-      fetch(req) {
-        const name = new URL(req.url).pathname.slice(1) || "demo.html";
-        if (!/^[a-z-]+\.(html|js)$/.test(name)) return new Response("not found", { status: 404 });
-        const file = Bun.file(join(CLIENT_DIR, name));
-        return new Response(file, { headers: { "content-type": name.endsWith(".js") ? "text/javascript" : "text/html" } });
-      },
-    });
+    pages = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: serveShop });
     browser = await puppeteer.launch({
       executablePath: CHROMIUM,
       headless: true,
@@ -55,9 +53,12 @@ describe.skipIf(!CHROMIUM)("from a web page on another origin (headless Chromium
     await bounded("ctx.db.close", ctx.db.close());
   });
 
-  async function openShop(products: string[] = []): Promise<Page> {
+  async function openShop(products: string[] = [], opts: { api?: string; shop?: number } = {}): Promise<Page> {
     const page = await browser.newPage();
-    await page.goto(`http://127.0.0.1:${pages.port}/demo.html?api=${encodeURIComponent(apiUrl)}&products=${products.join(",")}`);
+    // Headless Chromium says "HeadlessChrome", which the API takes for a bot (isbot): a person's browser does not.
+    await page.setUserAgent(BROWSER_UA);
+    const api = opts.api ?? apiUrl;
+    await page.goto(`http://127.0.0.1:${opts.shop ?? pages.port}/demo.html?api=${encodeURIComponent(api)}&products=${products.join(",")}`);
     await page.waitForFunction(() => document.body.dataset.ready === "1", { timeout: 30_000 });
     return page;
   }
@@ -107,7 +108,7 @@ describe.skipIf(!CHROMIUM)("from a web page on another origin (headless Chromium
     return line ? Number(line.split(" ").pop()) : 0;
   }
 
-  test("raw sendBeacon (text/plain) and a preflighted JSON fetch from another origin are each counted once", async () => {
+  test("raw sendBeacon (text/plain) and a preflighted JSON fetch from another origin count once per viewer and product", async () => {
     const [beaconed, fetched] = await seedProducts(ctx.db, 2, "browser-raw");
     const page = await openShop();
     try {
@@ -132,7 +133,8 @@ describe.skipIf(!CHROMIUM)("from a web page on another origin (headless Chromium
         status: 202,
         body: { status: "accepted", message: "View recorded successfully" },
       });
-      await expectCounted({ [beaconed!]: 3, [fetched!]: 1 });
+      // Three beacons of one product from one viewer: one view, two repeats (answered 200, not counted).
+      await expectCounted({ [beaconed!]: 1, [fetched!]: 1 });
     } finally {
       await page.close();
     }
@@ -156,7 +158,7 @@ describe.skipIf(!CHROMIUM)("from a web page on another origin (headless Chromium
     }
   });
 
-  test("the client batches: 500 track() calls over 20 products become a handful of requests, counted exactly", async () => {
+  test("the client batches: 500 track() calls over 20 products become one request, each product counted once", async () => {
     const ids = await seedProducts(ctx.db, 20, "browser-batch");
     const page = await openShop(ids);
     const before = await viewsRequests();
@@ -171,12 +173,66 @@ describe.skipIf(!CHROMIUM)("from a web page on another origin (headless Chromium
       console.log(
         `browser batching: 500 track() calls -> ${stats.requests} request(s) from the page, ${requests} POST /views answered 202`,
       );
-      expect(stats).toMatchObject({ sent: 500, failed: 0 });
-      expect(stats.requests).toBeLessThanOrEqual(5);
+      expect(stats).toMatchObject({ sent: 20, counted: 20, ignored: 0, failed: 0, requests: 1 });
       expect(requests).toBe(stats.requests);
-      await expectCounted(Object.fromEntries(ids.map((id) => [id, 25])));
+      await expectCounted(Object.fromEntries(ids.map((id) => [id, 1])));
+      // The same products again from the same viewer: answered, not counted (repeats), and the client says so.
+      const again = await page.evaluate(async (list: string[]) => {
+        const t = (window as unknown as { tracker: import("../../client/product-views").Tracker }).tracker;
+        for (const id of list) t.track(id);
+        await t.flush();
+        return t.stats();
+      }, ids);
+      expect(again).toMatchObject({ counted: 20, ignored: 20, failed: 0, requests: 2 });
+      await expectCounted(Object.fromEntries(ids.map((id) => [id, 1])));
     } finally {
       await page.close();
+    }
+  });
+
+  test("with CORS_ORIGINS a list, the shop's page is counted and a page on another origin is refused, even a simple request", async () => {
+    const [id] = await seedProducts(ctx.db, 1, "browser-origin");
+    const evil = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: serveShop });
+    const listed = await startApi({ ...ctx.config, http: { ...ctx.config.http, corsOrigins: [`http://127.0.0.1:${pages.port}`] } });
+    const api = `http://127.0.0.1:${listed.port}`;
+    try {
+      // A no-cors text/plain POST: no preflight, and the page never sees the answer. Only the API can refuse it.
+      const attack = async (page: Page) =>
+        page.evaluate(
+          async (url: string, pid: string) => {
+            await fetch(url, { method: "POST", mode: "no-cors", body: JSON.stringify({ product_id: pid }) });
+            return navigator.sendBeacon(url, JSON.stringify({ product_id: pid }));
+          },
+          `${api}/api/v1/products/view`,
+          id!,
+        );
+      const foreign = await openShop([], { api, shop: evil.port! });
+      expect(await attack(foreign)).toBe(true);
+      await foreign.close();
+      const shop = await openShop([], { api });
+      const stats = await shop.evaluate(async (pid: string) => {
+        const t = (window as unknown as { tracker: import("../../client/product-views").Tracker }).tracker;
+        t.track(pid);
+        await t.flush();
+        return t.stats();
+      }, id!);
+      await shop.close();
+      expect(stats).toMatchObject({ counted: 1, failed: 0 });
+      await expectCounted({ [id!]: 1 });
+      // Both attempts reached the API and were refused there (the beacon may land after the page closed).
+      const refused = async () =>
+        (await (await fetch(`${api}/metrics`)).text())
+          .split("\n")
+          .filter(
+            (l) =>
+              l.startsWith("http_request_duration_seconds_count{") && l.includes('"/api/v1/products/view"') && l.includes('status="403"'),
+          )
+          .reduce((n, l) => n + Number(l.split(" ").pop()), 0);
+      await waitFor("two refused requests", async () => (await refused()) === 2 || undefined, 10_000);
+      await expectCounted({ [id!]: 1 });
+    } finally {
+      await bounded("listed.stop", listed.stop());
+      evil.stop(true);
     }
   });
 
@@ -189,9 +245,9 @@ describe.skipIf(!CHROMIUM)("from a web page on another origin (headless Chromium
       t.track(pid);
       return t.pending();
     }, id!);
-    expect(pending).toBe(2); // nothing sent yet: the flush timer has not fired
+    expect(pending).toBe(1); // nothing sent yet (the flush timer has not fired), one product once
     await page.close({ runBeforeUnload: false });
-    await expectCounted({ [id!]: 2 });
+    await expectCounted({ [id!]: 1 });
   });
   test("the live page at / shows the top 10 and updates itself when views change the ranking", async () => {
     const [id] = await seedProducts(ctx.db, 1, "browser-live");
@@ -209,7 +265,7 @@ describe.skipIf(!CHROMIUM)("from a web page on another origin (headless Chromium
       for (let i = 0; i < 3; i++) {
         const res = await fetch(`${apiUrl}/api/v1/products/view`, {
           method: "POST",
-          headers: { "content-type": "application/json" },
+          headers: { ...TRUSTED, "content-type": "application/json" },
           body: JSON.stringify({ product_id: id }),
         });
         expect(res.status).toBe(202);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { start as startApi } from "../../src/entry/api.ts";
 import { start as startWorker } from "../../src/entry/worker.ts";
 import { loadConfig } from "../../src/config.ts";
-import { bounded, metric, post, prepare, seedProducts, testEnv, viewCounts, waitFor } from "./harness.ts";
+import { bounded, metric, post, prepare, seedProducts, TRUSTED, testEnv, viewCounts, waitFor } from "./harness.ts";
 
 // Idempotency-Key end to end on real Kafka and Postgres. Two API processes' worth of state: `api` remembers the
 // keys it saw (its repeats are answered from memory), `forgetful` remembers none, as a second API process or
@@ -107,7 +107,7 @@ describe("Idempotency-Key on real Kafka and Postgres", () => {
     }
     const res = await fetch(`${urlOf(api)}/api/v1/products/view`, {
       method: "POST",
-      headers: { "content-type": "application/json", "idempotency-key": "" },
+      headers: { ...TRUSTED, "content-type": "application/json", "idempotency-key": "" },
       body: JSON.stringify({ product_id: ids[0] }),
     });
     expect(res.status).toBe(400);
