@@ -375,7 +375,7 @@ async function seed() {
     const views = ids.slice(i, i + 1000).map((r) => ({ product_id: r.id, count: 1 }));
     const res = await fetch(`${API}/api/v1/products/views`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", authorization: `Bearer ${process.env.INGEST_TOKEN ?? ""}` },
       body: JSON.stringify({ views }),
     });
     if (res.status === 202) warm += views.length;
@@ -977,7 +977,7 @@ async function freshnessAt(rate: number) {
       await Bun.sleep(Math.random() * 250);
       const res = await fetch(`${API}/api/v1/products/view`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", authorization: `Bearer ${process.env.INGEST_TOKEN ?? ""}` },
         body: JSON.stringify({ product_id: id }),
       });
       if (res.status !== 202) continue;

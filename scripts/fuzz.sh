@@ -27,7 +27,9 @@ if [ ! -x "$VENV/bin/schemathesis" ] || ! "$VENV/bin/schemathesis" --version 2>/
 fi
 bash "$ROOT/scripts/stack.sh" infra >/dev/null
 eval "$(bash "$ROOT/scripts/stack.sh" env)"
+# One token for both roles: with it, the fuzzer creates products and sends views as a trusted backend.
 export PORT="${FUZZ_PORT:-18080}" ADMIN_TOKEN="fuzz-admin-token-$(date +%s)" LOG_LEVEL=warn
+export INGEST_TOKEN="$ADMIN_TOKEN"
 LOG="$ROOT/.data/logs/fuzz-api.log"
 (cd "$ROOT" && exec bun src/main.ts api >"$LOG" 2>&1) &
 api=$!

@@ -380,6 +380,25 @@ start_app() { # start_app <api|worker>
   log "$1: started (pid $(cat "$RUN/$1.pid"), port $port, log $LOGS/$1.log)"
 }
 
+# The API's secrets for a local stack: ADMIN_TOKEN (product creation), INGEST_TOKEN (a backend's counted views) and
+# VIEWER_SECRET (the daily viewer salt's root), each from the environment or, when unset, from $DATA/<name> (mode
+# 0600), made once from /dev/urandom. Never printed: `make up` says where they are.
+local_secret() { # local_secret <VAR> <file>
+  local var=$1 file="$DATA/$2"
+  if [ -n "${!var:-}" ]; then export "${var?}"; return; fi
+  if [ ! -s "$file" ]; then
+    mkdir -p "$DATA"
+    (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
+  fi
+  export "$var=$(cat "$file")"
+}
+
+local_secrets() {
+  local_secret ADMIN_TOKEN admin-token
+  local_secret INGEST_TOKEN ingest-token
+  local_secret VIEWER_SECRET viewer-secret
+}
+
 infra() {
   ensure_bun
   ensure_deps
@@ -394,6 +413,8 @@ print_env() {
   if [ -n "$EXT_DB" ]; then printf 'export DATABASE_URL=%q\n' "$EXT_DB"
   else printf 'export DATABASE_URL=%q\n' "postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB"; fi
   printf 'export KAFKA_BROKERS=%q\n' "${KAFKA_BROKERS:-$(kafka_brokers)}"
+  # What a trusted client of this stack sends (the bench): the token `up` made, if it made one.
+  [ -n "${INGEST_TOKEN:-}" ] || [ ! -s "$DATA/ingest-token" ] || printf 'export INGEST_TOKEN=%q\n' "$(cat "$DATA/ingest-token")"
 }
 
 status() {
@@ -423,10 +444,13 @@ case "$cmd" in
   up)
     infra
     export DATABASE_URL KAFKA_BROKERS
+    local_secrets
     start_app worker
     start_app api
     status
     log "ready: API http://127.0.0.1:$PORT (Swagger UI at /swagger), logs in $LOGS, stop with: make down"
+    log "tokens (unless set in the environment): create products with Authorization: Bearer \$(cat $DATA/admin-token);"
+    log "  a backend sends counted views with Authorization: Bearer \$(cat $DATA/ingest-token); pages need none"
     ;;
   infra) infra; status ;;
   deps) ensure_bun; ensure_deps ;;
@@ -448,6 +472,7 @@ case "$cmd" in
   restart-app)
     ensure_bun; eval "$(print_env)"
     stop_pidfile api 30; stop_pidfile worker 30
+    local_secrets
     start_app worker; start_app api
     ;;
   start)
@@ -455,7 +480,7 @@ case "$cmd" in
     case "${2:-}" in
       kafka) unset KAFKA_BROKERS; start_kafka "${3:-}" ;;
       postgres) unset DATABASE_URL; start_postgres ;;
-      api|worker) start_app "$2" ;;
+      api|worker) local_secrets; start_app "$2" ;;
       *) die "usage: $0 start kafka|postgres|api|worker" ;;
     esac ;;
   kill)

@@ -89,7 +89,10 @@ function buildBodies(ids) {
 }
 
 const steady = () => (exec.instance.currentTestRunDuration >= RAMP_S * 1000 ? "steady" : "ramp");
-const jsonHeaders = { "content-type": "application/json" };
+// A trusted integration (counts above 1, one address): the ingest token `make up` made, sent to the bare server too.
+const jsonHeaders = __ENV.INGEST_TOKEN
+  ? { "content-type": "application/json", authorization: `Bearer ${__ENV.INGEST_TOKEN}` }
+  : { "content-type": "application/json" };
 
 export const options = {
   discardResponseBodies: true,
