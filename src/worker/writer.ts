@@ -242,12 +242,15 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
 
 /**
  * Deletes up to `limit` expired keys; returns how many. Expired keys already count as absent (flush replaces
- * them), so this only bounds the table's size.
+ * them), so this only bounds the table's size. The condition is on the deleted row itself, not only in the
+ * subquery: a row a flush renewed while the DELETE waited on its lock is re-checked against its new expiry
+ * (READ COMMITTED re-evaluates the target's own conditions, not a subquery's result) and stays.
  */
 export async function expireKeys(db: Db, limit: number): Promise<number> {
   const rows = await db.execute<{ n: number }>(sql`
     WITH gone AS (
-      DELETE FROM view_keys WHERE key IN (SELECT key FROM view_keys WHERE expires_at <= now() LIMIT ${limit}) RETURNING 1
+      DELETE FROM view_keys v USING (SELECT key FROM view_keys WHERE expires_at <= now() LIMIT ${limit}) e
+      WHERE v.key = e.key AND v.expires_at <= now() RETURNING 1
     )
     SELECT count(*)::int AS n FROM gone`);
   return Number(rows[0]!.n);

@@ -260,6 +260,34 @@ describe("flush writer", () => {
       expect((await viewCounts(ctx.db, ids)).get(ids[1]!)! - before.get(ids[1]!)!).toBe(2);
     });
 
+    test("expiry never deletes a key a concurrent flush renewed while the delete waited on its row", async () => {
+      const topic = uniqueName("writer");
+      const k = key();
+      await flushKeyed(topic, 0, NO_OFFSET, 1, [keyed(k, ids[3]!, 1)], { windowMs: 0 });
+      // The renewing flush, held open on its own connection: it holds the key's row lock, renewed.
+      const renewer = await ctx.db.sql.reserve();
+      try {
+        await renewer`BEGIN`;
+        await renewer`UPDATE view_keys SET expires_at = now() + interval '1 hour' WHERE key = ${k}::uuid`;
+        const expiring = expireKeys(ctx.db.db, 1000);
+        // The delete has found the expired key and now waits for the renewer's lock.
+        await waitFor(
+          "the expiry waiting on the key's row",
+          async () =>
+            (await ctx.db.sql`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%DELETE FROM view_keys%'`)
+              .length > 0 || undefined,
+          10_000,
+          20,
+        );
+        await renewer`COMMIT`;
+        await bounded("expireKeys", expiring);
+      } finally {
+        renewer.release();
+      }
+      const rows = await ctx.db.sql`SELECT 1 FROM view_keys WHERE key = ${k}::uuid`;
+      expect(rows.length).toBe(1);
+    });
+
     test("once its window has passed a key counts again, and expired keys are deleted", async () => {
       const topic = uniqueName("writer");
       const before = await viewCounts(ctx.db, ids);
