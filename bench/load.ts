@@ -41,6 +41,12 @@ type Conn = {
 // The bench is a trusted integration (counts above 1, one address): the ingest token `make up` made, also sent to
 // the bare server so both sides carry the same bytes.
 const AUTH = process.env.INGEST_TOKEN ? `Authorization: Bearer ${process.env.INGEST_TOKEN}\r\n` : "";
+// PUBLIC=1: the public path instead, each body from a viewer of its own, as a proxy in TRUSTED_PROXIES reports it (a
+// browser's User-Agent, an X-Forwarded-For address per body): 100 000 distinct viewers, none repeating within a step.
+const PUBLIC = process.env.PUBLIC === "1";
+const BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+const who = (i: number) =>
+  PUBLIC ? `User-Agent: ${BROWSER}\r\nX-Forwarded-For: 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}\r\n` : AUTH;
 
 function loadBodies(): Body[] {
   const out: Body[] = [];
@@ -50,7 +56,7 @@ function loadBodies(): Body[] {
       if (line === "") continue;
       const body = JSON.parse(line) as { views?: { count?: number }[]; count?: number };
       const views = body.views ? body.views.reduce((n, v) => n + (v.count ?? 1), 0) : (body.count ?? 1);
-      const head = `POST ${ROUTE} HTTP/1.1\r\nHost: ${target.host}\r\n${AUTH}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(line)}\r\n\r\n`;
+      const head = `POST ${ROUTE} HTTP/1.1\r\nHost: ${target.host}\r\n${who(out.length)}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(line)}\r\n\r\n`;
       out.push({ bytes: enc.encode(head + line), views });
     }
   }

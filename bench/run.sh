@@ -36,6 +36,8 @@ if [ ! -x "$K6" ] || ! "$K6" version 2>/dev/null | grep -q "${K6_VERSION#v}"; th
   GOBIN="$ROOT/.cache/k6/bin" GOPATH="$ROOT/.cache/gopath" go install "go.k6.io/k6@$K6_VERSION"
 fi
 
+# The public path's step sends each view through a proxy on this machine (bench/load.ts PUBLIC=1).
+export TRUSTED_PROXIES="${TRUSTED_PROXIES:-127.0.0.1}"
 bash "$ROOT/scripts/stack.sh" up
 # A whole run starts from a fresh API and worker: memory an earlier run left (200 000 Idempotency-Keys of its keys
 # scenario) made the next run's RSS at the best ingest rate 205-264 MB instead of ~130.

@@ -2,7 +2,7 @@
 // baseline, checks the accounting after every ingest scenario, samples RSS/CPU, and writes
 // bench/results/<timestamp>.json plus a readable .md summary. Started by bench/run.sh (`make bench`).
 //
-//   bun bench/run.ts [all|cpu|baseline|ingest|batch|top|mixed|keys|soak|top10m]
+//   bun bench/run.ts [all|cpu|baseline|ingest|batch|top|mixed|keys|viewers|soak|top10m]
 import postgres from "postgres";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -220,10 +220,17 @@ async function k6(
  * server: k6 spent ~350 µs of CPU per 100-view request and ~180 µs per single view, and those ladders measured it
  * rather than the service (RESULTS.md, sessions 14 and 15).
  */
-async function rawLoad(scenario: "view" | "batch", target: string, rate: number, duration: string): Promise<LoadResult> {
+async function rawLoad(
+  scenario: "view" | "batch",
+  target: string,
+  rate: number,
+  duration: string,
+  extra: Record<string, string> = {},
+): Promise<LoadResult> {
   const proc = Bun.spawn(["bun", join(ROOT, "bench", "load.ts")], {
     env: {
       ...process.env,
+      ...extra,
       TARGET: target,
       ROUTE: scenario === "batch" ? "/api/v1/products/views" : "/api/v1/products/view",
       RATE: String(rate),
@@ -307,7 +314,9 @@ async function ingestStep(
   duration = STEP,
   extra: Record<string, string> = {},
   // Plain view and batch steps by bench/load.ts; keyed, mixed and GET steps by k6 (load.ts sends no keys or GETs).
-  generator: "k6" | "load" = (scenario === "view" || scenario === "batch") && Object.keys(extra).length === 0 ? "load" : "k6",
+  generator: "k6" | "load" = (scenario === "view" || scenario === "batch") && (Object.keys(extra).length === 0 || extra.PUBLIC === "1")
+    ? "load"
+    : "k6",
 ) {
   await settle();
   const before = await totalViews();
@@ -316,7 +325,7 @@ async function ingestStep(
   const stop = monitor({ api: pidOf("api"), kafka: pidOf("kafka"), worker: pidOf("worker"), postgres: postgresPid() });
   const r =
     generator === "load"
-      ? await rawLoad(scenario as "view" | "batch", API, rate, duration)
+      ? await rawLoad(scenario as "view" | "batch", API, rate, duration, extra)
       : await k6(scenario, API, rate, duration, extra);
   // The worker and Postgres finish the step's views after the load stops: their CPU is read once the counts are in.
   const acc = await account(before, r.acceptedViews, rowsBefore, viewsBefore);
@@ -324,7 +333,7 @@ async function ingestStep(
   const perView = cpuPerView(proc, r.acceptedViews);
   const line = { ...r, accounting: acc, processes: proc, cpuPerViewUs: perView };
   log(
-    `${scenario}${extra.KEYS === "1" ? " (Idempotency-Key on every request)" : ""} @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} failed=${(r.failedRate * 100).toFixed(3)}% dropped=${r.dropped} ` +
+    `${scenario}${extra.KEYS === "1" ? " (Idempotency-Key on every request)" : ""}${extra.PUBLIC === "1" ? " (public: a viewer per request)" : ""} @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} failed=${(r.failedRate * 100).toFixed(3)}% dropped=${r.dropped} ` +
       `accounting=${acc.exact ? "exact" : `LOST ${acc.lost} DOUBLED ${acc.doubled}`} complete+${acc.completeAfterLastResponseMs}ms rows/view=${acc.rowsUpdatedPerView} ` +
       `rss api=${proc.api?.peakRssMB}MB worker=${proc.worker?.peakRssMB}MB cpu api=${proc.api?.cpuCores} worker=${proc.worker?.cpuCores} ${r.generator}=${r.generatorCores} ` +
       `cpu/view µs api=${perView.api} kafka=${perView.kafka} worker=${perView.worker} postgres=${perView.postgres} total=${perView.total}`,
@@ -517,6 +526,7 @@ async function main() {
         result.mixed = await stepSearch(RATES, (rate) => ingestStep("mixed", rate));
       }
       if (what === "all" || what === "keys") result.keys = await keyCost();
+      if (what === "all" || what === "viewers") result.viewers = await viewerRulesCost();
       // Not in "all": it grows the products table to 10 million rows (~2 GB), which stays for later runs.
       if (what === "top10m") result.top10m = await topAtScale();
     }
@@ -738,6 +748,32 @@ async function cpuAtFixedRate() {
       .join(" ");
   log(`cpu by thread (µs per view): api ${fmt(apiThreads)}; worker ${fmt(workerThreads)}`);
   return { rate, duration, warmUp, baseline, idleCores: idle, idleUsPerView: idleUs, pipeline, apiThreads, workerThreads };
+}
+
+/**
+ * What the public path's rules cost (ingest/admission.ts: viewer hash, bot check, two rate limits, the repeat memory):
+ * single views at BENCH_CPU_RATE with the ingest token and as the public (a distinct viewer per request through a
+ * trusted proxy's X-Forwarded-For), alternated twice in one run; CPU per view of each process.
+ */
+async function viewerRulesCost() {
+  const rate = Number(process.env.BENCH_CPU_RATE ?? 2000);
+  const duration = process.env.BENCH_CPU_DURATION ?? "20s";
+  const steps: { path: string; cpuPerViewUs: Record<string, number | undefined>; exact: boolean }[] = [];
+  for (let round = 0; round < 2; round++) {
+    for (const path of ["token", "public"]) {
+      const s = await ingestStep("view", rate, duration, path === "public" ? { PUBLIC: "1" } : {});
+      steps.push({ path, cpuPerViewUs: s.cpuPerViewUs, exact: s.accounting.exact });
+    }
+  }
+  const mean = (path: string, k: string) => {
+    const xs = steps.filter((s) => s.path === path).map((s) => s.cpuPerViewUs[k] ?? 0);
+    return Math.round(xs.reduce((a, b) => a + b, 0) / xs.length);
+  };
+  const ratio = (k: string) => (mean("token", k) ? +(mean("public", k) / mean("token", k)).toFixed(2) : 0);
+  log(
+    `viewer rules @${rate}/s, µs per view (token / public): api ${mean("token", "api")} / ${mean("public", "api")}, postgres ${mean("token", "postgres")} / ${mean("public", "postgres")}, pipeline ${mean("token", "total")} / ${mean("public", "total")} (${ratio("total")}x)`,
+  );
+  return { rate, duration, steps, pipelineRatio: ratio("total"), postgresRatio: ratio("postgres"), apiRatio: ratio("api") };
 }
 
 /**
