@@ -45,8 +45,10 @@ const AUTH = process.env.INGEST_TOKEN ? `Authorization: Bearer ${process.env.ING
 // browser's User-Agent, an X-Forwarded-For address per body): 100 000 distinct viewers, none repeating within a step.
 const PUBLIC = process.env.PUBLIC === "1";
 const BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
-const who = (i: number) =>
-  PUBLIC ? `User-Agent: ${BROWSER}\r\nX-Forwarded-For: 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}\r\n` : AUTH;
+// PUBLIC_OFFSET: where this step's viewers start, so that a later step's are new viewers too (not repeats).
+const OFFSET = Number(process.env.PUBLIC_OFFSET ?? 0);
+const address = (n: number) => `${10 + ((n >>> 24) & 15)}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+const who = (i: number) => (PUBLIC ? `User-Agent: ${BROWSER}\r\nX-Forwarded-For: ${address(i + OFFSET)}\r\n` : AUTH);
 
 function loadBodies(): Body[] {
   const out: Body[] = [];
