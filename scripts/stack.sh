@@ -159,6 +159,15 @@ choose_pg_port() {
   die "ports $PG_PORT..$((PG_PORT + 20)) are all in use: set PG_PORT or DATABASE_URL"
 }
 
+# The HyperLogLog extension the unique-viewer sketches need (sql/0004_unique_viewers.sql), for the server in $1.
+ensure_hll() {
+  local share major
+  share=$("$1/pg_config" --sharedir 2>/dev/null) || share=""
+  [ -n "$share" ] && [ -f "$share/extension/hll.control" ] && return
+  major=$("$1/postgres" --version | sed -n 's/^[^0-9]*\([0-9][0-9]*\).*/\1/p')
+  apt_install "postgresql-$major-hll"
+}
+
 start_postgres() {
   if [ -n "$EXT_DB" ]; then
     command -v pg_isready >/dev/null || apt_install postgresql-client
@@ -169,6 +178,7 @@ start_postgres() {
   local bin; bin=$(pg_bindir)
   if [ -z "$bin" ]; then apt_install postgresql; bin=$(pg_bindir); fi
   [ -n "$bin" ] || die "PostgreSQL binaries not found after install"
+  ensure_hll "$bin"
   is_root && ! id postgres >/dev/null 2>&1 && useradd --system --home /var/lib/postgresql postgres
   local dir; dir=$(pg_datadir)
   if [ -f "$dir/postmaster.pid" ] && as_pg "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then

@@ -3,7 +3,18 @@ import type { Db } from "./client.ts";
 import { products } from "./schema.ts";
 import type { NewProduct, Product } from "../domain/product.ts";
 
-type Row = typeof products.$inferSelect;
+// Every column but the viewer sketch, which only the worker's SQL touches (up to ~5 KB a row).
+const columns = {
+  id: products.id,
+  name: products.name,
+  description: products.description,
+  viewCount: products.viewCount,
+  uniqueViewers: products.uniqueViewers,
+  createdAt: products.createdAt,
+  updatedAt: products.updatedAt,
+};
+
+type Row = { [K in keyof typeof columns]: (typeof products.$inferSelect)[K] };
 
 function toProduct(r: Row): Product {
   return {
@@ -11,23 +22,24 @@ function toProduct(r: Row): Product {
     name: r.name,
     description: r.description,
     view_count: r.viewCount,
+    unique_viewers: r.uniqueViewers,
     created_at: r.createdAt.toISOString(),
     updated_at: r.updatedAt.toISOString(),
   };
 }
 
 export async function createProduct(db: Db, p: NewProduct): Promise<Product> {
-  const [row] = await db.insert(products).values({ name: p.name, description: p.description, viewCount: p.viewCount }).returning();
+  const [row] = await db.insert(products).values({ name: p.name, description: p.description, viewCount: p.viewCount }).returning(columns);
   return toProduct(row!);
 }
 
 export async function getProduct(db: Db, id: string): Promise<Product | null> {
-  const [row] = await db.select().from(products).where(eq(products.id, id)).limit(1);
+  const [row] = await db.select(columns).from(products).where(eq(products.id, id)).limit(1);
   return row ? toProduct(row) : null;
 }
 
 export async function topProducts(db: Db, limit: number): Promise<Product[]> {
-  const rows = await db.select().from(products).orderBy(desc(products.viewCount), asc(products.id)).limit(limit);
+  const rows = await db.select(columns).from(products).orderBy(desc(products.viewCount), asc(products.id)).limit(limit);
   return rows.map(toProduct);
 }
 
@@ -35,7 +47,7 @@ export async function topProducts(db: Db, limit: number): Promise<Product[]> {
 export async function productsByIds(db: Db, ids: readonly string[]): Promise<Product[]> {
   if (ids.length === 0) return [];
   const rows = await db
-    .select()
+    .select(columns)
     .from(products)
     .where(sql`${products.id} = ANY(${sql.param(ids)}::uuid[])`);
   return rows.map(toProduct);

@@ -1,5 +1,8 @@
 import { sql } from "drizzle-orm";
-import { bigint, check, integer, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bigint, check, customType, integer, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+
+/** postgresql-hll's sketch type; only SQL in the worker's flush reads or writes it (never selected into JS). */
+const hll = customType<{ data: never }>({ dataType: () => "hll" });
 
 // Source of truth for the tables; sql/ holds the migrations that create them, and
 // test/integration/migrations.test.ts checks that both agree column by column.
@@ -17,6 +20,10 @@ export const products = pgTable(
     name: text("name").notNull(),
     description: text("description").notNull().default(""),
     viewCount: bigint("view_count", { mode: "number" }).notNull().default(0),
+    /** Distinct public viewers (viewer-days: the viewer hash changes daily), estimated from `viewers`. */
+    uniqueViewers: bigint("unique_viewers", { mode: "number" }).notNull().default(0),
+    /** HyperLogLog sketch of the viewers (sql/0004_unique_viewers.sql); null until the first public view. */
+    viewers: hll("viewers"),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },

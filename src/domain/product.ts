@@ -10,6 +10,11 @@ export const Product = Type.Object(
     name: Type.String(),
     description: Type.String(),
     view_count: Type.Integer({ minimum: 0 }),
+    unique_viewers: Type.Integer({
+      minimum: 0,
+      description:
+        "Distinct public viewers, estimated (HyperLogLog, standard error 1.15 %; exact while small). A viewer is a hash that changes daily, so this counts viewer-days",
+    }),
     created_at: Type.String({ format: "date-time" }),
     updated_at: Type.String({ format: "date-time" }),
   },

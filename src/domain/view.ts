@@ -47,12 +47,27 @@ export const MAX_MESSAGE_ITEMS = 4000;
 /** A product's views in one message: summed over the window's requests, so not bounded by one request's. */
 export const MAX_EVENT_COUNT = 1e15;
 
-/** A product's views, as they travel through Kafka (in a ViewGroup). */
+/** A public viewer (ingest/viewer.ts): 64 bits of its daily hash, as a signed decimal (a Postgres bigint). */
+export const ViewerId = Type.String({ pattern: "^-?[0-9]{1,19}$" });
+
+/**
+ * A product's views, as they travel through Kafka (in a ViewGroup). `viewers`: who the public views among them
+ * were from, one entry a view (the worker folds them into the product's unique-viewer sketch); trusted views
+ * carry none.
+ */
 export const ViewEvent = Type.Object({
   product_id: Uuid,
   count: Type.Integer({ minimum: 1, maximum: MAX_EVENT_COUNT }),
+  viewers: Type.Optional(Type.Array(ViewerId, { maxItems: MAX_MESSAGE_ITEMS })),
 });
 export type ViewEvent = Static<typeof ViewEvent>;
+
+/** The (product, viewer) pairs that `events` carry. */
+export function viewerCount(events: readonly ViewEvent[]): number {
+  let n = 0;
+  for (const e of events) n += e.viewers?.length ?? 0;
+  return n;
+}
 
 /**
  * A request sent with an Idempotency-Key travels apart from the merged counts: the worker counts it only if
@@ -92,7 +107,11 @@ export interface ViewMessage {
 const checkEvent = TypeCompiler.Compile(ViewEvent);
 const checkGroup = TypeCompiler.Compile(ViewGroup);
 
-const eventJson = (e: ViewEvent) => `{"product_id":"${e.product_id}","count":${e.count}}`;
+// Viewer ids are decimal digits and a sign: nothing needs escaping.
+const eventJson = (e: ViewEvent) =>
+  e.viewers && e.viewers.length > 0
+    ? `{"product_id":"${e.product_id}","count":${e.count},"viewers":["${e.viewers.join('","')}"]}`
+    : `{"product_id":"${e.product_id}","count":${e.count}}`;
 const eventsJson = (events: readonly ViewEvent[]) => `[${events.map(eventJson).join(",")}]`;
 
 /** One unkeyed event as its own payload; anything else as a group. Digests are hex, so nothing needs escaping. */
@@ -108,7 +127,12 @@ export function encodeViewEvents(events: readonly ViewEvent[], keyed: readonly K
 // MAX_MESSAGE_ITEMS events of at most ~75 bytes each, keyed requests' digests besides; Kafka's own limit is 1 MB.
 const MAX_PAYLOAD = 768 * 1024;
 
-const lower = (events: readonly ViewEvent[]) => events.map((e) => ({ product_id: e.product_id.toLowerCase(), count: e.count }));
+const lower = (events: readonly ViewEvent[]) =>
+  events.map((e) =>
+    e.viewers
+      ? { product_id: e.product_id.toLowerCase(), count: e.count, viewers: e.viewers }
+      : { product_id: e.product_id.toLowerCase(), count: e.count },
+  );
 
 /** The views a message carries, or null when it is malformed (a poison pill is skipped, never retried). */
 export function decodeViewMessage(payload: Uint8Array | undefined | null): ViewMessage | null {
@@ -119,7 +143,7 @@ export function decodeViewMessage(payload: Uint8Array | undefined | null): ViewM
   } catch {
     return null;
   }
-  if (checkEvent.Check(v)) return { views: [{ product_id: v.product_id.toLowerCase(), count: v.count }], keyed: [] };
+  if (checkEvent.Check(v)) return { views: lower([v]), keyed: [] };
   if (!checkGroup.Check(v)) return null;
   const keyed = (v.keyed ?? []).map((k) => ({ key: k.key, fp: k.fp, views: lower(k.views) }));
   if (v.views.length === 0 && keyed.length === 0) return null;

@@ -99,6 +99,7 @@ export function createAdmission(trust: TrustConfig, viewerOf: ViewerOf, metrics:
     }
     const viewer = viewerOf(caller.address, caller.userAgent, nowMs);
     limit(caller, viewer, items.length, nowMs);
+    const viewerId = viewer.id.toString();
     const events: ViewEvent[] = [];
     const marked: number[] = [];
     const seen = new Set<string>();
@@ -111,7 +112,7 @@ export function createAdmission(trust: TrustConfig, viewerOf: ViewerOf, metrics:
         if (repeats.check(pair, nowMs)) continue;
         marked.push(pair);
       }
-      events.push({ product_id: id, count: 1 });
+      events.push({ product_id: id, count: 1, viewers: [viewerId] });
     }
     const ignored = items.length - events.length;
     if (ignored > 0) ignoredViews.inc({ reason: "repeat" }, ignored);

@@ -1,4 +1,4 @@
-import { encodeViewEvents, type KeyedViews, type ViewEvent } from "../domain/view.ts";
+import { encodeViewEvents, type KeyedViews, type ViewEvent, viewerCount } from "../domain/view.ts";
 import type { DeliveryReport } from "../kafka/ffi-producer.ts";
 import { partitionOf } from "./partition.ts";
 
@@ -41,8 +41,10 @@ export interface Outgoing<E extends Queued> {
   entries: E[];
   /** Unkeyed requests' views, merged per product. */
   counts: Map<string, number>;
+  /** Unkeyed public views' viewers, per product (one entry a view). */
+  viewers: Map<string, string[]>;
   keyed: KeyedViews[];
-  /** (product, count) items the payload holds: distinct merged products plus every keyed request's. */
+  /** Items the payload holds: distinct merged products plus every keyed request's, plus every viewer entry. */
   items: number;
 }
 
@@ -59,12 +61,12 @@ export function takeBatch<E extends Queued>(queue: E[], partitions: number, maxI
   const rest: E[] = [];
   let current: Outgoing<E> | undefined;
   const open = (partition: number, key?: string): Outgoing<E> => {
-    const m: Outgoing<E> = { partition, key, entries: [], counts: new Map(), keyed: [], items: 0 };
+    const m: Outgoing<E> = { partition, key, entries: [], counts: new Map(), viewers: new Map(), keyed: [], items: 0 };
     out.set(partition, m);
     return m;
   };
   for (const entry of queue) {
-    const size = entry.events.length;
+    const size = entry.events.length + viewerCount(entry.events);
     let m: Outgoing<E> | undefined;
     if (place.by === "product") {
       const first = entry.events[0]!.product_id;
@@ -95,6 +97,12 @@ export function takeBatch<E extends Queued>(queue: E[], partitions: number, maxI
       const before = m.counts.get(e.product_id);
       if (before === undefined) m.items++;
       m.counts.set(e.product_id, (before ?? 0) + e.count);
+      if (e.viewers) {
+        const list = m.viewers.get(e.product_id);
+        if (list) list.push(...e.viewers);
+        else m.viewers.set(e.product_id, [...e.viewers]);
+        m.items += e.viewers.length;
+      }
     }
   }
   queue.length = 0;
@@ -104,7 +112,10 @@ export function takeBatch<E extends Queued>(queue: E[], partitions: number, maxI
 
 export function payloadOf(m: Outgoing<Queued>): Buffer {
   const events: ViewEvent[] = [];
-  for (const [product_id, count] of m.counts) events.push({ product_id, count });
+  for (const [product_id, count] of m.counts) {
+    const viewers = m.viewers.get(product_id);
+    events.push(viewers ? { product_id, count, viewers } : { product_id, count });
+  }
   return encodeViewEvents(events, m.keyed);
 }
 

@@ -19,6 +19,12 @@ export interface PartitionSlice {
   counts: Map<string, number>;
   /** Requests sent with an Idempotency-Key, in offset order: counted by the writer only if their key is new. */
   keyed: KeyedViews[];
+  /**
+   * (product, viewer) pairs of public views, keyed requests' included: folded into the products' unique-viewer
+   * sketches, where a pair met twice changes nothing, so they need no key check.
+   */
+  viewerIds: string[];
+  viewers: string[];
   views: number;
 }
 
@@ -39,7 +45,7 @@ export interface Coalescer {
   drop(partition: number): void;
   /** Forgets every partition (the consumer was replaced). */
   dropAll(): void;
-  /** Distinct products pending across partitions, plus the items of keyed requests (each its own rows to write). */
+  /** Distinct products pending across partitions, plus the items of keyed requests and the viewer pairs (rows to write). */
   size(): number;
   /** Hands over everything pending and starts new slices whose base is the handed-over `next`. */
   take(): Batch | null;
@@ -52,11 +58,36 @@ interface State {
   next: number;
   counts: Map<string, number>;
   keyed: KeyedViews[];
+  viewerIds: string[];
+  viewers: string[];
   views: number;
 }
 
-const fresh = (offset: number): State => ({ base: offset, next: offset, counts: new Map(), keyed: [], views: 0 });
+const fresh = (offset: number): State => ({
+  base: offset,
+  next: offset,
+  counts: new Map(),
+  keyed: [],
+  viewerIds: [],
+  viewers: [],
+  views: 0,
+});
 const keyedItems = (keyed: readonly KeyedViews[]) => keyed.reduce((n, k) => n + k.views.length, 0);
+/** What a partition's state holds toward size(): distinct products, keyed items and viewer pairs. */
+const held = (s: State) => s.counts.size + keyedItems(s.keyed) + s.viewers.length;
+
+function addViewers(s: State, events: readonly ViewEvent[]): number {
+  let n = 0;
+  for (const e of events) {
+    if (!e.viewers) continue;
+    for (const v of e.viewers) {
+      s.viewerIds.push(e.product_id);
+      s.viewers.push(v);
+    }
+    n += e.viewers.length;
+  }
+  return n;
+}
 
 export function createCoalescer(): Coalescer {
   const states = new Map<number, State>();
@@ -66,7 +97,7 @@ export function createCoalescer(): Coalescer {
     hasBase: (p) => states.has(p),
     setBase(p, nextOffset) {
       const s = states.get(p);
-      if (s) products -= s.counts.size + keyedItems(s.keyed);
+      if (s) products -= held(s);
       states.set(p, fresh(nextOffset));
     },
     add(p, offset, events, keyed = []) {
@@ -87,9 +118,10 @@ export function createCoalescer(): Coalescer {
         s.counts.set(e.product_id, (before ?? 0) + e.count);
         s.views += e.count;
       }
+      products += addViewers(s, events);
       for (const k of keyed) {
         s.keyed.push(k);
-        products += k.views.length;
+        products += k.views.length + addViewers(s, k.views);
         s.views += viewCount(k.views);
       }
       return "counted";
@@ -97,7 +129,7 @@ export function createCoalescer(): Coalescer {
     drop(p) {
       const s = states.get(p);
       if (!s) return;
-      products -= s.counts.size + keyedItems(s.keyed);
+      products -= held(s);
       states.delete(p);
     },
     dropAll() {
@@ -110,7 +142,8 @@ export function createCoalescer(): Coalescer {
       let views = 0;
       for (const [partition, s] of states) {
         if (s.next === s.base) continue; // nothing new since the last flush
-        slices.push({ partition, base: s.base, next: s.next, counts: s.counts, keyed: s.keyed, views: s.views });
+        const { base, next, counts, keyed, viewerIds, viewers, views: n } = s;
+        slices.push({ partition, base, next, counts, keyed, viewerIds, viewers, views: n });
         views += s.views;
         states.set(partition, fresh(s.next));
       }

@@ -190,7 +190,7 @@ describe("HTTP API on real Kafka and Postgres", () => {
     const res = await fetch(`${url}/api/v1/products/${ids[0]}`);
     expect(res.status).toBe(200);
     const p = (await res.json()) as Record<string, unknown>;
-    expect(Object.keys(p).sort()).toEqual(["created_at", "description", "id", "name", "updated_at", "view_count"]);
+    expect(Object.keys(p).sort()).toEqual(["created_at", "description", "id", "name", "unique_viewers", "updated_at", "view_count"]);
     expect(p.id).toBe(ids[0]);
     await expectError(await fetch(`${url}/api/v1/products/${crypto.randomUUID()}`), 404, "product_not_found");
     await expectError(await fetch(`${url}/api/v1/products/not-a-uuid`), 400, "invalid_request");

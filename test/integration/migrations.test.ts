@@ -59,7 +59,8 @@ describe("migrations", () => {
       const cfg = getTableConfig(table);
       const rel = `${schema}.${cfg.name}`;
       const cols = await db.sql<{ column_name: string; data_type: string; is_nullable: string; column_default: string | null }[]>`
-        SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns
+        SELECT column_name, CASE WHEN data_type = 'USER-DEFINED' THEN udt_name ELSE data_type END AS data_type,
+          is_nullable, column_default FROM information_schema.columns
         WHERE table_schema = ${schema} AND table_name = ${cfg.name} ORDER BY column_name`;
       const actual = cols.map((c) => ({
         column: c.column_name,

@@ -123,6 +123,26 @@ describe("public callers on real Kafka and Postgres", () => {
     await expectCounted({ [p!]: 3 });
   });
 
+  test("N distinct viewers are N unique viewers: repeats, a viewer's other products and trusted views add none", async () => {
+    const [p, q] = await seedProducts(ctx.db, 2, "unique");
+    const behind = `http://127.0.0.1:${proxied.port}/api/v1/products`;
+    const as = (n: number) => ({ "x-forwarded-for": `198.18.${n >> 8}.${n & 255}`, "user-agent": `${BROWSER_UA} unique` });
+    const statuses = await Promise.all(
+      Array.from({ length: 40 }, (_, n) => postPublic(`${behind}/view`, { product_id: p }, as(n)).then((r) => r.status)),
+    );
+    expect(statuses.every((st) => st === 202)).toBe(true);
+    // Ten of them again (repeats, 200), and on another product too.
+    for (let n = 0; n < 10; n++) {
+      expect((await postPublic(`${behind}/view`, { product_id: p }, as(n))).status).toBe(200);
+      expect((await postPublic(`${behind}/view`, { product_id: q }, as(n))).status).toBe(202);
+    }
+    expect((await postPublic(`${url}/views`, { views: [{ product_id: p, count: 100 }] }, TRUSTED)).status).toBe(202);
+    await expectCounted({ [p!]: 140, [q!]: 10 });
+    const read = async (id: string) => (await (await fetch(`${url}/${id}`)).json()) as { view_count: number; unique_viewers: number };
+    expect(await read(p!)).toMatchObject({ view_count: 140, unique_viewers: 40 });
+    expect(await read(q!)).toMatchObject({ view_count: 10, unique_viewers: 10 });
+  });
+
   test("one address sending 1 000 views in a few seconds is limited: 429 with Retry-After, and only what got 202 counts", async () => {
     const ids = await seedProducts(ctx.db, 100, "flood");
     let accepted = 0;

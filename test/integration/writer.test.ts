@@ -24,6 +24,8 @@ describe("flush writer", () => {
     next,
     counts: new Map(Object.entries(counts)),
     keyed: [],
+    viewerIds: [] as string[],
+    viewers: [] as string[],
     views: Object.values(counts).reduce((a, b) => a + b, 0),
   });
 
@@ -39,6 +41,58 @@ describe("flush writer", () => {
     expect(zombie.views).toBe(0);
     const after = await viewCounts(ctx.db, ids);
     expect(after.get(ids[0]!)! - before.get(ids[0]!)!).toBe(4);
+  });
+
+  describe("unique viewers", () => {
+    /** A slice whose `n` views of `id` come from viewers first..first+n-1 (public views, one each). */
+    const publicSlice = (partition: number, base: number, next: number, id: string, first: number, n: number) => ({
+      ...slice(partition, base, next, { [id]: n }),
+      viewerIds: Array.from({ length: n }, () => id),
+      viewers: Array.from({ length: n }, (_, i) => String(first + i)),
+    });
+    const uniqueViewers = async (id: string) =>
+      Number((await ctx.db.sql<{ u: string }[]>`SELECT unique_viewers AS u FROM products WHERE id = ${id}`)[0]!.u);
+
+    test("exact while small: repeats and replays of a viewer add nothing, a fenced slice adds nothing", async () => {
+      const topic = uniqueName("writer");
+      const [p] = await seedProducts(ctx.db, 1, "uv-small");
+      const one = (partition: number, base: number, next: number, first: number, n: number): Batch => ({
+        slices: [publicSlice(partition, base, next, p!, first, n)],
+        products: 1,
+        views: n,
+      });
+      await flush(ctx.db.db, topic, one(0, NO_OFFSET, 1, 0, 30), TOPIC_ID, KEYS);
+      expect(await uniqueViewers(p!)).toBe(30);
+      // Viewers 20..49 on another partition: 20 new ones.
+      await flush(ctx.db.db, topic, one(1, NO_OFFSET, 1, 20, 30), TOPIC_ID, KEYS);
+      expect(await uniqueViewers(p!)).toBe(50);
+      // A zombie's replay of the first slice is fenced: neither its views nor its viewers count.
+      const zombie = await flush(ctx.db.db, topic, one(0, NO_OFFSET, 1, 1000, 5), TOPIC_ID, KEYS);
+      expect(zombie.fenced).toHaveLength(1);
+      expect(await uniqueViewers(p!)).toBe(50);
+      expect((await viewCounts(ctx.db, [p!])).get(p!)).toBe(60);
+    });
+
+    test("at scale the estimate is within 2 % (HyperLogLog, log2m 13: standard error 1.15 %)", async () => {
+      const topic = uniqueName("writer");
+      const errors: string[] = [];
+      for (const [i, n] of [1_000, 10_000, 100_000].entries()) {
+        const [p] = await seedProducts(ctx.db, 1, `uv-${n}`);
+        // Two flushes over half the viewers each, on two partitions, a tenth of them in both.
+        const half = Math.floor(n / 2);
+        const batch: Batch = {
+          slices: [publicSlice(2 * i, NO_OFFSET, 1, p!, 0, half + n / 10), publicSlice(2 * i + 1, NO_OFFSET, 1, p!, half, n - half)],
+          products: 1,
+          views: n + n / 10,
+        };
+        await flush(ctx.db.db, topic, batch, TOPIC_ID, KEYS);
+        const got = await uniqueViewers(p!);
+        const error = Math.abs(got - n) / n;
+        errors.push(`${n}: ${got} (${(error * 100).toFixed(2)} %)`);
+        expect(error).toBeLessThanOrEqual(0.02);
+      }
+      console.log(`unique viewers estimated: ${errors.join(", ")}`);
+    });
   });
 
   test("a product present in two partitions' slices gets the sum of both", async () => {

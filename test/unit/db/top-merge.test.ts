@@ -9,6 +9,7 @@ const product = (n: number, view_count: number): Product => ({
   name: `p${n}`,
   description: "",
   view_count,
+  unique_viewers: 0,
   created_at: "",
   updated_at: "",
 });

@@ -4,6 +4,16 @@ import { coalesceBatch, decodeViewMessage, encodeViewEvents } from "../../../src
 const ID = "3f2b8c1e-6d7a-4e1b-9c3d-2a1f0e9b8c7d";
 
 describe("view event", () => {
+  test("public views carry their viewers through the payload; a viewer that is no signed 64-bit decimal is malformed", () => {
+    const events = [{ product_id: ID, count: 2, viewers: ["-9223372036854775808", "42"] }];
+    expect(decodeViewMessage(encodeViewEvents(events))).toEqual({ views: events, keyed: [] });
+    const keyed = [{ key: "a".repeat(32), fp: "b".repeat(32), views: [{ product_id: ID, count: 1, viewers: ["7"] }] }];
+    expect(decodeViewMessage(encodeViewEvents([], keyed))).toEqual({ views: [], keyed });
+    for (const bad of ["1.5", "x", "12345678901234567890", ""]) {
+      expect(decodeViewMessage(Buffer.from(JSON.stringify({ product_id: ID, count: 1, viewers: [bad] })))).toBeNull();
+    }
+  });
+
   test("round-trips through its Kafka payload", () => {
     expect(decodeViewMessage(encodeViewEvents([{ product_id: ID, count: 3 }]))?.views).toEqual([{ product_id: ID, count: 3 }]);
   });

@@ -169,7 +169,8 @@ const publicCases: [
 describe("public callers: the served view routes answer as the documented ones", () => {
   for (const [name, path, init, opts] of publicCases) {
     test(`${name}: same status, headers, body and recording`, async () => {
-      const o = { public: true, ...opts, env: { INGEST_TOKEN: "ingest-token-for-tests-0001", ...opts?.env } };
+      const env = { INGEST_TOKEN: "ingest-token-for-tests-0001", VIEWER_SECRET: "v".repeat(32), ...opts?.env };
+      const o = { public: true, ...opts, env };
       const documented = await exchange("elysia", path, init(), o);
       const served = await exchange("served", path, init(), o);
       expect(served).toEqual(documented);

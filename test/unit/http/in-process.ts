@@ -55,7 +55,15 @@ export function inProcessApp(opts: { env?: Record<string, string>; failViews?: E
       create: async (p): Promise<Product> => {
         created.push(p);
         const now = new Date().toISOString();
-        return { id: TEST_ID, name: p.name, description: p.description, view_count: p.viewCount, created_at: now, updated_at: now };
+        return {
+          id: TEST_ID,
+          name: p.name,
+          description: p.description,
+          view_count: p.viewCount,
+          unique_viewers: 0,
+          created_at: now,
+          updated_at: now,
+        };
       },
       get: async () => null,
       topJson: () => "[]",

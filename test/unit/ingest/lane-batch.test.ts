@@ -16,6 +16,29 @@ function idsOn(partition: number, count: number, from = 0): string[] {
 const req = (...ids: string[]) => ({ events: ids.map((product_id) => ({ product_id, count: 1 })) });
 
 describe("lane batches", () => {
+  test("a window's public views of a product merge their counts and keep every viewer, each an item of the message", () => {
+    const [a, b] = ids(2);
+    const queue = [
+      { events: [{ product_id: a!, count: 1, viewers: ["1"] }] },
+      {
+        events: [
+          { product_id: a!, count: 1, viewers: ["2"] },
+          { product_id: b!, count: 1, viewers: ["2"] },
+        ],
+      },
+      { events: [{ product_id: a!, count: 5 }] },
+    ];
+    const [m] = takeBatch(queue, 6, MAX_MESSAGE_ITEMS, turns(0));
+    expect(m!.items).toBe(2 + 3);
+    expect(decodeViewMessage(payloadOf(m!))).toEqual({
+      views: [
+        { product_id: a!, count: 7, viewers: ["1", "2"] },
+        { product_id: b!, count: 1, viewers: ["2"] },
+      ],
+      keyed: [],
+    });
+  });
+
   test("the largest message the producer can build (full batch requests merged) is one the worker can read", () => {
     // Found by the bench: at 1000 batch requests/s, merged messages of more than 1000 products (or over
     // 128 KB, or a product above 1 000 000 views) were refused by the worker's decoder as malformed: 5000

@@ -6,6 +6,21 @@ const B = "00000000-0000-4000-8000-00000000000b";
 const view = (id: string, count = 1) => [{ product_id: id, count }];
 
 describe("coalescer", () => {
+  test("keeps public views' viewers per product, keyed requests' too, and counts them toward its size", () => {
+    const c = createCoalescer();
+    c.setBase(0, 0);
+    c.add(0, 0, [
+      { product_id: A, count: 2, viewers: ["1", "-2"] },
+      { product_id: B, count: 3 },
+    ]);
+    c.add(0, 1, [], [{ key: "0".repeat(32), fp: "1".repeat(32), views: [{ product_id: B, count: 1, viewers: ["7"] }] }]);
+    expect(c.size()).toBe(2 + 2 + 1 + 1);
+    const slice = c.take()!.slices[0]!;
+    expect(slice.viewerIds).toEqual([A, A, B]);
+    expect(slice.viewers).toEqual(["1", "-2", "7"]);
+    expect(c.size()).toBe(0);
+  });
+
   test("sums views per product and records the offsets they cover", () => {
     const c = createCoalescer();
     c.setBase(0, 10);
