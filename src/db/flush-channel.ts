@@ -9,6 +9,12 @@ import type { Database } from "./client.ts";
 // worker of an earlier version) names products to read.
 
 export const FLUSH_CHANNEL = "product_views_flushed";
+/**
+ * The same form for the unique-viewer ranking: a flush that folded in public viewers names the top 100 of its
+ * changed products by unique_viewers, with their estimates. A channel of its own, so an API that does not rank by
+ * unique viewers (or predates them) never hears it.
+ */
+export const FLUSH_CHANNEL_UV = "product_views_flushed_uv";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const COUNT = /^\d{1,16}$/;

@@ -1,7 +1,7 @@
-import { asc, desc, eq, sql } from "drizzle-orm";
+import { asc, desc, eq, gt, sql } from "drizzle-orm";
 import type { Db } from "./client.ts";
 import { products } from "./schema.ts";
-import type { NewProduct, Product } from "../domain/product.ts";
+import type { NewProduct, Product, Rank } from "../domain/product.ts";
 
 // Every column but the viewer sketch, which only the worker's SQL touches (up to ~5 KB a row).
 const columns = {
@@ -38,8 +38,13 @@ export async function getProduct(db: Db, id: string): Promise<Product | null> {
   return row ? toProduct(row) : null;
 }
 
-export async function topProducts(db: Db, limit: number): Promise<Product[]> {
-  const rows = await db.select(columns).from(products).orderBy(desc(products.viewCount), asc(products.id)).limit(limit);
+/** The top `limit` by `by` (one scan and sort of products); by unique_viewers, only products that have any. */
+export async function topProducts(db: Db, limit: number, by: Rank = "view_count"): Promise<Product[]> {
+  const q = db.select(columns).from(products);
+  const rows =
+    by === "view_count"
+      ? await q.orderBy(desc(products.viewCount), asc(products.id)).limit(limit)
+      : await q.where(gt(products.uniqueViewers, 0)).orderBy(desc(products.uniqueViewers), asc(products.id)).limit(limit);
   return rows.map(toProduct);
 }
 

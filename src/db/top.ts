@@ -1,9 +1,9 @@
 import { guard, type Database } from "./client.ts";
 import { productsByIds, topProducts } from "./products.ts";
-import { FLUSH_CHANNEL, parseFlush } from "./flush-channel.ts";
+import { FLUSH_CHANNEL, FLUSH_CHANNEL_UV, parseFlush } from "./flush-channel.ts";
 import { mergeNotice, needsFullRead, topOf } from "./top-merge.ts";
 import type { Registry } from "../metrics.ts";
-import { MAX_TOP_LIMIT, type Product } from "../domain/product.ts";
+import { MAX_TOP_LIMIT, type Product, type Rank } from "../domain/product.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
@@ -30,13 +30,16 @@ export interface TopCache {
 export interface TopOptions {
   refreshMs: number;
   fullRefreshMs: number;
+  /** What it ranks by (top-merge.ts); each ranking is a cache of its own, on its own channel. */
+  by?: Rank;
 }
 
 export function createTopCache(database: Database, log: Logger, opts: TopOptions, metrics?: Registry): TopCache {
   // kind="full": the whole ranking (a scan of products); kind="partial": the current top and the named products;
   // kind="notice": a flush's NOTIFY merged in memory, no query.
+  const by = opts.by ?? "view_count";
   const reads = metrics?.histogram(
-    "top_refresh_seconds",
+    by === "view_count" ? "top_refresh_seconds" : "top_unique_refresh_seconds",
     "Top-N refreshes by kind (full, partial: queries; notice: merged from a NOTIFY), and how long they took",
     [0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
   );
@@ -58,7 +61,7 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
 
   async function readOnce() {
     const started = performance.now();
-    const wantFull = full || needsFullRead(rows, MAX_TOP_LIMIT) || started - lastFullAt > opts.fullRefreshMs;
+    const wantFull = full || (by === "view_count" && needsFullRead(rows, MAX_TOP_LIMIT)) || started - lastFullAt > opts.fullRefreshMs;
     const ids = wantFull ? [] : [...new Set([...rows.map((r) => r.id), ...changed])];
     const taken = changed;
     changed = new Set();
@@ -66,10 +69,10 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
     try {
       // Bounded: one hung query must not hold back every later refresh (they queue behind `running`).
       if (wantFull) {
-        rows = await guard(topProducts(database.db, MAX_TOP_LIMIT), 5000);
+        rows = await guard(topProducts(database.db, MAX_TOP_LIMIT, by), 5000);
         lastFullAt = started;
       } else {
-        rows = topOf(await guard(productsByIds(database.db, ids), 5000), MAX_TOP_LIMIT);
+        rows = topOf(await guard(productsByIds(database.db, ids), 5000), MAX_TOP_LIMIT, by);
       }
       reads?.observe((performance.now() - started) / 1000, { kind: wantFull ? "full" : "partial" });
     } catch (err) {
@@ -85,7 +88,7 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
   /** After `rows` changed: the serialised lists are stale, and listeners hear of a changed ranking or count. */
   function published() {
     json = new Map();
-    const now = rows.map((r) => `${r.id}:${r.view_count}`).join(",");
+    const now = rows.map((r) => `${r.id}:${r[by]}`).join(",");
     if (now !== signature) {
       signature = now;
       for (const l of listeners) l();
@@ -126,7 +129,7 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
     const started = performance.now();
     // A read in flight may have started before this flush committed: it reads again (dirty) instead of racing
     // this merge.
-    const merged = running ? null : mergeNotice(rows, notice, MAX_TOP_LIMIT);
+    const merged = running ? null : mergeNotice(rows, notice, MAX_TOP_LIMIT, by);
     if (merged === null) {
       invalidate(notice.items.map((i) => i.id));
       return;
@@ -163,7 +166,7 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
       await running;
       timer = setInterval(() => invalidate(), opts.refreshMs);
       try {
-        const sub = await database.sql.listen(FLUSH_CHANNEL, onNotify, () => {
+        const sub = await database.sql.listen(by === "view_count" ? FLUSH_CHANNEL : FLUSH_CHANNEL_UV, onNotify, () => {
           // (Re)connected: notifications sent while the connection was down are lost.
           full = true;
           invalidate();

@@ -2,6 +2,17 @@ import { Type, type Static } from "@sinclair/typebox";
 import { IGNORES_UNKNOWN, Uuid } from "./view.ts";
 
 export const MAX_TOP_LIMIT = 100;
+
+/** What /top ranks by: all-time views, or distinct public viewers (only products that have any are listed). */
+export const RANKS = ["view_count", "unique_viewers"] as const;
+export type Rank = (typeof RANKS)[number];
+
+/** `by` of GET /top: absent -> view_count; otherwise one of RANKS, given once. */
+export function parseRank(raw: unknown): Rank | string {
+  if (raw === undefined) return "view_count";
+  if (typeof raw !== "string" || !(RANKS as readonly string[]).includes(raw)) return `by must be one of ${RANKS.join(", ")}`;
+  return raw as Rank;
+}
 export const DEFAULT_TOP_LIMIT = 10;
 
 export const Product = Type.Object(

@@ -75,12 +75,20 @@ export async function start(config: Config): Promise<Running> {
     metrics,
   );
   await top.start();
+  const topUnique = createTopCache(database, topLog, {
+    refreshMs: config.http.topRefreshMs,
+    fullRefreshMs: config.http.topFullRefreshMs,
+    by: "unique_viewers",
+  });
+  await topUnique.start();
 
   // Heartbeats well inside the idle timeout, which would otherwise cut a quiet stream.
-  const topStream = createTopStream(top, {
+  const streamOptions = {
     heartbeatMs: Math.min(5000, (config.http.idleTimeoutS * 1000) / 2),
     maxClients: config.http.topStreamMaxClients,
-  });
+    clients: new Set<() => void>(),
+  };
+  const topStreams = { view_count: createTopStream(top, streamOptions), unique_viewers: createTopStream(topUnique, streamOptions) };
   const app = createApp({
     http: config.http,
     log: root.child({ component: "http" }),
@@ -106,8 +114,8 @@ export async function start(config: Config): Promise<Running> {
         return product;
       },
       get: (id) => guard(getProduct(database.db, id)),
-      topJson: (limit) => top.topJson(limit),
-      topStream: (limit, signal) => topStream.open(limit, signal),
+      topJson: (limit, by) => (by === "view_count" ? top : topUnique).topJson(limit),
+      topStream: (limit, signal, by) => topStreams[by].open(limit, signal),
     },
     async ready() {
       const [postgres, kafka] = await Promise.all([
@@ -141,13 +149,14 @@ export async function start(config: Config): Promise<Running> {
       // Stop taking connections, let in-flight requests finish (their events get confirmed), then close.
       // Bounded: a client holding a request open must not hold the process past its stop. Live streams never
       // finish on their own: ended first (EventSource clients reconnect to another process).
-      topStream.closeAll();
+      topStreams.view_count.closeAll();
       await Promise.race([server.server?.stop(false), Bun.sleep(10_000)]);
       await server.server?.stop(true);
       await producer.close();
       stopped = true; // the discovery loop ends at its next turn; not awaited, its sleep may be long
       await admin.close();
       await top.stop();
+      await topUnique.stop();
       processMetrics.stop();
       await database.close();
       root.info("api stopped");

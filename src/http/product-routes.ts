@@ -1,8 +1,18 @@
 import { timingSafeEqual as bytesEqual } from "node:crypto";
 import { Type } from "@sinclair/typebox";
 import { Elysia } from "elysia";
+import type { OpenAPIV3 } from "openapi-types";
 import type { HttpConfig } from "../config.ts";
-import { CreateProductRequest, normaliseNewProduct, parseTopLimit, Product, type NewProduct } from "../domain/product.ts";
+import {
+  CreateProductRequest,
+  type NewProduct,
+  normaliseNewProduct,
+  parseRank,
+  parseTopLimit,
+  Product,
+  RANKS,
+  type Rank,
+} from "../domain/product.ts";
 import { Uuid } from "../domain/view.ts";
 import { AppError } from "../errors.ts";
 import { readJsonBody } from "./body.ts";
@@ -13,10 +23,10 @@ import { API, err } from "./responses.ts";
 export interface ProductService {
   create(p: NewProduct): Promise<Product>;
   get(id: string): Promise<Product | null>;
-  /** The top list as JSON text (served as is). */
-  topJson(limit: number): string;
+  /** The top list by `by` as JSON text (served as is). */
+  topJson(limit: number, by: Rank): string;
   /** The top list as Server-Sent Events, pushed when it changes, until `signal` aborts. */
-  topStream(limit: number, signal: AbortSignal): Response;
+  topStream(limit: number, signal: AbortSignal, by: Rank): Response;
 }
 
 export function productRoutes(deps: { http: HttpConfig; products: ProductService }) {
@@ -25,25 +35,26 @@ export function productRoutes(deps: { http: HttpConfig; products: ProductService
   return new Elysia({ name: "products" })
     .get(
       `${API}/top`,
-      ({ request }) => new Response(deps.products.topJson(topLimitOf(request)), { headers: { "content-type": "application/json" } }),
+      ({ request }) =>
+        new Response(deps.products.topJson(topLimitOf(request), rankOf(request)), { headers: { "content-type": "application/json" } }),
       {
         detail: {
           // Documented here, parsed by the handler: the raw string must be checked ("1e3", "007", repeats).
-          parameters: [{ name: "limit", in: "query", required: false, schema: { type: "integer", minimum: 1, maximum: 100, default: 10 } }],
-          summary: "Most viewed products (view_count desc, ties by id)",
+          parameters: [LIMIT_PARAMETER, BY_PARAMETER],
+          summary: "Most viewed products (view_count desc, or unique_viewers desc with ?by=unique_viewers; ties by id)",
           description: "Served from memory, refreshed after every worker flush: at most flush interval + one refresh old.",
           tags: ["products"],
         },
         response: {
           200: Type.Array(Product),
-          400: err("limit is not an integer in 1..100"),
+          400: err("limit is not an integer in 1..100, or by is not view_count or unique_viewers"),
           503: err("The database has been unreachable for too long to serve a fresh list"),
         },
       },
     )
-    .get(`${API}/top/stream`, ({ request }) => deps.products.topStream(topLimitOf(request), request.signal), {
+    .get(`${API}/top/stream`, ({ request }) => deps.products.topStream(topLimitOf(request), request.signal, rankOf(request)), {
       detail: {
-        parameters: [{ name: "limit", in: "query", required: false, schema: { type: "integer", minimum: 1, maximum: 100, default: 10 } }],
+        parameters: [LIMIT_PARAMETER, BY_PARAMETER],
         summary: "Most viewed products, live (Server-Sent Events)",
         description:
           "Event `top` with the same JSON array as GET /top, sent at once and again each time the list changes; a comment line every few seconds keeps the connection open.",
@@ -52,7 +63,7 @@ export function productRoutes(deps: { http: HttpConfig; products: ProductService
       response: {
         // Served as text/event-stream, which the document says (docs.ts).
         200: Type.String({ description: "Server-Sent Events: `event: top` with the JSON array of GET /top" }),
-        400: err("limit is not an integer in 1..100"),
+        400: err("limit is not an integer in 1..100, or by is not view_count or unique_viewers"),
         503: err("Too many live streams are open"),
       },
     })
@@ -113,6 +124,28 @@ export function productRoutes(deps: { http: HttpConfig; products: ProductService
         },
       },
     );
+}
+
+const LIMIT_PARAMETER: OpenAPIV3.ParameterObject = {
+  name: "limit",
+  in: "query",
+  required: false,
+  schema: { type: "integer", minimum: 1, maximum: 100, default: 10 },
+};
+const BY_PARAMETER: OpenAPIV3.ParameterObject = {
+  name: "by",
+  in: "query",
+  required: false,
+  description: "Rank by all-time views, or by distinct public viewers (only products that have any)",
+  schema: { type: "string", enum: [...RANKS], default: "view_count" },
+};
+
+/** ?by= of /top and its stream, given at most once. */
+function rankOf(request: Request): Rank {
+  const values = new URL(request.url).searchParams.getAll("by");
+  const by = parseRank(values.length > 1 ? values : values[0]);
+  if (!(RANKS as readonly string[]).includes(by)) throw new AppError("invalid_request", by);
+  return by as Rank;
 }
 
 /** ?limit= of /top and its stream, read from the raw URL: a repeated ?limit= is refused, not reduced to one value. */

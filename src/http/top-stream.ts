@@ -14,13 +14,15 @@ export interface TopStreamOptions {
   heartbeatMs: number;
   /** Open streams at most (each holds a connection): past it, 503. */
   maxClients: number;
+  /** The open streams, shared by streams of several rankings so that maxClients bounds them together. */
+  clients?: Set<() => void>;
 }
 
 const encoder = new TextEncoder();
 
 export function createTopStream(source: TopSource, opts: TopStreamOptions) {
   // The close function of each open stream: their number is the client count.
-  const open = new Set<() => void>();
+  const open = opts.clients ?? new Set<() => void>();
   return {
     clients: () => open.size,
     /** Ends every stream (shutdown: a stream never finishes on its own, so the server could not drain). */

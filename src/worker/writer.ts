@@ -1,6 +1,6 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Db, hasPgError } from "../db/client.ts";
-import { FLUSH_CHANNEL } from "../db/flush-channel.ts";
+import { FLUSH_CHANNEL, FLUSH_CHANNEL_UV } from "../db/flush-channel.ts";
 import { MAX_TOP_LIMIT } from "../domain/product.ts";
 import { viewCount } from "../domain/view.ts";
 import { NO_OFFSET, type Batch } from "./coalescer.ts";
@@ -190,9 +190,12 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
         unique_viewers = CASE WHEN t.s IS NULL THEN p.unique_viewers
           ELSE round(hll_cardinality(hll_union(coalesce(p.viewers, hll_empty(13)), t.s)))::bigint END
       FROM rowsum t WHERE p.id = t.id
-      RETURNING p.id, p.view_count
+      RETURNING p.id, p.view_count, p.unique_viewers
     ),
-    ranked AS (SELECT id, view_count FROM upd ORDER BY view_count DESC, id LIMIT ${MAX_TOP_LIMIT})
+    ranked AS (SELECT id, view_count FROM upd ORDER BY view_count DESC, id LIMIT ${MAX_TOP_LIMIT}),
+    ranked_uv AS (
+      SELECT id, unique_viewers FROM upd WHERE id IN (SELECT id FROM uv) ORDER BY unique_viewers DESC, id LIMIT ${MAX_TOP_LIMIT}
+    )
     SELECT
       (SELECT coalesce(array_agg(partition), '{}') FROM moved) AS applied,
       (SELECT count(*) FROM upd)::int AS rows,
@@ -203,7 +206,10 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
         WHERE k.key NOT IN (SELECT key FROM newkeys) AND v.fingerprint <> k.fp)::int AS mismatched,
       (SELECT pg_notify(${FLUSH_CHANNEL}, 'at=' || floor(extract(epoch FROM now()) * 1000)::bigint || ';'
           || coalesce((SELECT string_agg(id::text || ':' || view_count, ',') FROM ranked), ''))
-        FROM (SELECT 1 FROM moved LIMIT 1) AS x) AS notified
+        FROM (SELECT 1 FROM moved LIMIT 1) AS x) AS notified,
+      (SELECT pg_notify(${FLUSH_CHANNEL_UV}, 'at=' || floor(extract(epoch FROM now()) * 1000)::bigint || ';'
+          || string_agg(id::text || ':' || unique_viewers, ','))
+        FROM ranked_uv HAVING count(*) > 0) AS notified_uv
       ${assertAllMoved}`);
   // Per partition, the items count only where that partition's offset moved. Summed over the partitions first
   // (one item per product, not one per product and partition: with windows on partitions in turn a hot product is

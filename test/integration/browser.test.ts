@@ -278,6 +278,8 @@ describe.skipIf(!CHROMIUM)("from a web page on another origin (headless Chromium
         (base + 3).toLocaleString("en"),
       );
       expect((await firstRow()).id).toBe(id);
+      // The second ranking: the public views of the tests above made unique viewers, which its stream lists.
+      await page.waitForFunction(() => document.querySelectorAll("#rows-unique tr").length > 0, { timeout: 30_000 });
     } finally {
       await page.close();
     }

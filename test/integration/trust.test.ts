@@ -141,6 +141,21 @@ describe("public callers on real Kafka and Postgres", () => {
     const read = async (id: string) => (await (await fetch(`${url}/${id}`)).json()) as { view_count: number; unique_viewers: number };
     expect(await read(p!)).toMatchObject({ view_count: 140, unique_viewers: 40 });
     expect(await read(q!)).toMatchObject({ view_count: 10, unique_viewers: 10 });
+    // Ranked by unique viewers (other tests' products share the table: p is listed where fewer than 100 outrank it).
+    const [row] = await ctx.db.sql<{ above: number }[]>`
+      SELECT count(*)::int AS above FROM products WHERE unique_viewers > 40 OR (unique_viewers = 40 AND id < ${p!})`;
+    const above = row!.above;
+    const top = async () =>
+      (await (await fetch(`${url}/top?limit=100&by=unique_viewers`)).json()) as Array<{ id: string; unique_viewers: number }>;
+    if (above < 100)
+      await waitFor(
+        "p in the unique-viewer ranking",
+        async () => (await top()).some((r) => r.id === p && r.unique_viewers === 40) || undefined,
+      );
+    const list = await top();
+    expect(list.every((r, i) => r.unique_viewers > 0 && (i === 0 || list[i - 1]!.unique_viewers >= r.unique_viewers))).toBe(true);
+    if (above < 100) expect(list.findIndex((r) => r.id === p)).toBe(above);
+    expect((await fetch(`${url}/top?by=likes`)).status).toBe(400);
   });
 
   test("one address sending 1 000 views in a few seconds is limited: 429 with Retry-After, and only what got 202 counts", async () => {

@@ -59,6 +59,50 @@ describe("top-N kept from flushes' changed rows", () => {
     expect(inMemory).toBeLessThan(550);
   }, 60_000);
 
+  test("by unique viewers: only products with viewers are listed, and merges or partial reads equal a full ranking (seeded, 600 flushes)", () => {
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const N = 500;
+    const K = 20;
+    const uv = Array.from({ length: N }, () => 0);
+    const row = (n: number): Product => ({ ...product(n, 1000), unique_viewers: uv[n]! });
+    const full = () =>
+      topOf(
+        uv.map((_, n) => row(n)),
+        K,
+        "unique_viewers",
+      );
+    let top = full();
+    expect(top).toEqual([]);
+    let inMemory = 0;
+    for (let flush = 0; flush < 600; flush++) {
+      const changed = new Set<number>();
+      const size = 1 + Math.floor(rand() * 8);
+      for (let i = 0; i < size; i++) {
+        const n = Math.floor(N * rand() ** 2);
+        uv[n]! += 1 + Math.floor(rand() * 2);
+        changed.add(n);
+      }
+      const named = topOf([...changed].map(row), K, "unique_viewers");
+      const notice = { at: flush, items: named.map((p) => ({ id: p.id, count: p.unique_viewers })) };
+      const merged = mergeNotice(top, notice, K, "unique_viewers");
+      if (merged) {
+        inMemory++;
+        top = merged;
+      } else {
+        const reread = new Set([...top.map((p) => p.id), ...named.map((p) => p.id)]);
+        top = topOf(
+          [...reread].map((pid) => row(Number.parseInt(pid.slice(24), 16))),
+          K,
+          "unique_viewers",
+        );
+      }
+      expect(top.map((p) => `${p.id}:${p.unique_viewers}`)).toEqual(full().map((p) => `${p.id}:${p.unique_viewers}`));
+    }
+    expect(top).toHaveLength(K);
+    expect(inMemory).toBeGreaterThan(50);
+  }, 60_000);
+
   test("ranks by view_count, then id; a product listed twice keeps its higher count", () => {
     const rows = [product(3, 5), product(1, 5), product(2, 9), product(1, 7)];
     expect(topOf(rows, 3).map((p) => [p.id, p.view_count])).toEqual([
