@@ -77,6 +77,8 @@ export function viewerCount(events: readonly ViewEvent[]): number {
 export const KeyedViews = Type.Object({
   key: Type.String({ pattern: "^[0-9a-f]{32}$" }),
   fp: Type.String({ pattern: "^[0-9a-f]{32}$" }),
+  /** When the API accepted this attempt (epoch ms): the key's window runs from the counted attempt's `at`. */
+  at: Type.Optional(Type.Integer({ minimum: 0, maximum: 8.64e15 })),
   views: Type.Array(ViewEvent, { minItems: 1, maxItems: MAX_MESSAGE_ITEMS }),
 });
 export type KeyedViews = Static<typeof KeyedViews>;
@@ -120,7 +122,9 @@ export function encodeViewEvents(events: readonly ViewEvent[], keyed: readonly K
     if (events.length === 1) return Buffer.from(eventJson(events[0]!));
     return Buffer.from(`{"views":${eventsJson(events)}}`);
   }
-  const k = keyed.map((e) => `{"key":"${e.key}","fp":"${e.fp}","views":${eventsJson(e.views)}}`).join(",");
+  const k = keyed
+    .map((e) => `{"key":"${e.key}","fp":"${e.fp}",${e.at === undefined ? "" : `"at":${e.at},`}"views":${eventsJson(e.views)}}`)
+    .join(",");
   return Buffer.from(`{"views":${eventsJson(events)},"keyed":[${k}]}`);
 }
 
@@ -145,7 +149,9 @@ export function decodeViewMessage(payload: Uint8Array | undefined | null): ViewM
   }
   if (checkEvent.Check(v)) return { views: lower([v]), keyed: [] };
   if (!checkGroup.Check(v)) return null;
-  const keyed = (v.keyed ?? []).map((k) => ({ key: k.key, fp: k.fp, views: lower(k.views) }));
+  const keyed = (v.keyed ?? []).map((k) =>
+    k.at === undefined ? { key: k.key, fp: k.fp, views: lower(k.views) } : { key: k.key, fp: k.fp, at: k.at, views: lower(k.views) },
+  );
   if (v.views.length === 0 && keyed.length === 0) return null;
   return { views: lower(v.views), keyed };
 }

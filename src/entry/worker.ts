@@ -65,7 +65,9 @@ export async function start(config: Config) {
     metrics,
   );
   const keyExpiry = startKeyExpiry({
-    expire: (limit) => expireKeys(database.db, limit),
+    // Kept one more window after they end: a repeat accepted inside the window and flushed by a worker that lags
+    // up to a window behind is still recognised (writer.ts, expireKeys).
+    expire: (limit) => expireKeys(database.db, limit, worker.idempotencyWindowMs),
     intervalMs: Math.min(60_000, worker.idempotencyWindowMs),
     log: root.child({ component: "key-expiry" }),
     metrics,

@@ -27,6 +27,8 @@ import { partitionOf } from "./partition.ts";
 export interface KeyTag {
   readonly key: string;
   readonly fp: string;
+  /** When the API accepted the attempt (epoch ms): the worker measures the key's window from it. */
+  readonly at?: number;
 }
 
 export interface Queued {
@@ -89,7 +91,10 @@ export function takeBatch<E extends Queued>(queue: E[], partitions: number, maxI
     }
     m.entries.push(entry);
     if (entry.tag) {
-      m.keyed.push({ key: entry.tag.key, fp: entry.tag.fp, views: entry.events as ViewEvent[] });
+      const { key, fp, at } = entry.tag;
+      m.keyed.push(
+        at === undefined ? { key, fp, views: entry.events as ViewEvent[] } : { key, fp, at, views: entry.events as ViewEvent[] },
+      );
       m.items += size;
       continue;
     }

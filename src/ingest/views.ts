@@ -49,7 +49,7 @@ export function createViewRecorder(catalog: Catalog, producer: ViewProducer, key
 
   async function record(events: readonly ViewEvent[], key?: string) {
     if (key === undefined) return checkAndPublish(events);
-    const tag = keyTag(key, events);
+    const tag = { ...keyTag(key, events), at: Date.now() };
     const seen = keys.memory.begin(tag);
     if (seen !== "new") {
       keys.onRepeat(seen);

@@ -5,6 +5,9 @@ import { MAX_TOP_LIMIT } from "../domain/product.ts";
 import { viewCount } from "../domain/view.ts";
 import { NO_OFFSET, type Batch } from "./coalescer.ts";
 
+/** A keyed attempt whose message carries no acceptance time (an API from before they did). */
+const NO_TIME = -1;
+
 const NOT_ALL_MOVED = "pv: not every partition's offset moved; moved: ";
 
 /** The summed form's statement failed because a partition's offset did not move. */
@@ -78,6 +81,7 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
   const keyParts: number[] = [];
   const keyKeys: string[] = [];
   const keyFps: string[] = [];
+  const keyAts: number[] = [];
   const kiKeys: string[] = [];
   const kiIds: string[] = [];
   const kiCounts: number[] = [];
@@ -94,6 +98,7 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
       keyParts.push(slice.partition);
       keyKeys.push(k.key);
       keyFps.push(k.fp);
+      keyAts.push(k.at ?? NO_TIME);
       for (const e of k.views) {
         kiKeys.push(k.key);
         kiIds.push(e.product_id);
@@ -147,15 +152,20 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
     ),
     moved AS (SELECT partition FROM cas UNION ALL SELECT partition FROM ins),
     k AS (
-      SELECT * FROM unnest(${arrayLiteral(keyParts)}::int[], ${arrayLiteral(keyKeys)}::uuid[], ${arrayLiteral(keyFps)}::uuid[]) AS k(partition, key, fp)
+      SELECT k.partition, k.key, k.fp,
+        CASE WHEN k.at = ${NO_TIME} THEN now() ELSE to_timestamp(k.at / 1000.0) END AS accepted_at
+      FROM unnest(${arrayLiteral(keyParts)}::int[], ${arrayLiteral(keyKeys)}::uuid[], ${arrayLiteral(keyFps)}::uuid[], ${arrayLiteral(keyAts)}::bigint[])
+        AS k(partition, key, fp, at)
       WHERE k.partition IN (SELECT partition FROM moved)
     ),
-    -- A key is new when no row holds it, or only an expired one (replaced: the window starts again).
+    -- A key is new when no row holds it, or one whose window ended by the time the API accepted this attempt
+    -- (replaced: the window starts again). Measured between acceptances, not flushes: a worker that lags does not
+    -- let a repeat sent inside the window count. Attempts from before acceptance times travelled: the flush's now().
     newkeys AS (
       INSERT INTO view_keys AS v (key, fingerprint, expires_at)
-      SELECT k.key, k.fp, now() + ${keys.windowMs}::float8 * interval '1 millisecond' FROM k ORDER BY k.key
+      SELECT k.key, k.fp, k.accepted_at + ${keys.windowMs}::float8 * interval '1 millisecond' FROM k ORDER BY k.key
       ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint, expires_at = excluded.expires_at
-        WHERE v.expires_at <= now()
+        WHERE v.expires_at <= excluded.expires_at - ${keys.windowMs}::float8 * interval '1 millisecond'
       RETURNING v.key
     ),
     ki AS (
@@ -274,16 +284,18 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
 }
 
 /**
- * Deletes up to `limit` expired keys; returns how many. Expired keys already count as absent (flush replaces
- * them), so this only bounds the table's size. The condition is on the deleted row itself, not only in the
+ * Deletes up to `limit` keys whose window ended at least `graceMs` ago; returns how many. An expired key counts as
+ * absent to a flush, but a repeat the API accepted inside the window may still be on its way (a lagging worker):
+ * kept `graceMs` longer, such a repeat is still recognised. This only bounds the table's size. The condition is on the deleted row itself, not only in the
  * subquery: a row a flush renewed while the DELETE waited on its lock is re-checked against its new expiry
  * (READ COMMITTED re-evaluates the target's own conditions, not a subquery's result) and stays.
  */
-export async function expireKeys(db: Db, limit: number): Promise<number> {
+export async function expireKeys(db: Db, limit: number, graceMs = 0): Promise<number> {
   const rows = await db.execute<{ n: number }>(sql`
-    WITH gone AS (
-      DELETE FROM view_keys v USING (SELECT key FROM view_keys WHERE expires_at <= now() LIMIT ${limit}) e
-      WHERE v.key = e.key AND v.expires_at <= now() RETURNING 1
+    WITH cutoff AS (SELECT now() - ${graceMs}::float8 * interval '1 millisecond' AS t),
+    gone AS (
+      DELETE FROM view_keys v USING (SELECT key FROM view_keys WHERE expires_at <= (SELECT t FROM cutoff) LIMIT ${limit}) e
+      WHERE v.key = e.key AND v.expires_at <= (SELECT t FROM cutoff) RETURNING 1
     )
     SELECT count(*)::int AS n FROM gone`);
   return Number(rows[0]!.n);

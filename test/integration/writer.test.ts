@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { expireKeys, flush, loadOffsets } from "../../src/worker/writer.ts";
 import { NO_OFFSET, type Batch } from "../../src/worker/coalescer.ts";
+import type { KeyedViews } from "../../src/domain/view.ts";
 import { FLUSH_CHANNEL, parseFlush } from "../../src/db/flush-channel.ts";
 import { getProduct } from "../../src/db/products.ts";
 import { bounded, prepare, seedProducts, testEnv, uniqueName, viewCounts, waitFor } from "./harness.ts";
@@ -257,13 +258,13 @@ describe("flush writer", () => {
     const key = () => (Date.now() * 1000 + n++).toString(16).padStart(32, "0").slice(-32);
     const FP = `${"0".repeat(31)}1`;
     const keyed = (k: string, id: string, count: number, fp = FP) => ({ key: k, fp, views: [{ product_id: id, count }] });
-    const keyedSlice = (partition: number, base: number, next: number, entries: ReturnType<typeof keyed>[]) => ({
+    const keyedSlice = (partition: number, base: number, next: number, entries: KeyedViews[]) => ({
       ...slice(partition, base, next, {}),
       keyed: entries,
       views: entries.reduce((a, e) => a + e.views[0]!.count, 0),
     });
     /** Flushes one partition's keyed slice. */
-    const flushKeyed = (topic: string, partition: number, base: number, next: number, entries: ReturnType<typeof keyed>[], keys = KEYS) => {
+    const flushKeyed = (topic: string, partition: number, base: number, next: number, entries: KeyedViews[], keys = KEYS) => {
       const sl = keyedSlice(partition, base, next, entries);
       return flush(ctx.db.db, topic, { slices: [sl], products: entries.length, views: sl.views }, TOPIC_ID, keys);
     };
@@ -312,6 +313,35 @@ describe("flush writer", () => {
       const owner = await flushKeyed(topic, 0, 5, 6, [keyed(k, ids[1]!, 2)]);
       expect(owner).toMatchObject({ views: 2, repeats: 0 });
       expect((await viewCounts(ctx.db, ids)).get(ids[1]!)! - before.get(ids[1]!)!).toBe(2);
+    });
+
+    test("the window runs between the attempts' acceptance times, not their flushes: a lagging worker still refuses a repeat", async () => {
+      const topic = uniqueName("writer");
+      const before = await viewCounts(ctx.db, ids);
+      const k = key();
+      const window = { windowMs: 1000 };
+      const t1 = Date.now() - 10_000;
+      // Accepted 10 s ago, flushed only now: the worker lagged.
+      await flushKeyed(topic, 0, NO_OFFSET, 1, [{ ...keyed(k, ids[0]!, 1), at: t1 }], window);
+      // Its retry was accepted half a second later, inside the window, and is flushed once the stored window has
+      // ended by the database's clock.
+      await waitFor(
+        "the stored window to have ended",
+        async () => (await ctx.db.sql`SELECT 1 FROM view_keys WHERE key = ${k}::uuid AND expires_at < now()`).length > 0 || undefined,
+        10_000,
+        20,
+      );
+      const repeat = await flushKeyed(topic, 0, 1, 2, [{ ...keyed(k, ids[0]!, 1), at: t1 + 500 }], window);
+      expect(repeat).toMatchObject({ views: 0, repeats: 1 });
+      // An attempt accepted after the window counts again.
+      const later = await flushKeyed(topic, 0, 2, 3, [{ ...keyed(k, ids[0]!, 1), at: t1 + 1500 }], window);
+      expect(later).toMatchObject({ views: 1, repeats: 0 });
+      expect((await viewCounts(ctx.db, ids)).get(ids[0]!)! - before.get(ids[0]!)!).toBe(2);
+      // Expiry keeps an ended key for the grace it is given (a repeat may still be on its way), then deletes it.
+      while ((await expireKeys(ctx.db.db, 1000, 3_600_000)) === 1000) {}
+      expect((await ctx.db.sql`SELECT 1 FROM view_keys WHERE key = ${k}::uuid`).length).toBe(1);
+      while ((await expireKeys(ctx.db.db, 1000, 0)) === 1000) {}
+      expect((await ctx.db.sql`SELECT 1 FROM view_keys WHERE key = ${k}::uuid`).length).toBe(0);
     });
 
     test("expiry never deletes a key a concurrent flush renewed while the delete waited on its row", async () => {
