@@ -46,6 +46,12 @@ export type BatchViewRequest = Static<typeof BatchViewRequest>;
 export const MAX_MESSAGE_ITEMS = 4000;
 /** A product's views in one message: summed over the window's requests, so not bounded by one request's. */
 export const MAX_EVENT_COUNT = 1e15;
+/**
+ * Views in one message, all products together. An API's message is far below (its in-flight bound is 100 000
+ * items of at most 1 000 views); the bound keeps every sum the worker holds exact (below 2^53) for thousands of
+ * messages, and one message that claims more is dead-lettered instead of counted.
+ */
+export const MAX_MESSAGE_VIEWS = 1e12;
 
 /** A public viewer (ingest/viewer.ts): 64 bits of its daily hash, as a signed decimal (a Postgres bigint). */
 export const ViewerId = Type.String({ pattern: "^-?[0-9]{1,19}$" });
@@ -138,21 +144,35 @@ const lower = (events: readonly ViewEvent[]) =>
       : { product_id: e.product_id.toLowerCase(), count: e.count },
   );
 
-/** The views a message carries, or null when it is malformed (a poison pill is skipped, never retried). */
+/** The views a message carries, or null when it is malformed (readViewMessage says why). */
 export function decodeViewMessage(payload: Uint8Array | undefined | null): ViewMessage | null {
-  if (!payload || payload.length === 0 || payload.length > MAX_PAYLOAD) return null;
+  const read = readViewMessage(payload);
+  return "error" in read ? null : read;
+}
+
+/** The views a message carries, or why it cannot be counted (the worker dead-letters it with that reason). */
+export function readViewMessage(payload: Uint8Array | undefined | null): ViewMessage | { error: string } {
+  if (!payload || payload.length === 0) return { error: "empty message" };
+  if (payload.length > MAX_PAYLOAD) return { error: `message larger than ${MAX_PAYLOAD} bytes` };
   let v: unknown;
   try {
     v = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString("utf8"));
   } catch {
-    return null;
+    return { error: "not JSON" };
   }
-  if (checkEvent.Check(v)) return { views: lower([v]), keyed: [] };
-  if (!checkGroup.Check(v)) return null;
+  const message = checkEvent.Check(v) ? { views: lower([v]), keyed: [] } : checkGroup.Check(v) ? group(v) : null;
+  if (message === null) return { error: "not a view message (schema)" };
+  if (message.views.length === 0 && message.keyed.length === 0) return { error: "no views" };
+  let total = viewCount(message.views);
+  for (const k of message.keyed) total += viewCount(k.views);
+  if (total > MAX_MESSAGE_VIEWS) return { error: `more than ${MAX_MESSAGE_VIEWS} views in one message` };
+  return message;
+}
+
+function group(v: ViewGroup): ViewMessage {
   const keyed = (v.keyed ?? []).map((k) =>
     k.at === undefined ? { key: k.key, fp: k.fp, views: lower(k.views) } : { key: k.key, fp: k.fp, at: k.at, views: lower(k.views) },
   );
-  if (v.views.length === 0 && keyed.length === 0) return null;
   return { views: lower(v.views), keyed };
 }
 

@@ -8,6 +8,7 @@ import { createTopicAdmin } from "../kafka/admin.ts";
 import { debugContexts, librdkafkaClient } from "../kafka/client.ts";
 import { fetchTopicIdentity } from "../kafka/topic-id.ts";
 import { startConsumer } from "../worker/consumer.ts";
+import { createDeadLetters } from "../kafka/dead-letter.ts";
 import { expireKeys, flush, loadOffsets, sampleUnknown } from "../worker/writer.ts";
 import { startKeyExpiry } from "../worker/key-expiry.ts";
 
@@ -48,6 +49,7 @@ export async function start(config: Config) {
         ...debugContexts(kafka),
       },
     });
+  const deadLetters = createDeadLetters(kafka);
   const load = (partitions: readonly number[]) => loadOffsets(database.db, kafka.topic, partitions);
   const consumer = startConsumer(
     kafka,
@@ -57,6 +59,7 @@ export async function start(config: Config) {
       loadOffsets: load,
       flush: (batch, topicId) => flush(database.db, kafka.topic, batch, topicId, { windowMs: worker.idempotencyWindowMs }),
       sampleUnknown: (ids) => sampleUnknown(database.db, ids),
+      deadLetter: (letter) => deadLetters.send(letter),
       watermarks: () => admin.watermarks(),
       groupMembers: () => admin.groupMembers(worker.groupId),
       topicId: async () => (await fetchTopicIdentity(kafka.brokers, kafka.topic)).topicId,
@@ -105,6 +108,7 @@ export async function start(config: Config) {
       // Order matters: stop fetching and flush what is pending (Postgres first, then Kafka), then leave.
       await consumer.stop();
       await keyExpiry.stop();
+      await deadLetters.close();
       processMetrics.stop();
       await admin.close();
       server.stop(true);

@@ -39,6 +39,11 @@ export interface Batch {
 export interface Coalescer {
   hasBase(partition: number): boolean;
   setBase(partition: number, nextOffset: number): void;
+  /**
+   * Whether the message's views can be held exactly: no product's pending sum, nor the partition's, would pass
+   * Number.MAX_SAFE_INTEGER. One that cannot is not added (the consumer dead-letters it, then skips it).
+   */
+  fits(partition: number, events: readonly ViewEvent[], keyed?: readonly KeyedViews[]): boolean;
   /** `events` null means the message was malformed: it is skipped, but its offset still moves on. */
   add(partition: number, offset: number, events: readonly ViewEvent[] | null, keyed?: readonly KeyedViews[]): AddResult;
   /** Forgets a partition entirely (revoked, or fenced by another worker); its pending views are dropped. */
@@ -99,6 +104,17 @@ export function createCoalescer(): Coalescer {
       const s = states.get(p);
       if (s) products -= held(s);
       states.set(p, fresh(nextOffset));
+    },
+    fits(p, events, keyed = []) {
+      const s = states.get(p);
+      const pending = s?.views ?? 0;
+      let added = 0;
+      for (const e of events) {
+        added += e.count;
+        if ((s?.counts.get(e.product_id) ?? 0) + e.count > Number.MAX_SAFE_INTEGER) return false;
+      }
+      for (const k of keyed) added += viewCount(k.views);
+      return pending + added <= Number.MAX_SAFE_INTEGER;
     },
     add(p, offset, events, keyed = []) {
       const s = states.get(p);

@@ -1,10 +1,10 @@
 import { createLagGauge } from "./lag.ts";
 import type { KafkaEvent, Message, OffsetModel, TopicPartition } from "kafka-crab-js";
 import type { KafkaConfig, WorkerConfig } from "../config.ts";
-import { decodeViewMessage, type ViewMessage, viewCount } from "../domain/view.ts";
-import type { Logger } from "../log.ts";
+import { readViewMessage, type ViewMessage, viewCount } from "../domain/view.ts";
+import { limitedLog, type Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
-import { createCoalescer, type AddResult, type Batch } from "./coalescer.ts";
+import { NO_OFFSET, createCoalescer, type AddResult, type Batch } from "./coalescer.ts";
 import { backoff, pollWaitMs, startFlusher } from "./flusher.ts";
 import { createGapTracker } from "./gaps.ts";
 import type { OffsetProblem } from "./offset-check.ts";
@@ -36,6 +36,8 @@ export interface Source {
 /** What it needs of Postgres (writer.ts) and of the topic's log (kafka/admin.ts). */
 export interface Store extends OffsetStore {
   flush(batch: Batch, topicId: string | null): Promise<FlushResult>;
+  /** Copies a message that cannot be counted to the dead-letter topic (kafka/dead-letter.ts); rejects if it could not. */
+  deadLetter(letter: { partition: number; offset: number; payload: Uint8Array | null | undefined; reason: string }): Promise<void>;
   sampleUnknown(ids: readonly string[]): Promise<string[]>;
   /** The client ids of the group's members (kafka/admin.ts); rejects when Kafka cannot be asked. */
   groupMembers(): Promise<string[]>;
@@ -104,6 +106,10 @@ export function startConsumer(
   const stallCheckMs = opts.stallCheckMs ?? STALL_CHECK_MS;
   const m = {
     consumed: metrics.counter("worker_messages_total", "Messages read from Kafka, by outcome"),
+    deadLetters: metrics.counter(
+      "worker_dead_letters_total",
+      "Messages that could not be counted exactly, copied to <topic>.dlq (result: written, or failed and skipped)",
+    ),
     viewsRead: metrics.counter("worker_views_read_total", "Views in counted messages, pending or applied"),
     flushes: metrics.counter("worker_flushes_total", "Flush transactions committed"),
     fetchFailures: metrics.counter("worker_fetch_failures_total", "Kafka fetches that failed and were retried"),
@@ -213,11 +219,38 @@ export function startConsumer(
     }
   }
 
+  /**
+   * The message's views, or null when they cannot be counted exactly: then, if it is the partition's next message
+   * (not a replay or a late one), it is copied to the dead-letter topic before the offset moves past it. A copy
+   * that fails is logged with the message's place (it stays readable in the topic for its retention) and the
+   * worker moves on all the same: one message must not stop every count.
+   */
+  const deadLetterLog = limitedLog(log, 10_000);
+  async function readOrDeadLetter(msg: Message): Promise<ViewMessage | null> {
+    const read = readViewMessage(msg.payload);
+    let reason = "error" in read ? read.error : null;
+    if (reason === null && !coalescer.fits(msg.partition, (read as ViewMessage).views, (read as ViewMessage).keyed)) {
+      reason = "its counts cannot be held exactly with the views pending (a sum past 2^53)";
+    }
+    if (reason === null) return read as ViewMessage;
+    const expected = coalescer.expected(msg.partition);
+    if (expected !== msg.offset && expected !== NO_OFFSET) return null;
+    const letter = { partition: msg.partition, offset: msg.offset, payload: msg.payload, reason };
+    try {
+      await store.deadLetter(letter);
+      m.deadLetters.inc({ result: "written" });
+      deadLetterLog("warn", { partition: msg.partition, offset: msg.offset, reason }, "message dead-lettered");
+    } catch (err) {
+      m.deadLetters.inc({ result: "failed" });
+      deadLetterLog("error", { err, partition: msg.partition, offset: msg.offset, reason }, "could not dead-letter a message; skipped");
+    }
+    return null;
+  }
+
   function account(msg: Message, result: AddResult | "held") {
     m.consumed.inc({ outcome: result });
     if (result === "counted" || result === "malformed") gaps.clear(msg.partition);
-    if (result === "malformed") log.warn({ partition: msg.partition, offset: msg.offset }, "malformed message skipped");
-    else if (result === "gap") {
+    if (result === "gap") {
       const expected = coalescer.expected(msg.partition)!;
       if (gaps.onGap(msg.partition, expected, performance.now())) seek(msg.partition, expected);
     } else if (result === "duplicate") guard.onDuplicate(performance.now());
@@ -385,7 +418,7 @@ export function startConsumer(
           account(msg, "held");
           continue;
         }
-        const decoded = decodeViewMessage(msg.payload);
+        const decoded = await readOrDeadLetter(msg);
         const result = coalescer.add(msg.partition, msg.offset, decoded?.views ?? null, decoded?.keyed);
         if (result === "counted") m.viewsRead.inc(undefined, viewsIn(decoded!));
         account(msg, result);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { coalesceBatch, decodeViewMessage, encodeViewEvents } from "../../../src/domain/view.ts";
+import { coalesceBatch, decodeViewMessage, encodeViewEvents, readViewMessage } from "../../../src/domain/view.ts";
 
 const ID = "3f2b8c1e-6d7a-4e1b-9c3d-2a1f0e9b8c7d";
 
@@ -12,6 +12,17 @@ describe("view event", () => {
     for (const bad of ["1.5", "x", "12345678901234567890", ""]) {
       expect(decodeViewMessage(Buffer.from(JSON.stringify({ product_id: ID, count: 1, viewers: [bad] })))).toBeNull();
     }
+  });
+
+  test("says why a message cannot be counted", () => {
+    const of = (v: unknown) => readViewMessage(Buffer.from(typeof v === "string" ? v : JSON.stringify(v)));
+    expect(readViewMessage(Buffer.alloc(0))).toEqual({ error: "empty message" });
+    expect(of("{nope")).toEqual({ error: "not JSON" });
+    expect(of({ views: "x" })).toEqual({ error: "not a view message (schema)" });
+    expect(of({ views: [] })).toEqual({ error: "no views" });
+    const poisoned = { views: Array.from({ length: 4000 }, () => ({ product_id: ID, count: 1e15 })) };
+    expect(of(poisoned)).toEqual({ error: "more than 1000000000000 views in one message" });
+    expect(of({ views: [{ product_id: ID, count: 1e12 }] })).toEqual({ views: [{ product_id: ID, count: 1e12 }], keyed: [] });
   });
 
   test("round-trips through its Kafka payload", () => {

@@ -6,6 +6,21 @@ const B = "00000000-0000-4000-8000-00000000000b";
 const view = (id: string, count = 1) => [{ product_id: id, count }];
 
 describe("coalescer", () => {
+  test("says when a message's views cannot be held exactly: no pending sum may pass 2^53", () => {
+    const c = createCoalescer();
+    c.setBase(0, 0);
+    const big = 4e15;
+    expect(c.fits(0, view(A, big))).toBe(true);
+    c.add(0, 0, view(A, big));
+    c.add(0, 1, view(B, big));
+    expect(c.fits(0, view(A, 1))).toBe(true);
+    expect(c.fits(0, view(A, big))).toBe(false); // the partition's views would pass 2^53
+    expect(c.fits(0, [], [{ key: "0".repeat(32), fp: "1".repeat(32), views: view(B, big) }])).toBe(false);
+    c.take();
+    expect(c.fits(0, view(A, big))).toBe(true); // a new slice starts from nothing
+    expect(c.fits(0, view(A, Number.MAX_SAFE_INTEGER + 2))).toBe(false);
+  });
+
   test("keeps public views' viewers per product, keyed requests' too, and counts them toward its size", () => {
     const c = createCoalescer();
     c.setBase(0, 0);

@@ -59,6 +59,7 @@ function fakeKafka(messages: number, startAt: number) {
 
 function fakeStore(stored: number) {
   const counts = new Map<string, number>();
+  const deadLetters: { partition: number; offset: number; reason: string }[] = [];
   let next = stored;
   let gate: Promise<void> = Promise.resolve();
   const store: Store = {
@@ -79,11 +80,12 @@ function fakeStore(stored: number) {
       return { rowsUpdated: 0, unknownProducts: 0, fenced, views, repeats: 0, mismatched: 0 };
     },
     sampleUnknown: async () => [],
+    deadLetter: async ({ partition, offset, reason }) => void deadLetters.push({ partition, offset, reason }),
     groupMembers: async () => [...members],
     watermarks: async () => new Map([[0, { low: 0, high: 1_000 }]]),
     topicId: async () => TOPIC_ID,
   };
-  return { store, counts, stored: () => next, block: (until: Promise<void>) => void (gate = until) };
+  return { store, counts, deadLetters, stored: () => next, block: (until: Promise<void>) => void (gate = until) };
 }
 
 /** The loop under test, quiet, with its own metrics unless given some. */
