@@ -18,8 +18,9 @@ export interface HttpConfig {
   /** How often the top-N reads the whole ranking (a table scan) although notifications keep it exact. */
   readonly topFullRefreshMs: number;
   readonly idleTimeoutS: number;
-  /** Open GET /top/stream connections per API process at most. */
+  /** Open GET /top/stream connections per API process at most, and per client address. */
   readonly topStreamMaxClients: number;
+  readonly topStreamMaxPerAddress: number;
   /** Origins whose pages may call the view and read routes: "*" (any) or an exact list. */
   readonly corsOrigins: "*" | readonly string[];
 }
@@ -246,6 +247,7 @@ export function loadConfig(env: Env = process.env): Config {
       topFullRefreshMs: r.int("TOP_FULL_REFRESH_MS", 300_000, 1000, 86_400_000),
       idleTimeoutS: r.int("HTTP_IDLE_TIMEOUT_S", 10, 1, 255),
       topStreamMaxClients: r.int("TOP_STREAM_MAX_CLIENTS", 1000, 0, 100_000),
+      topStreamMaxPerAddress: r.int("TOP_STREAM_MAX_PER_ADDRESS", 20, 1, 100_000),
       corsOrigins,
     },
     kafka: {

@@ -7,6 +7,7 @@ import { migrate } from "../db/migrate.ts";
 import { createProduct, existingIds, getProduct } from "../db/products.ts";
 import { notifyChanged } from "../db/flush-channel.ts";
 import { createTopCache } from "../db/top.ts";
+import { createGate, sharedCheck } from "../db/gate.ts";
 import { createTopStream } from "../http/top-stream.ts";
 import { createCatalog } from "../ingest/catalog.ts";
 import { createProducer } from "../ingest/producer.ts";
@@ -63,6 +64,9 @@ export async function start(config: Config): Promise<Running> {
     maxKeys: config.producer.idempotencyMemoryKeys,
   });
   const keyMetrics = keyMemoryMetrics(keyMemory, metrics);
+  // Reads by id take at most half the pool, and 100 more wait: the rest is the catalog's (db/gate.ts).
+  const reads = createGate(Math.max(1, Math.floor(config.db.poolSize / 2)), 100);
+  const clientAddress = createClientAddress(config.trust.trustedProxies);
   const catalog = createCatalog((ids) => guard(existingIds(database.db, ids)));
   const viewers = createViewerHasher(config.trust.viewerSecret);
   const admit = createAdmission(config.trust, viewers.viewerOf, metrics);
@@ -86,7 +90,9 @@ export async function start(config: Config): Promise<Running> {
   const streamOptions = {
     heartbeatMs: Math.min(5000, (config.http.idleTimeoutS * 1000) / 2),
     maxClients: config.http.topStreamMaxClients,
+    maxPerAddress: config.http.topStreamMaxPerAddress,
     clients: new Set<() => void>(),
+    perAddress: new Map<string, number>(),
   };
   const topStreams = { view_count: createTopStream(top, streamOptions), unique_viewers: createTopStream(topUnique, streamOptions) };
   const app = createApp({
@@ -94,11 +100,8 @@ export async function start(config: Config): Promise<Running> {
     log: root.child({ component: "http" }),
     metrics,
     views: createViewRecorder(catalog, producer, { memory: keyMemory, onRepeat: keyMetrics.repeat }, admit),
-    callerOf: createCallerOf({
-      ingestTokens: config.trust.ingestTokens,
-      corsOrigins: config.http.corsOrigins,
-      clientAddress: createClientAddress(config.trust.trustedProxies),
-    }),
+    callerOf: createCallerOf({ ingestTokens: config.trust.ingestTokens, corsOrigins: config.http.corsOrigins, clientAddress }),
+    clientAddress,
     products: {
       async create(p) {
         const product = await guard(createProduct(database.db, p));
@@ -113,11 +116,11 @@ export async function start(config: Config): Promise<Running> {
         }
         return product;
       },
-      get: (id) => guard(getProduct(database.db, id)),
+      get: (id) => reads(() => guard(getProduct(database.db, id))),
       topJson: (limit, by) => (by === "view_count" ? top : topUnique).topJson(limit),
-      topStream: (limit, signal, by) => topStreams[by].open(limit, signal),
+      topStream: (limit, signal, by, address) => topStreams[by].open(limit, signal, address),
     },
-    async ready() {
+    ready: sharedCheck(async () => {
       const [postgres, kafka] = await Promise.all([
         guard(database.sql`SELECT 1`).then(
           () => true,
@@ -126,7 +129,7 @@ export async function start(config: Config): Promise<Running> {
         brokersReachable(config.kafka.brokers),
       ]);
       return { postgres, kafka };
-    },
+    }, 1000),
   });
 
   const server = app.listen({

@@ -2,6 +2,7 @@ import { Elysia } from "elysia";
 import type { HttpConfig } from "../config.ts";
 import type { Views } from "./view-routes.ts";
 import type { CallerOf } from "./caller.ts";
+import type { ClientAddress } from "./client-address.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
@@ -23,6 +24,8 @@ export interface ApiDeps {
   metrics: Registry;
   views: Views;
   callerOf: CallerOf;
+  /** Who a request is from (http/client-address.ts): the live stream's per-address bound. */
+  clientAddress: ClientAddress;
   products: ProductService;
   ready(): Promise<{ postgres: boolean; kafka: boolean }>;
 }

@@ -16,6 +16,7 @@ import {
 import { Uuid } from "../domain/view.ts";
 import { AppError } from "../errors.ts";
 import { readJsonBody } from "./body.ts";
+import type { ClientAddress } from "./client-address.ts";
 import { API, err } from "./responses.ts";
 
 // Reads (the top list, its live stream, a product by id) and product creation.
@@ -26,10 +27,10 @@ export interface ProductService {
   /** The top list by `by` as JSON text (served as is). */
   topJson(limit: number, by: Rank): string;
   /** The top list as Server-Sent Events, pushed when it changes, until `signal` aborts. */
-  topStream(limit: number, signal: AbortSignal, by: Rank): Response;
+  topStream(limit: number, signal: AbortSignal, by: Rank, address: string): Response;
 }
 
-export function productRoutes(deps: { http: HttpConfig; products: ProductService }) {
+export function productRoutes(deps: { http: HttpConfig; products: ProductService; clientAddress: ClientAddress }) {
   const { http } = deps;
   const productBody = ({ request }: { request: Request }) => readJsonBody(request, http.bodyLimitBytes);
   return new Elysia({ name: "products" })
@@ -52,21 +53,28 @@ export function productRoutes(deps: { http: HttpConfig; products: ProductService
         },
       },
     )
-    .get(`${API}/top/stream`, ({ request }) => deps.products.topStream(topLimitOf(request), request.signal, rankOf(request)), {
-      detail: {
-        parameters: [LIMIT_PARAMETER, BY_PARAMETER],
-        summary: "Most viewed products, live (Server-Sent Events)",
-        description:
-          "Event `top` with the same JSON array as GET /top, sent at once and again each time the list changes; a comment line every few seconds keeps the connection open.",
-        tags: ["products"],
+    .get(
+      `${API}/top/stream`,
+      ({ request, server }) => {
+        const address = deps.clientAddress(server?.requestIP(request)?.address ?? null, request.headers.get("x-forwarded-for"));
+        return deps.products.topStream(topLimitOf(request), request.signal, rankOf(request), address);
       },
-      response: {
-        // Served as text/event-stream, which the document says (docs.ts).
-        200: Type.String({ description: "Server-Sent Events: `event: top` with the JSON array of GET /top" }),
-        400: err("limit is not an integer in 1..100, or by is not view_count or unique_viewers"),
-        503: err("Too many live streams are open"),
+      {
+        detail: {
+          parameters: [LIMIT_PARAMETER, BY_PARAMETER],
+          summary: "Most viewed products, live (Server-Sent Events)",
+          description:
+            "Event `top` with the same JSON array as GET /top, sent at once and again each time the list changes; a comment line every few seconds keeps the connection open.",
+          tags: ["products"],
+        },
+        response: {
+          // Served as text/event-stream, which the document says (docs.ts).
+          200: Type.String({ description: "Server-Sent Events: `event: top` with the JSON array of GET /top" }),
+          400: err("limit is not an integer in 1..100, or by is not view_count or unique_viewers"),
+          503: err("Too many live streams are open"),
+        },
       },
-    })
+    )
     .get(
       `${API}/:id`,
       async ({ params }) => {

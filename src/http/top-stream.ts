@@ -14,8 +14,12 @@ export interface TopStreamOptions {
   heartbeatMs: number;
   /** Open streams at most (each holds a connection): past it, 503. */
   maxClients: number;
+  /** Open streams one client address may hold (default: a tenth of maxClients, at least 1). */
+  maxPerAddress?: number;
   /** The open streams, shared by streams of several rankings so that maxClients bounds them together. */
   clients?: Set<() => void>;
+  /** Streams per address, shared likewise. */
+  perAddress?: Map<string, number>;
 }
 
 const encoder = new TextEncoder();
@@ -23,6 +27,8 @@ const encoder = new TextEncoder();
 export function createTopStream(source: TopSource, opts: TopStreamOptions) {
   // The close function of each open stream: their number is the client count.
   const open = opts.clients ?? new Set<() => void>();
+  const perAddress = opts.perAddress ?? new Map<string, number>();
+  const maxPerAddress = opts.maxPerAddress ?? Math.max(1, Math.floor(opts.maxClients / 10));
   return {
     clients: () => open.size,
     /** Ends every stream (shutdown: a stream never finishes on its own, so the server could not drain). */
@@ -30,19 +36,32 @@ export function createTopStream(source: TopSource, opts: TopStreamOptions) {
       for (const close of [...open]) close();
     },
     /** The stream's response; it ends when `signal` aborts (the client went away) or the reader cancels. */
-    open(limit: number, signal: AbortSignal): Response {
+    open(limit: number, signal: AbortSignal, address = ""): Response {
       if (open.size >= opts.maxClients) {
         throw new AppError("too_many_streams", "too many live streams are open; retry later", { retryable: true });
       }
+      const held = perAddress.get(address) ?? 0;
+      // An unknown address ("": a request served in-process) is bounded by maxClients alone.
+      if (address !== "" && held >= maxPerAddress) {
+        throw new AppError("too_many_streams", "too many live streams are open from this address; retry later", { retryable: true });
+      }
+      perAddress.set(address, held + 1);
       let last = "";
       let close = () => {};
+      let stale = false;
+      let pushLatest = () => {};
       const body = new ReadableStream<Uint8Array>({
         start(controller) {
+          // Only while the client reads: a stream whose reader is behind (desiredSize <= 0) holds no more than what
+          // is queued, and gets the latest list when it reads again (pull), not every list in between.
           const send = (text: string) => {
+            if ((controller.desiredSize ?? 0) <= 0) return false;
             try {
               controller.enqueue(encoder.encode(text));
+              return true;
             } catch {
               close();
+              return false;
             }
           };
           const push = () => {
@@ -53,8 +72,11 @@ export function createTopStream(source: TopSource, opts: TopStreamOptions) {
               return; // too old to serve: the next refresh that succeeds sends it
             }
             if (json === last) return; // a change below this stream's limit
-            last = json;
-            send(`event: top\ndata: ${json}\n\n`);
+            stale = !send(`event: top\ndata: ${json}\n\n`);
+            if (!stale) last = json;
+          };
+          pushLatest = () => {
+            if (stale) push();
           };
           const unsubscribe = source.onChange(push);
           const beat = setInterval(() => send(": keep-alive\n\n"), opts.heartbeatMs);
@@ -63,6 +85,9 @@ export function createTopStream(source: TopSource, opts: TopStreamOptions) {
             if (closed) return;
             closed = true;
             open.delete(close);
+            const n = (perAddress.get(address) ?? 1) - 1;
+            if (n > 0) perAddress.set(address, n);
+            else perAddress.delete(address);
             unsubscribe();
             clearInterval(beat);
             signal.removeEventListener("abort", close);
@@ -75,6 +100,9 @@ export function createTopStream(source: TopSource, opts: TopStreamOptions) {
           // Tells EventSource to reconnect after 2 s if the connection drops.
           send("retry: 2000\n\n");
           push();
+        },
+        pull() {
+          pushLatest();
         },
         cancel() {
           close();

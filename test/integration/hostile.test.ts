@@ -146,6 +146,24 @@ describe("hostile input", () => {
     expect(((await (await fetch(`${base}/api/v1/products/${p.id}`)).json()) as { name: string }).name).toBe(name);
   });
 
+  test("a flood of reads by random id and of /ready does not make views of products not yet cached wait into a 503", async () => {
+    // Products the API has never seen: each view's catalog lookup is a query, on the pool the flood also wants.
+    const fresh = await seedProducts(ctx.db, 50, "flooded");
+    const flood = Promise.all(
+      Array.from({ length: 3000 }, (_, i) =>
+        fetch(i % 10 === 0 ? `${base}/ready` : `${base}/api/v1/products/${crypto.randomUUID()}`).then(
+          (r) => r.status,
+          () => 0,
+        ),
+      ),
+    );
+    const views = await Promise.all(fresh.map((p) => post(`${base}/api/v1/products/view`, { product_id: p }).then((r) => r.status)));
+    const reads = await flood;
+    expect(views.filter((st) => st !== 202)).toEqual([]);
+    // Every read got an answer: 404 (no such product), 200/503 for /ready, or 503 "too many reads" past the bound.
+    expect(reads.filter((st) => ![200, 404, 503].includes(st))).toEqual([]);
+  });
+
   test("very long URLs get an answer below 500", async () => {
     expect(await status(await fetch(`${base}/api/v1/products/${"a".repeat(8000)}`))).toBe(400);
     const res = await fetch(`${base}/api/v1/products/top?limit=10&pad=${"x".repeat(60_000)}`).catch(() => null);

@@ -189,6 +189,7 @@ describe("the served app", () => {
       metrics,
       views: { record: async (events) => void recorded.push(events), recordPublic: async () => Promise.reject(new Error("unused")) },
       callerOf: () => ({ kind: "trusted" }),
+      clientAddress: () => "",
       products: {
         create: async () => Promise.reject(new Error("unused")),
         get: async () => null,

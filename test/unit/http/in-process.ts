@@ -50,6 +50,7 @@ export function inProcessApp(opts: { env?: Record<string, string>; failViews?: E
         return { counted: a.events.length, ignored: a.ignored };
       },
     },
+    clientAddress: createClientAddress(config.trust.trustedProxies),
     callerOf: opts.public ? (request) => callerOf(request, opts.peer ?? "127.0.0.1") : () => ({ kind: "trusted" }),
     products: {
       create: async (p): Promise<Product> => {

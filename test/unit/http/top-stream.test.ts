@@ -102,4 +102,42 @@ describe("GET /top/stream", () => {
     await until("both streams ended", () => a.done() && b.done());
     expect(stream.clients()).toBe(0);
   });
+
+  test("a client that does not read holds one list, the latest, however many changes come", async () => {
+    const src = source('[{"id":"a","view_count":0}]');
+    const stream = createTopStream(src, { heartbeatMs: 60_000, maxClients: 10 });
+    const ac = new AbortController();
+    const res = stream.open(1, ac.signal);
+    // Nobody reads for 600 changes.
+    for (let i = 1; i <= 600; i++) src.set(`[{"id":"a","view_count":${i}}]`);
+    await Bun.sleep(50);
+    const r = res.body!.getReader();
+    const chunks: string[] = [];
+    const decoder = new TextDecoder();
+    // What was held: read until the stream has nothing more queued (a read that does not settle at once).
+    for (;;) {
+      const next = await Promise.race([r.read(), Bun.sleep(20).then(() => null)]);
+      if (next === null || next.done) break;
+      chunks.push(decoder.decode(next.value));
+    }
+    const events = chunks
+      .join("")
+      .split("\n\n")
+      .filter((b) => b.startsWith("event: top"));
+    expect(events.length).toBeLessThanOrEqual(2);
+    expect(events.at(-1)).toContain('"view_count":600');
+    ac.abort();
+  });
+
+  test("one address may hold at most maxPerAddress streams; others still get theirs", () => {
+    const stream = createTopStream(source("[]"), { heartbeatMs: 60_000, maxClients: 10, maxPerAddress: 2 });
+    stream.open(10, new AbortController().signal, "203.0.113.5");
+    stream.open(10, new AbortController().signal, "203.0.113.5");
+    expect(() => stream.open(10, new AbortController().signal, "203.0.113.5")).toThrow(AppError);
+    stream.open(10, new AbortController().signal, "203.0.113.6");
+    expect(stream.clients()).toBe(3);
+    stream.closeAll();
+    stream.open(10, new AbortController().signal, "203.0.113.5");
+    stream.closeAll();
+  });
 });
