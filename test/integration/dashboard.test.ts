@@ -1,9 +1,7 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { start as startApi } from "../../src/entry/api.ts";
-import { start as startWorker } from "../../src/entry/worker.ts";
-import { bounded, prepare, testEnv } from "./harness.ts";
+import { testEnv, useStack } from "./harness.ts";
 
 // The Grafana dashboard in ops/ must only query metrics the services really expose: a renamed metric would
 // otherwise leave an empty panel that nobody notices until an incident.
@@ -48,20 +46,7 @@ export function metricNames(expr: string): string[] {
 }
 
 describe("ops dashboard", () => {
-  const env = testEnv();
-  let ctx: Awaited<ReturnType<typeof prepare>>;
-  let api: Awaited<ReturnType<typeof startApi>>;
-  let worker: Awaited<ReturnType<typeof startWorker>>;
-  beforeAll(async () => {
-    ctx = await prepare(env);
-    api = await startApi(ctx.config);
-    worker = await startWorker(ctx.config);
-  });
-  afterAll(async () => {
-    await bounded("api.stop", api?.stop() ?? Promise.resolve());
-    await bounded("worker.stop", worker?.stop() ?? Promise.resolve());
-    await bounded("ctx.db.close", ctx.db.close());
-  });
+  const stack = useStack(testEnv());
 
   test("the expression parser finds metric names, not functions or labels", () => {
     expect(metricNames('histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{route="/x"}[1m])))')).toEqual([
@@ -73,7 +58,7 @@ describe("ops dashboard", () => {
   test("every metric the Grafana dashboard queries is declared in the API's or the worker's /metrics", async () => {
     const dashboard = JSON.parse(readFileSync(DASHBOARD, "utf8")) as { panels: { title: string; targets: { expr: string }[] }[] };
     const exposed = new Set<string>();
-    for (const url of [`http://127.0.0.1:${api.port}/metrics`, `http://127.0.0.1:${worker.port}/metrics`]) {
+    for (const url of [`http://127.0.0.1:${stack.api.port}/metrics`, `http://127.0.0.1:${stack.worker.port}/metrics`]) {
       const text = await (await fetch(url, { signal: AbortSignal.timeout(10_000) })).text();
       for (const line of text.split("\n")) if (line.startsWith("# TYPE ")) exposed.add(line.split(" ")[2]!);
     }

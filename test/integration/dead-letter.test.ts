@@ -1,32 +1,17 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { Kafka, logLevel } from "kafkajs";
-import { start as startApi } from "../../src/entry/api.ts";
-import { start as startWorker } from "../../src/entry/worker.ts";
 import { deadLetterTopic } from "../../src/kafka/dead-letter.ts";
-import { bounded, metric, post, prepare, readTopic, seedProducts, testEnv, viewCounts, waitFor } from "./harness.ts";
+import { metric, post, readTopic, seedProducts, testEnv, useStack, viewCounts, waitFor } from "./harness.ts";
 
 // A poisoned topic: messages another producer wrote straight to the views topic, valid JSON of the right shape but
 // with counts no sum can hold (4 000 products x 1e15 views: 4e18 each). They are copied to <topic>.dlq with why and
 // where from, and counting goes on: an honest view sent after them is counted as usual.
 
 describe("messages that cannot be counted exactly", () => {
-  const env = testEnv();
-  let ctx: Awaited<ReturnType<typeof prepare>>;
-  let api: Awaited<ReturnType<typeof startApi>>;
-  let worker: Awaited<ReturnType<typeof startWorker>>;
-
-  beforeAll(async () => {
-    ctx = await prepare(env);
-    api = await startApi(ctx.config);
-    worker = await startWorker(ctx.config);
-  });
-  afterAll(async () => {
-    await bounded("api.stop", api?.stop() ?? Promise.resolve());
-    await bounded("worker.stop", worker?.stop() ?? Promise.resolve());
-    await bounded("ctx.db.close", ctx.db.close());
-  });
+  const stack = useStack(testEnv());
 
   test("three poisoned messages go to the dead-letter topic and an honest view after them is counted", async () => {
+    const { ctx, api, worker } = stack;
     const [poisoned, honest] = await seedProducts(ctx.db, 2, "poison");
     const payload = JSON.stringify({ views: Array.from({ length: 4000 }, () => ({ product_id: poisoned, count: 1e15 })) });
     const producer = new Kafka({ clientId: "poisoner", brokers: [...ctx.config.kafka.brokers], logLevel: logLevel.NOTHING }).producer();

@@ -1,6 +1,8 @@
 // Shared pieces of the integration tests: real Kafka and Postgres (brought up by scripts/test.sh), a topic and
 // consumer group of their own per test file, API and worker in-process or as child processes.
-import { expect } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
+import { start as startApi } from "../../src/entry/api.ts";
+import { start as startWorker } from "../../src/entry/worker.ts";
 import { KafkaClient, type Message } from "kafka-crab-js";
 import { AssignerProtocol, Kafka, logLevel } from "kafkajs";
 import { loadConfig, type Config } from "../../src/config.ts";
@@ -46,6 +48,28 @@ export async function prepare(env: Record<string, string>): Promise<{ config: Co
   await bounded("migrations", migrate(db.sql), 30_000);
   await bounded(`topic ${config.kafka.topic}`, ensureTopic(config.kafka), 40_000);
   return { config, db };
+}
+
+export interface InProcessStack {
+  ctx: Awaited<ReturnType<typeof prepare>>;
+  api: Awaited<ReturnType<typeof startApi>>;
+  worker: Awaited<ReturnType<typeof startWorker>>;
+}
+
+/** An API and a worker in this process on the file's own topic: started before the file's tests, stopped after. */
+export function useStack(env: Record<string, string>): InProcessStack {
+  const s = {} as InProcessStack;
+  beforeAll(async () => {
+    s.ctx = await prepare(env);
+    s.api = await startApi(s.ctx.config);
+    s.worker = await startWorker(s.ctx.config);
+  });
+  afterAll(async () => {
+    await bounded("api.stop", s.api?.stop() ?? Promise.resolve());
+    await bounded("worker.stop", s.worker?.stop() ?? Promise.resolve());
+    await bounded("ctx.db.close", s.ctx?.db.close() ?? Promise.resolve());
+  });
+  return s;
 }
 
 export async function seedProducts(db: Database, n: number, prefix = "p"): Promise<string[]> {
