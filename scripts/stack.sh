@@ -102,7 +102,12 @@ ensure_bun() {
 
 # The API's producer calls librdkafka's C API through bun:ffi (src/kafka/rdkafka.ts): Debian's librdkafka1.
 ensure_librdkafka() {
-  ldconfig -p 2>/dev/null | grep -q 'librdkafka\.so\.1 ' && return
+  # ldconfig lives in /sbin, which a non-root user's PATH lacks: ask it by its path, and look in the usual folders too.
+  local cache
+  for cache in ldconfig /sbin/ldconfig /usr/sbin/ldconfig; do
+    "$cache" -p 2>/dev/null | grep -q 'librdkafka\.so\.1 ' && return
+  done
+  ls /usr/lib/*/librdkafka.so.1 /usr/lib/librdkafka.so.1 /usr/local/lib/librdkafka.so.1 >/dev/null 2>&1 && return
   apt_install librdkafka1
 }
 
