@@ -64,7 +64,7 @@ export function openApiDocument(raw: Record<string, Json>, adminTokenSet: boolea
       for (const [status, res] of Object.entries((op.responses ?? {}) as Record<string, Record<string, Json>>)) {
         const content = res.content as Record<string, Json> | undefined;
         if (content?.["application/json"]) res.content = { "application/json": content["application/json"] };
-        if (path.endsWith("/top/stream") && status === "200") res.content = { "text/event-stream": { schema: { type: "string" } } };
+        if (path.endsWith("/top/stream") && status === "200") res.content = { "text/event-stream": topStreamMedia(spec) };
         res.description ??= Number(status) < 400 ? "Success" : "Error";
         // The plugin leaves an array schema's keywords on the response object itself; only these belong there.
         for (const key of Object.keys(res)) if (!["description", "content", "headers", "links"].includes(key)) delete res[key];
@@ -123,4 +123,32 @@ export function docs() {
         },
       }),
     );
+}
+
+/**
+ * The live stream's events, as OpenAPI 3.2 describes Server-Sent Events (an `itemSchema` per event, which
+ * schemathesis validates): a `retry` line first, then `top` events whose data is the JSON array GET /top answers.
+ * The 3.0 `schema` stays a string for tools that predate it.
+ */
+function topStreamMedia(spec: Record<string, Json>): Record<string, Json> {
+  const topList = (
+    (spec.paths as Record<string, Record<string, Record<string, Json>>>)["/api/v1/products/top"]?.get?.responses as
+      | Record<string, { content?: Record<string, { schema?: Json }> }>
+      | undefined
+  )?.["200"]?.content?.["application/json"]?.schema ?? { type: "array" };
+  return {
+    schema: {
+      type: "string",
+      description: "Server-Sent Events: `retry: 2000`, then `event: top` with `data:` the JSON array of GET /top; `: keep-alive` comments",
+    },
+    itemSchema: {
+      type: "object",
+      properties: {
+        event: { type: "string", enum: ["top"] },
+        data: { type: "string", contentMediaType: "application/json", contentSchema: topList },
+        retry: { type: "integer", minimum: 0 },
+      },
+      description: "One event: `top` with the list (the same JSON as GET /top), or the reconnection delay alone",
+    },
+  };
 }

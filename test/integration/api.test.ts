@@ -241,6 +241,38 @@ describe("HTTP API on real Kafka and Postgres", () => {
     expect(metrics).toContain("producer_queue_depth");
   });
 
+  test("the stream's events are described (OpenAPI 3.2 itemSchema) and the events it sends fit the description", async () => {
+    type Media = { itemSchema: { properties: Record<string, { enum?: string[]; contentMediaType?: string; contentSchema?: unknown }> } };
+    const spec = (await (await fetch(`${url}/swagger/json`)).json()) as {
+      paths: Record<string, { get: { responses: Record<string, { content: Record<string, unknown> }> } }>;
+    };
+    const media = spec.paths["/api/v1/products/top/stream"]!.get.responses["200"]!.content["text/event-stream"] as Media;
+    const props = media.itemSchema.properties;
+    expect(props.event!.enum).toEqual(["top"]);
+    expect(props.data!.contentMediaType).toBe("application/json");
+    const topJson = spec.paths["/api/v1/products/top"]!.get.responses["200"]!.content["application/json"] as { schema: unknown };
+    expect(props.data!.contentSchema).toEqual(topJson.schema);
+    // What the stream sends: the retry line, then a top event whose data is the list GET /top answers.
+    const ac = new AbortController();
+    const res = await fetch(`${url}/api/v1/products/top/stream?limit=3`, { signal: ac.signal });
+    const reader = res.body!.getReader();
+    let text = "";
+    while (!text.includes("event: top")) text += new TextDecoder().decode((await reader.read()).value);
+    while (!text.slice(text.indexOf("event: top")).includes("\n\n")) text += new TextDecoder().decode((await reader.read()).value);
+    ac.abort();
+    const events = text
+      .split("\n\n")
+      .filter((b) => b.trim() !== "" && !b.startsWith(":"))
+      .map((b) => Object.fromEntries(b.split("\n").map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()])));
+    expect(events[0]).toEqual({ retry: "2000" });
+    const top = events.find((e) => e.event === "top")!;
+    expect(Object.keys(top).sort()).toEqual(["data", "event"]);
+    const list = JSON.parse(top.data!) as Record<string, unknown>[];
+    expect(list.length).toBeLessThanOrEqual(3);
+    for (const p of list)
+      expect(Object.keys(p).sort()).toEqual(["created_at", "description", "id", "name", "unique_viewers", "updated_at", "view_count"]);
+  });
+
   test("the OpenAPI document lists every route with its error responses, and the UI is served offline", async () => {
     const spec = (await (await fetch(`${url}/swagger/json`)).json()) as {
       openapi: string;
