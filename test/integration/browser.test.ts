@@ -236,6 +236,32 @@ describe.skipIf(!CHROMIUM)("from a web page on another origin (headless Chromium
     }
   });
 
+  test("2 000 products tracked at once reach the API whole: no batch is refused for the browsers' 64 KiB keepalive cap", async () => {
+    const ids = await seedProducts(ctx.db, 2000, "browser-keepalive");
+    // Rates high enough for one viewer's 2 000 views at once: this test is about the browser's cap, not the API's.
+    const trust = { ...ctx.config.trust, viewerBurst: 100_000, viewerPerS: 10_000, addressBurst: 100_000, addressPerS: 10_000 };
+    const roomy = await startApi({ ...ctx.config, trust });
+    try {
+      const page = await openShop([], { api: `http://127.0.0.1:${roomy.port}` });
+      const stats = await page.evaluate(async (list: string[]) => {
+        const t = (window as unknown as { tracker: import("../../client/product-views").Tracker }).tracker;
+        for (const id of list) t.track(id); // every 100th sends a batch at once: 20 in flight together
+        await t.flush();
+        const answered = () => t.stats().counted + t.stats().ignored + t.stats().failed === list.length;
+        while (!answered() && t.inFlight() + t.pending() > 0) await new Promise((r) => setTimeout(r, 20));
+        return t.stats();
+      }, ids);
+      await page.close();
+      expect(stats).toMatchObject({ requests: 20, counted: 2000, ignored: 0, failed: 0 });
+      await waitFor("2 000 views counted", async () => {
+        const counts = await ctx.db.sql<{ n: string }[]>`SELECT sum(view_count) AS n FROM products WHERE id = ANY(${ids}::uuid[])`;
+        return Number(counts[0]!.n) === 2000 || undefined;
+      });
+    } finally {
+      await bounded("roomy.stop", roomy.stop());
+    }
+  });
+
   test("a page closed right after track() still delivers its views (beacon on pagehide)", async () => {
     const [id] = await seedProducts(ctx.db, 1, "browser-close");
     const page = await openShop([id!]);
