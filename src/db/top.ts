@@ -38,8 +38,9 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
   // kind="full": the whole ranking (a scan of products); kind="partial": the current top and the named products;
   // kind="notice": a flush's NOTIFY merged in memory, no query.
   const by = opts.by ?? "view_count";
+  // Registered by one cache per process (the API passes `metrics` to the view_count ranking's only).
   const reads = metrics?.histogram(
-    by === "view_count" ? "top_refresh_seconds" : "top_unique_refresh_seconds",
+    "top_refresh_seconds",
     "Top-N refreshes by kind (full, partial: queries; notice: merged from a NOTIFY), and how long they took",
     [0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
   );

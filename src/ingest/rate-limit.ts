@@ -15,26 +15,22 @@ export interface RateLimiter {
 interface Bucket {
   tokens: number;
   at: number;
-  /** When it was created: its place in the ring is the one with the same time. */
-  born: number;
 }
 
 export function createRateLimiter(opts: { burst: number; perS: number; capacity: number }): RateLimiter {
   const { burst, perS, capacity } = opts;
   const buckets = new Map<string, Bucket>();
-  // Keys in creation order; a key deleted and created again appears twice, its first place stale.
+  // Keys in creation order: a bucket is only ever deleted as its key leaves the front, so each key is here once.
   const ring: (string | undefined)[] = new Array(capacity);
   let head = 0;
   let length = 0;
-  const ringAt = new Float64Array(capacity);
 
   const refilled = (b: Bucket, nowMs: number) => Math.min(burst, b.tokens + ((nowMs - b.at) / 1000) * perS);
 
   function dropOldest(nowMs: number, onlyFull: boolean): boolean {
     const key = ring[head]!;
-    const b = buckets.get(key);
-    if (b && onlyFull && refilled(b, nowMs) < burst) return false;
-    if (b && b.born === ringAt[head]) buckets.delete(key);
+    if (onlyFull && refilled(buckets.get(key)!, nowMs) < burst) return false;
+    buckets.delete(key);
     ring[head] = undefined;
     head = (head + 1) % capacity;
     length--;
@@ -47,10 +43,9 @@ export function createRateLimiter(opts: { burst: number; perS: number; capacity:
       let b = buckets.get(key);
       if (b === undefined) {
         while (length > 0 && dropOldest(nowMs, length < capacity));
-        b = { tokens: burst, at: nowMs, born: nowMs };
+        b = { tokens: burst, at: nowMs };
         buckets.set(key, b);
         ring[(head + length) % capacity] = key;
-        ringAt[(head + length) % capacity] = nowMs;
         length++;
       }
       const tokens = refilled(b, nowMs);

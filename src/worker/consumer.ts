@@ -228,11 +228,11 @@ export function startConsumer(
   const deadLetterLog = limitedLog(log, 10_000);
   async function readOrDeadLetter(msg: Message): Promise<ViewMessage | null> {
     const read = readViewMessage(msg.payload);
-    let reason = "error" in read ? read.error : null;
-    if (reason === null && !coalescer.fits(msg.partition, (read as ViewMessage).views, (read as ViewMessage).keyed)) {
+    let reason: string;
+    if ("error" in read) reason = read.error;
+    else if (!coalescer.fits(msg.partition, read.views, read.keyed)) {
       reason = "its counts cannot be held exactly with the views pending (a sum past 2^53)";
-    }
-    if (reason === null) return read as ViewMessage;
+    } else return read;
     const expected = coalescer.expected(msg.partition);
     if (expected !== msg.offset && expected !== NO_OFFSET) return null;
     const letter = { partition: msg.partition, offset: msg.offset, payload: msg.payload, reason };
