@@ -11,6 +11,7 @@ import { startConsumer } from "../worker/consumer.ts";
 import { createDeadLetters } from "../kafka/dead-letter.ts";
 import { expireKeys, flush, loadOffsets, sampleUnknown } from "../worker/writer.ts";
 import { startKeyExpiry } from "../worker/key-expiry.ts";
+import { createSetAside } from "../worker/refused.ts";
 
 export async function start(config: Config) {
   const root = createLogger(config.logLevel, "worker");
@@ -50,6 +51,12 @@ export async function start(config: Config) {
       },
     });
   const deadLetters = createDeadLetters(kafka);
+  const setAside = createSetAside({
+    flush: (batch, topicId, opts) => flush(database.db, kafka.topic, batch, topicId, { windowMs: worker.idempotencyWindowMs }, opts),
+    deadLetter: (letter) => deadLetters.send(letter),
+    log: root.child({ component: "set-aside" }),
+    metrics,
+  });
   const load = (partitions: readonly number[]) => loadOffsets(database.db, kafka.topic, partitions);
   const consumer = startConsumer(
     kafka,
@@ -57,7 +64,7 @@ export async function start(config: Config) {
     makeSource,
     {
       loadOffsets: load,
-      flush: (batch, topicId) => flush(database.db, kafka.topic, batch, topicId, { windowMs: worker.idempotencyWindowMs }),
+      flush: setAside.flush,
       sampleUnknown: (ids) => sampleUnknown(database.db, ids),
       deadLetter: (letter) => deadLetters.send(letter),
       watermarks: () => admin.watermarks(),

@@ -10,6 +10,8 @@ import { ensureTopic } from "./admin.ts";
 export interface DeadLetter {
   partition: number;
   offset: number;
+  /** Views gathered from several messages (worker/refused.ts): the last of them; `offset` is the first. */
+  lastOffset?: number;
   payload: Uint8Array | null | undefined;
   reason: string;
 }
@@ -61,6 +63,7 @@ export function createDeadLetters(config: KafkaConfig): DeadLetters {
               "source-topic": config.topic,
               "source-partition": String(letter.partition),
               "source-offset": String(letter.offset),
+              ...(letter.lastOffset === undefined ? {} : { "source-offset-last": String(letter.lastOffset) }),
             },
           },
         ],

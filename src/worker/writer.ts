@@ -13,6 +13,28 @@ const NOT_ALL_MOVED = "pv: not every partition's offset moved; moved: ";
 /** The summed form's statement failed because a partition's offset did not move. */
 const isNotAllMoved = (err: unknown) => hasPgError(err, (code, message) => code === "22P02" && message.includes(NOT_ALL_MOVED));
 
+const DRY_RUN = "pv: dry run, undone; rows: ";
+
+/** A dry run's statement reached its end (and undid itself): nothing in it was refused. */
+export const isDryRunEnd = (err: unknown) => hasPgError(err, (code, message) => code === "22P02" && message.includes(DRY_RUN));
+
+/**
+ * An error of the data, not of the connection or the server's state (SQLSTATE classes 22 and 23: a value out of
+ * range, a constraint): the same statement fails the same way however often it is sent.
+ */
+export const isDataError = (err: unknown) =>
+  hasPgError(
+    err,
+    (code, message) => (code.startsWith("22") || code.startsWith("23")) && !message.includes(NOT_ALL_MOVED) && !message.includes(DRY_RUN),
+  );
+
+export interface FlushOptions {
+  /** Products whose views this flush leaves out (set aside: see worker/refused.ts); the offsets move all the same. */
+  skip?: (productId: string) => boolean;
+  /** Runs the statement to its end, then fails it on purpose so nothing stays: isDryRunEnd() tells that error. */
+  dryRun?: boolean;
+}
+
 /** A Postgres array literal of numbers or UUIDs (nothing in them needs quoting). */
 const arrayLiteral = (values: readonly (number | string)[]) => `{${values.join(",")}}`;
 
@@ -28,6 +50,8 @@ export interface FlushResult {
   repeats: number;
   /** Of those, how many came with another body than the counted one (the first body won). */
   mismatched: number;
+  /** Views of applied partitions left out by `skip`. */
+  skipped: number;
 }
 
 /** How long a counted Idempotency-Key keeps its repeats from being counted. */
@@ -66,7 +90,22 @@ export async function loadOffsets(db: Db, topic: string, partitions: readonly nu
  * A concurrent flush of the same partition waits on the row lock, then re-reads the row (READ COMMITTED
  * re-check) and finds the offset moved: fenced, not applied.
  */
-export async function flush(db: Db, topic: string, batch: Batch, topicId: string | null, keys: KeyOptions): Promise<FlushResult> {
+export async function flush(
+  db: Db,
+  topic: string,
+  batch: Batch,
+  topicId: string | null,
+  keys: KeyOptions,
+  opts: FlushOptions = {},
+): Promise<FlushResult> {
+  const skip = opts.skip ?? (() => false);
+  // Views of each partition left out by `skip`, to take off what the flush reports as applied.
+  const skippedIn = new Map<number, number>();
+  const skipping = (partition: number, id: string, n: number) => {
+    if (!skip(id)) return false;
+    skippedIn.set(partition, (skippedIn.get(partition) ?? 0) + n);
+    return true;
+  };
   const parts: number[] = [];
   const bases: number[] = [];
   const nexts: number[] = [];
@@ -89,9 +128,10 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
   const localRepeats: Array<{ partition: number; views: number; mismatched: boolean }> = [];
   for (const slice of batch.slices) {
     for (const k of slice.keyed) {
+      const views = k.views.filter((e) => !skipping(slice.partition, e.product_id, e.count));
       const fp = seenKeys.get(k.key);
       if (fp !== undefined) {
-        localRepeats.push({ partition: slice.partition, views: viewCount(k.views), mismatched: fp !== k.fp });
+        localRepeats.push({ partition: slice.partition, views: viewCount(views), mismatched: fp !== k.fp });
         continue;
       }
       seenKeys.set(k.key, k.fp);
@@ -99,7 +139,7 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
       keyKeys.push(k.key);
       keyFps.push(k.fp);
       keyAts.push(k.at ?? NO_TIME);
-      for (const e of k.views) {
+      for (const e of views) {
         kiKeys.push(k.key);
         kiIds.push(e.product_id);
         kiCounts.push(e.count);
@@ -112,6 +152,7 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
   const vHashes: string[] = [];
   for (const slice of batch.slices) {
     for (let i = 0; i < slice.viewers.length; i++) {
+      if (skip(slice.viewerIds[i]!)) continue;
       vParts.push(slice.partition);
       vIds.push(slice.viewerIds[i]!);
       vHashes.push(slice.viewers[i]!);
@@ -231,6 +272,7 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
     const itemCounts: number[] = [];
     for (const slice of batch.slices) {
       for (const [id, n] of slice.counts) {
+        if (skip(id)) continue;
         itemParts.push(slice.partition);
         itemIds.push(id);
         itemCounts.push(n);
@@ -240,10 +282,21 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
         FROM unnest(${arrayLiteral(itemParts)}::int[], ${arrayLiteral(itemIds)}::uuid[], ${arrayLiteral(itemCounts)}::bigint[]) AS i(partition, id, n)
         WHERE i.partition IN (SELECT partition FROM moved)`;
   };
+  // Views left out of the unkeyed counts (the keyed ones were taken off above).
+  for (const slice of batch.slices) for (const [id, n] of slice.counts) skipping(slice.partition, id, n);
   let row: Awaited<ReturnType<typeof statement>>[number] | undefined;
+  if (opts.dryRun) {
+    // After every other column, so the UPDATE has run whole: its errors come first.
+    await statement(perPartition(), sql`, (SELECT (${DRY_RUN}::text || count(*))::boolean FROM upd) AS dry_run`);
+    throw new Error("a dry run's statement did not fail"); // the cast above cannot succeed
+  }
+  const sums = new Map<string, number>();
   if (batch.slices.length > 1) {
-    const sums = new Map<string, number>();
-    for (const slice of batch.slices) for (const [id, n] of slice.counts) sums.set(id, (sums.get(id) ?? 0) + n);
+    for (const slice of batch.slices) for (const [id, n] of slice.counts) if (!skip(id)) sums.set(id, (sums.get(id) ?? 0) + n);
+  }
+  // Each partition's sums are exact (coalescer.fits); across partitions only below 2^53, else Postgres adds them.
+  const exact = [...sums.values()].every((n) => n <= Number.MAX_SAFE_INTEGER);
+  if (batch.slices.length > 1 && exact) {
     const summed = sql`SELECT i.id, i.n FROM unnest(${arrayLiteral([...sums.keys()])}::uuid[], ${arrayLiteral([...sums.values()])}::bigint[]) AS i(id, n)`;
     // A text that is no boolean: the cast fails the statement, and its message says why.
     const assert = sql`, (SELECT CASE WHEN count(*) = ${batch.slices.length} THEN true
@@ -259,9 +312,12 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
   const rowsUpdated = Number(row!.rows);
   let views = 0;
   const fencedParts: number[] = [];
+  let skipped = 0;
   for (const slice of batch.slices) {
-    if (applied.has(slice.partition)) views += slice.views;
-    else fencedParts.push(slice.partition);
+    if (applied.has(slice.partition)) {
+      views += slice.views - (skippedIn.get(slice.partition) ?? 0);
+      skipped += skippedIn.get(slice.partition) ?? 0;
+    } else fencedParts.push(slice.partition);
   }
   // Keyed requests of applied slices that were not counted: repeats of a key already stored, or met twice here.
   views -= Number(row!.repeated_views);
@@ -280,7 +336,7 @@ export async function flush(db: Db, topic: string, batch: Batch, topicId: string
     for (const p of fencedParts) fenced.push({ partition: p, stored: now.get(p)?.next ?? NO_OFFSET });
   }
   const products = Number(row!.products);
-  return { rowsUpdated, unknownProducts: products - rowsUpdated, fenced, views, repeats, mismatched };
+  return { rowsUpdated, unknownProducts: products - rowsUpdated, fenced, views, repeats, mismatched, skipped };
 }
 
 /**
