@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import { MAX_IDLE_S } from "./http/keep-alive.ts";
 // The one place that reads the environment. Every bad key is reported at once, then the process stops;
 // modules receive only their own frozen part.
 
@@ -245,7 +246,7 @@ export function loadConfig(env: Env = process.env): Config {
       workers: r.int("API_WORKERS", 1, 1, 64),
       topRefreshMs: r.int("TOP_REFRESH_MS", 1000, 50, 60_000),
       topFullRefreshMs: r.int("TOP_FULL_REFRESH_MS", 300_000, 1000, 86_400_000),
-      idleTimeoutS: r.int("HTTP_IDLE_TIMEOUT_S", 10, 1, 255),
+      idleTimeoutS: r.int("HTTP_IDLE_TIMEOUT_S", 10, 1, MAX_IDLE_S),
       topStreamMaxClients: r.int("TOP_STREAM_MAX_CLIENTS", 1000, 0, 100_000),
       topStreamMaxPerAddress: r.int("TOP_STREAM_MAX_PER_ADDRESS", 20, 1, 100_000),
       corsOrigins,

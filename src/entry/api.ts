@@ -17,6 +17,7 @@ import { brokersReachable, createTopicAdmin } from "../kafka/admin.ts";
 import { createApp } from "../http/app.ts";
 import { createCallerOf } from "../http/caller.ts";
 import { createClientAddress } from "../http/client-address.ts";
+import { serverIdleTimeout } from "../http/keep-alive.ts";
 import { createAdmission } from "../ingest/admission.ts";
 import { createViewerHasher } from "../ingest/viewer.ts";
 
@@ -136,8 +137,8 @@ export async function start(config: Config): Promise<Running> {
     port: config.http.port,
     hostname: config.http.host,
     reusePort: config.http.workers > 1,
-    // A client that stops sending (slow-loris) loses its connection after this many idle seconds.
-    idleTimeout: config.http.idleTimeoutS,
+    // A connection that sends nothing (a slow-loris, or a client's idle pool) is closed after at least this long.
+    idleTimeout: serverIdleTimeout(config.http.idleTimeoutS),
     // Bodies are limited by the app's own parser, which answers a JSON 413 from the declared length without
     // reading, and stops reading a chunked body at the limit. Bun's own cap answers an empty 413 that the app
     // never sees, so it is set far above any body the parser would read.

@@ -12,6 +12,7 @@ import { errorResponse } from "./errors.ts";
 import { opsRoutes } from "./ops-routes.ts";
 import { productRoutes, type ProductService } from "./product-routes.ts";
 import { describeValidationError } from "./validation.ts";
+import { keepAliveHeader } from "./keep-alive.ts";
 import { viewFastPath } from "./view-fast-path.ts";
 import { viewRoutes } from "./view-routes.ts";
 
@@ -74,9 +75,11 @@ export function createApp(deps: ApiDeps) {
     cors,
     observerFor: (route, status) => requests.bind({ route, method: "POST", status }),
   });
+  const keepAlive = keepAliveHeader(http.idleTimeoutS);
   const app = new Elysia({ serve: { routes: fastPath } })
     .onRequest(({ request, set }) => {
       started.set(request, performance.now());
+      Object.assign(set.headers, keepAlive);
       const origin = request.headers.get("origin");
       if (origin === null && request.method !== "OPTIONS") return;
       const path = pathOf(request.url);

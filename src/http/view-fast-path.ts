@@ -7,6 +7,7 @@ import type { Logger } from "../log.ts";
 import { readJsonBody } from "./body.ts";
 import type { CorsPolicy } from "./cors.ts";
 import { errorResponse } from "./errors.ts";
+import { keepAliveHeader } from "./keep-alive.ts";
 import { API } from "./responses.ts";
 import { describeValidationError } from "./validation.ts";
 import type { Caller } from "../ingest/admission.ts";
@@ -56,6 +57,8 @@ function route<T>(
   const check = TypeCompiler.Compile(schema);
   const { cors, log } = deps;
   const observers = new Map<number, (seconds: number) => void>();
+  const plain = { "content-type": JSON_TYPE, ...keepAliveHeader(deps.http.idleTimeoutS) };
+  const errorHeaders = keepAliveHeader(deps.http.idleTimeoutS);
   const observerOf = (status: number) => {
     let o = observers.get(status);
     if (!o) {
@@ -79,10 +82,10 @@ function route<T>(
       const answer = await work(deps.views, body as T, request, caller);
       res = new Response(JSON.stringify(answer.body), {
         status: answer.status,
-        headers: corsHeaders ? { "content-type": JSON_TYPE, ...corsHeaders } : { "content-type": JSON_TYPE },
+        headers: corsHeaders ? { ...plain, ...corsHeaders } : plain,
       });
     } catch (err) {
-      res = errorResponse(err, log, corsHeaders ?? {});
+      res = errorResponse(err, log, corsHeaders ? { ...errorHeaders, ...corsHeaders } : errorHeaders);
     }
     observerOf(res.status)((performance.now() - t0) / 1000);
     return res;
