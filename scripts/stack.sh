@@ -133,7 +133,9 @@ pg_datadir() {
   if is_root; then
     mkdir -p "$DATA"
     if ! runuser -u postgres -- test -x "$DATA" 2>/dev/null; then
-      dir="/var/lib/product-views/$(printf '%s' "$ROOT" | md5sum | cut -c1-12)/pg"
+      # One folder per data directory (the tests' stack has its own); the default keeps its first name.
+      local key="$ROOT"; [ "$DATA" = "$ROOT/.data" ] || key="$DATA"
+      dir="/var/lib/product-views/$(printf '%s' "$key" | md5sum | cut -c1-12)/pg"
     fi
   fi
   printf '%s' "$dir"
@@ -510,8 +512,10 @@ case "$cmd" in
         [ -z "$EXT_DB" ] || die "postgres is external; not killing it"
         pgpid=$(head -n1 "$(pg_datadir)/postmaster.pid" 2>/dev/null || true)
         [ -n "$pgpid" ] && kill -KILL "$pgpid" 2>/dev/null && log "postgres: killed (pid $pgpid)" || true
-        # The postmaster's children notice it is gone and exit; a restart waits for them (start_postgres).
-        for _ in $(seq 1 50); do pgrep -u postgres -f "postgres: " >/dev/null || break; sleep 0.1; done ;;
+        for _ in $(seq 1 50); do
+          alive=0; for k in $kids; do kill -0 "$k" 2>/dev/null && alive=1; done
+          [ $alive = 1 ] || break; sleep 0.1
+        done ;;
       *) die "usage: $0 kill kafka|postgres" ;;
     esac ;;
   wipe)
@@ -533,3 +537,5 @@ case "$cmd" in
     esac ;;
   *) die "usage: $0 up|infra|down|status|env|browser|apt <p...>|restart-app|start <c>|stop <c>|kill <c>|wipe kafka" ;;
 esac
+        # Its children notice it is gone and exit; wait for those (only this server's: another may run beside).
+        kids=$( [ -n "$pgpid" ] && pgrep -P "$pgpid" | tr '\n' ' ' || true)

@@ -7,7 +7,17 @@ cd "$ROOT"
 
 external="${DATABASE_URL:-}${KAFKA_BROKERS:-}"
 [ -n "${DATABASE_URL:-}" ] || export PG_DB="${PG_DB:-product_views_test}"
-bash scripts/stack.sh infra || exit 1
+# The suite's servers are its own: another data directory and other ports than `make up`'s, so a stack the user
+# runs keeps running, and keeps its data, while the fault tests stop, kill and wipe theirs. Stopped at the end
+# (KEEP_TEST_STACK=1 leaves them up for the next run).
+export PV_DATA_DIR="${PV_DATA_DIR:-$ROOT/.data/test}"
+export PG_PORT="${PG_PORT:-15432}" KAFKA_PORT="${KAFKA_PORT:-19092}" KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
+stop_stack() {
+  [ -z "${KEEP_TEST_STACK:-}" ] && [ -z "$external" ] || return 0
+  bash scripts/stack.sh down >/dev/null 2>&1 || echo "could not stop the test servers: see $PV_DATA_DIR/logs"
+}
+trap 'stop_stack; exit 130' INT TERM
+bash scripts/stack.sh infra || { stop_stack; exit 1; }
 bash scripts/stack.sh browser
 eval "$(bash scripts/stack.sh env)"
 # Fault tests stop and start Kafka and Postgres; only allowed on servers this project started.
@@ -45,5 +55,6 @@ if [ $# -eq 0 ] && [ -z "${SKIP_CLUSTER:-}" ] && [ -n "${PV_MANAGED_STACK:-}" ];
   (unset KAFKA_BROKERS DATABASE_URL; KAFKA_NODES=3 bash scripts/stack.sh stop kafka)
   extra+=(--report "$cluster_report")
 fi
+stop_stack
 bun scripts/junit-summary.ts "$report" "${extra[@]}" || rc=1
 exit $rc
