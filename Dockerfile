@@ -6,10 +6,16 @@ COPY package.json bun.lock bunfig.toml ./
 COPY patches ./patches
 RUN bun install --frozen-lockfile --production
 
+# librdkafka for the producer and the consumer (bun:ffi, src/kafka/rdkafka.ts): the pinned, checksummed build of
+# scripts/librdkafka.sh, into .cache/librdkafka where the binding looks first.
+FROM oven/bun:1.4.5-debian AS librdkafka
+RUN apt-get update && apt-get install -y --no-install-recommends curl ca-certificates unzip && rm -rf /var/lib/apt/lists/*
+COPY scripts/librdkafka.sh /tmp/
+RUN bash /tmp/librdkafka.sh /app/.cache/librdkafka
+
 FROM oven/bun:1.4.5-debian
-# The API's producer calls librdkafka through bun:ffi (src/kafka/rdkafka.ts).
-RUN apt-get update && apt-get install -y --no-install-recommends librdkafka1 && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
+COPY --from=librdkafka /app/.cache/librdkafka ./.cache/librdkafka
 ENV NODE_ENV=production
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json tsconfig.json ./

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 
 // Where a Bun process's CPU goes, by thread: the JavaScript thread (requests, JSON, the producer's JS side) against
-// the native threads of librdkafka and of kafka-crab-js, which a `bun --cpu-prof` profile does not see at all.
+// the native threads of librdkafka, which a `bun --cpu-prof` profile does not see at all.
 
 /** A /proc stat file: the command name (in parentheses, may itself hold ") ") and the fields after it. */
 function parseStat(path: string): { comm: string; fields: string[] } | null {
@@ -28,8 +28,6 @@ export function statOf(pid: number): string[] | null {
 export function threadGroup(tid: number, pid: number, comm: string): string {
   if (tid === pid) return "js";
   if (comm.startsWith("rdk:")) return "librdkafka";
-  // kafka-crab-js: its tokio runtime (send/flush/poll futures) and rust-rdkafka's polling thread ("producer pollin": comm keeps 15 bytes).
-  if (comm.startsWith("tokio-") || / poll/.test(comm)) return "kafka-crab-js";
   if (/^(JITWorker|HeapHelper|JSCWarmUp|mi-|Heap|GC)/.test(comm)) return "jit+gc";
   return "other";
 }

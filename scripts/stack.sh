@@ -100,15 +100,13 @@ ensure_bun() {
   [ "$(bun --version)" = "$BUN_VERSION" ] || die "bun $BUN_VERSION did not install"
 }
 
-# The API's producer calls librdkafka's C API through bun:ffi (src/kafka/rdkafka.ts): Debian's librdkafka1.
+# The producer and the consumer call librdkafka's C API through bun:ffi (src/kafka/rdkafka.ts): a pinned build of it
+# in .cache/librdkafka (scripts/librdkafka.sh says where from), unless LIBRDKAFKA_PATH names another.
 ensure_librdkafka() {
-  # ldconfig lives in /sbin, which a non-root user's PATH lacks: ask it by its path, and look in the usual folders too.
-  local cache
-  for cache in ldconfig /sbin/ldconfig /usr/sbin/ldconfig; do
-    "$cache" -p 2>/dev/null | grep -q 'librdkafka\.so\.1 ' && return
-  done
-  ls /usr/lib/*/librdkafka.so.1 /usr/lib/librdkafka.so.1 /usr/local/lib/librdkafka.so.1 >/dev/null 2>&1 && return
-  apt_install librdkafka1
+  [ -z "${LIBRDKAFKA_PATH:-}" ] || return 0
+  [ -s "$CACHE/librdkafka/librdkafka.so.1" ] && [ "$(cat "$CACHE/librdkafka/VERSION" 2>/dev/null)" = "$(sed -n 's/^VERSION=\([^ ]*\).*/\1/p' "$ROOT/scripts/librdkafka.sh")" ] && return 0
+  long_step "downloading librdkafka (Confluent's build, from PyPI) into .cache/librdkafka" \
+    bash "$ROOT/scripts/librdkafka.sh" "$CACHE/librdkafka" || die "librdkafka could not be downloaded; see above"
 }
 
 ensure_deps() {
@@ -217,7 +215,17 @@ EOF
     local pglog; pglog=$(pg_logfile)
     touch "$pglog"; is_root && chown postgres: "$pglog"
     [ "$pglog" = "$LOGS/postgres.log" ] || ln -sfn "$pglog" "$LOGS/postgres.log"
-    as_pg "$bin/pg_ctl" -D "$dir" -l "$pglog" -o "-p $PG_PORT" -w -t 60 start >/dev/null \
+    local opts="-p $PG_PORT" f src
+    if [ -n "${PV_TEST_TLS:-}" ]; then
+      # The suite's TLS tests: the server also takes TLS, with the certificate of ensure_tls (plain connections too).
+      ensure_tls
+      for f in crt key; do
+        src="$DATA/tls/server.pem"; [ $f = key ] && src="$DATA/tls/server-key.pem"
+        as_pg sh -c "umask 077; cat > '$dir/server.$f'" <"$src"
+      done
+      opts="$opts -c ssl=on"
+    fi
+    as_pg "$bin/pg_ctl" -D "$dir" -l "$pglog" -o "$opts" -w -t 60 start >/dev/null \
       || die "postgres did not start; see $pglog"
     log "postgres: started on 127.0.0.1:$PG_PORT (data $dir)"
   fi
@@ -282,11 +290,61 @@ kafka_brokers() {
   echo "$out"
 }
 
+# The suite's TLS and SASL tests (PV_TEST_TLS=1, set by scripts/test.sh): a CA of its own, certificates for the
+# server and a client (127.0.0.1 and localhost), in $DATA/tls; on one Kafka node, two more listeners.
+TLS_KEY_PASSWORD=pv-test-key
+SASL_USER=pvtest
+SASL_PASSWORD=pv-test-secret
+ensure_tls() {
+  local d="$DATA/tls" who
+  [ -s "$d/kafka-keystore.pem" ] && return 0
+  command -v openssl >/dev/null || die "missing: openssl (Debian: sudo apt-get install -y openssl)"
+  mkdir -p "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=product-views test CA" \
+    -keyout "$d/ca-key.pem" -out "$d/ca.pem" 2>/dev/null || die "openssl could not make the test CA"
+  for who in server client; do
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$who" -keyout "$d/$who-key.pem" -out "$d/$who.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$d/$who.ext"
+    openssl x509 -req -in "$d/$who.csr" -CA "$d/ca.pem" -CAkey "$d/ca-key.pem" -CAcreateserial -days 3650 \
+      -extfile "$d/$who.ext" -out "$d/$who.pem" 2>/dev/null || die "openssl could not sign the test $who certificate"
+  done
+  # Kafka's PEM keystore: the key (PKCS#8, encrypted with PBE-SHA1-3DES: Java 17 reads no PBES2) and its certificate.
+  openssl pkcs8 -topk8 -v1 PBE-SHA1-3DES -in "$d/server-key.pem" -passout "pass:$TLS_KEY_PASSWORD" -out "$d/server-key-enc.pem"
+  cat "$d/server-key-enc.pem" "$d/server.pem" >"$d/kafka-keystore.pem"
+  log "tls: test CA and certificates in $d"
+}
+secure_listeners() { [ -n "${PV_TEST_TLS:-}" ] && [ "$KAFKA_NODES" = 1 ]; }
+# SSL (a client certificate required) on KAFKA_PORT + 2, SASL_SSL (PLAIN, SCRAM-SHA-256/512) on + 3.
+secure_kafka_properties() {
+  local d="$DATA/tls" m
+  cat <<EOF
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL
+ssl.keystore.type=PEM
+ssl.keystore.location=$d/kafka-keystore.pem
+ssl.key.password=$TLS_KEY_PASSWORD
+ssl.truststore.type=PEM
+ssl.truststore.location=$d/ca.pem
+listener.name.ssl.ssl.client.auth=required
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER="$SASL_PASSWORD";
+EOF
+  for m in 256 512; do
+    echo "listener.name.sasl_ssl.scram-sha-$m.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+  done
+}
+
 start_kafka_node() { # start_kafka_node <node id>: starts it and returns at once (a quorum needs its peers up)
-  local id=$1 name dir port cport voters="" i p
+  local id=$1 name dir port cport voters="" i p listeners advertised extra=""
   name=$(kafka_name "$id"); dir=$(kafka_dir "$id"); port=$(kafka_port "$id"); cport=$(kafka_cport "$id")
   if pid_alive "$name"; then log "$name: already running on 127.0.0.1:$port"; return; fi
-  for p in "$port" "$cport"; do
+  listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+  advertised="PLAINTEXT://127.0.0.1:$port"
+  if secure_listeners; then
+    ensure_tls
+    extra="SSL://127.0.0.1:$((port + 2)),SASL_SSL://127.0.0.1:$((port + 3))"
+    listeners+=",$extra"; advertised+=",$extra"
+  fi
+  for p in "$port" "$cport" $(secure_listeners && echo $((port + 2)) $((port + 3))); do
     port_open 127.0.0.1 "$p" && die "port $p is in use by another process: stop it, or set KAFKA_PORT/KAFKA_CONTROLLER_PORT (or KAFKA_BROKERS to use that cluster)"
   done
   for i in $(seq 1 "$KAFKA_NODES"); do voters+="${voters:+,}$i@127.0.0.1:$(kafka_cport "$i")"; done
@@ -297,10 +355,10 @@ start_kafka_node() { # start_kafka_node <node id>: starts it and returns at once
 process.roles=broker,controller
 node.id=$id
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+$(if secure_listeners; then secure_kafka_properties; else echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"; fi)
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$dir/logs
 num.partitions=${KAFKA_PARTITIONS:-6}
@@ -322,7 +380,12 @@ EOF
     [ "$KAFKA_NODES" = 1 ] || idfile="$(dirname "$dir")/cluster.id"
     [ -s "$idfile" ] || kafka_java kafka.tools.StorageTool random-uuid >"$idfile"
     log "$name: formatting KRaft storage"
-    kafka_java kafka.tools.StorageTool format -t "$(cat "$idfile")" \
+    local scram=()
+    if secure_listeners; then
+      # SCRAM users live in the metadata log: written when it is formatted.
+      scram=(--add-scram "SCRAM-SHA-256=[name=$SASL_USER,password=$SASL_PASSWORD]" --add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$SASL_PASSWORD]")
+    fi
+    kafka_java kafka.tools.StorageTool format -t "$(cat "$idfile")" "${scram[@]}" \
       -c "$dir/server.properties" >>"$LOGS/$name.log" 2>&1 || die "kafka storage format failed; see $LOGS/$name.log"
   fi
   # The subshell becomes the JVM (exec), so the pid file names the broker itself.
@@ -432,6 +495,11 @@ print_env() {
   printf 'export KAFKA_BROKERS=%q\n' "${KAFKA_BROKERS:-$(kafka_brokers)}"
   # What a trusted client of this stack sends (the bench): the token `up` made, if it made one.
   [ -n "${INGEST_TOKEN:-}" ] || [ ! -s "$DATA/ingest-token" ] || printf 'export INGEST_TOKEN=%q\n' "$(cat "$DATA/ingest-token")"
+  # Where the suite's TLS and SASL tests find the secured listeners and what to present there.
+  if secure_listeners && [ -z "$EXT_KAFKA" ]; then
+    printf 'export PV_TEST_TLS_DIR=%q PV_TEST_KAFKA_SSL=%q PV_TEST_KAFKA_SASL_SSL=%q PV_TEST_SASL_USER=%q PV_TEST_SASL_PASSWORD=%q\n' \
+      "$DATA/tls" "127.0.0.1:$((KAFKA_PORT + 2))" "127.0.0.1:$((KAFKA_PORT + 3))" "$SASL_USER" "$SASL_PASSWORD"
+  fi
 }
 
 status() {
@@ -511,6 +579,8 @@ case "$cmd" in
       postgres)
         [ -z "$EXT_DB" ] || die "postgres is external; not killing it"
         pgpid=$(head -n1 "$(pg_datadir)/postmaster.pid" 2>/dev/null || true)
+        # Its children notice it is gone and exit; wait for those (only this server's: another may run beside).
+        kids=$( [ -n "$pgpid" ] && pgrep -P "$pgpid" | tr '\n' ' ' || true)
         [ -n "$pgpid" ] && kill -KILL "$pgpid" 2>/dev/null && log "postgres: killed (pid $pgpid)" || true
         for _ in $(seq 1 50); do
           alive=0; for k in $kids; do kill -0 "$k" 2>/dev/null && alive=1; done
@@ -537,5 +607,3 @@ case "$cmd" in
     esac ;;
   *) die "usage: $0 up|infra|down|status|env|browser|apt <p...>|restart-app|start <c>|stop <c>|kill <c>|wipe kafka" ;;
 esac
-        # Its children notice it is gone and exit; wait for those (only this server's: another may run beside).
-        kids=$( [ -n "$pgpid" ] && pgrep -P "$pgpid" | tr '\n' ' ' || true)

@@ -12,6 +12,8 @@ external="${DATABASE_URL:-}${KAFKA_BROKERS:-}"
 # (KEEP_TEST_STACK=1 leaves them up for the next run).
 export PV_DATA_DIR="${PV_DATA_DIR:-$ROOT/.data/test}"
 export PG_PORT="${PG_PORT:-15432}" KAFKA_PORT="${KAFKA_PORT:-19092}" KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
+# Its Kafka also listens with TLS and SASL, and its Postgres takes TLS: test/integration/secured.test.ts.
+[ -n "$external" ] || export PV_TEST_TLS=1
 stop_stack() {
   [ -z "${KEEP_TEST_STACK:-}" ] && [ -z "$external" ] || return 0
   bash scripts/stack.sh down >/dev/null 2>&1 || echo "could not stop the test servers: see $PV_DATA_DIR/logs"

@@ -3,13 +3,6 @@ import type { LogLevel } from "./config.ts";
 
 export type { Logger };
 
-let destinationFd = 1;
-
-/** Where every logger created after this writes: the original stdout once fd 1 carries native output (main.ts). */
-export function setLogDestination(fd: number): void {
-  destinationFd = fd;
-}
-
 /**
  * A logger for lines an outage or a flood can repeat: at most one line per `everyMs`, the next one saying how many
  * were left out in between.
@@ -39,6 +32,6 @@ export function createLogger(level: LogLevel, name: string): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    pino.destination({ fd: destinationFd, sync: true }),
+    pino.destination({ fd: 1, sync: true }),
   );
 }

@@ -35,22 +35,6 @@ try {
   throw e;
 }
 
-// The long-running services carry librdkafka. The worker's consumer (kafka-crab-js) writes its log lines to fd 1
-// natively: routed through pino before any Kafka client exists (kafka/native-log.ts). The API's producer reads
-// them as events (kafka/ffi-producer.ts); its fd 1 is taken all the same, so nothing native reaches it unrouted.
-if (command === "api" || command === "worker") {
-  const [{ captureStdout, routeNativeStdout }, { createLogger, setLogDestination }] = await Promise.all([
-    import("./kafka/native-log.ts"),
-    import("./log.ts"),
-  ]);
-  const captured = captureStdout();
-  if (captured) {
-    setLogDestination(captured.stdoutFd);
-    const log = createLogger(config.logLevel, command).child({ component: "librdkafka" });
-    routeNativeStdout(captured.readFd, captured.stdoutFd, log, config.kafka.debug !== "");
-  }
-}
-
 const running = await run(command, config);
 if (running) {
   let stopping = false;

@@ -14,6 +14,7 @@ import { createProducer } from "../ingest/producer.ts";
 import { createViewRecorder } from "../ingest/views.ts";
 import { createKeyMemory, keyMemoryMetrics } from "../ingest/idempotency.ts";
 import { brokersReachable, createTopicAdmin } from "../kafka/admin.ts";
+import { registerClientInfo } from "../kafka/client.ts";
 import { createApp } from "../http/app.ts";
 import { createCallerOf } from "../http/caller.ts";
 import { createClientAddress } from "../http/client-address.ts";
@@ -30,6 +31,7 @@ export async function start(config: Config): Promise<Running> {
   const root = createLogger(config.logLevel, "api");
   const metrics = new Registry();
   const processMetrics = registerProcessMetrics(metrics);
+  const librdkafka = registerClientInfo(metrics);
   const database = connect(config.db, "product-views-api");
   await migrate(database.sql);
 
@@ -145,7 +147,7 @@ export async function start(config: Config): Promise<Running> {
     maxRequestBodySize: 1024 * 1024 * 1024,
   });
   const port = server.server!.port!;
-  root.info({ port, topic: config.kafka.topic, ack: config.producer.ackMode }, "api listening");
+  root.info({ port, topic: config.kafka.topic, ack: config.producer.ackMode, librdkafka }, "api listening");
 
   return {
     port,

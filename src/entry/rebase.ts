@@ -17,7 +17,7 @@ export async function rebase(config: Config, apply: boolean): Promise<OffsetProb
   const admin = createTopicAdmin(config.kafka);
   try {
     const marks = await admin.watermarks();
-    const { topicId } = await fetchTopicIdentity(config.kafka.brokers, config.kafka.topic);
+    const { topicId } = await fetchTopicIdentity(config.kafka.brokers, config.kafka.topic, config.kafka.security);
     const stored = await loadOffsets(database.db, config.kafka.topic, [...marks.keys()]);
     const problems = [...marks].flatMap(([p, w]) => offsetProblem(p, stored.get(p)!, topicId, w) ?? []);
     for (const p of problems) {

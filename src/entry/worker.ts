@@ -5,7 +5,7 @@ import { registerProcessMetrics } from "../process-metrics.ts";
 import { connect } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { createTopicAdmin } from "../kafka/admin.ts";
-import { debugContexts, librdkafkaClient } from "../kafka/client.ts";
+import { createConsumer, registerClientInfo } from "../kafka/client.ts";
 import { fetchTopicIdentity } from "../kafka/topic-id.ts";
 import { startConsumer } from "../worker/consumer.ts";
 import { createDeadLetters } from "../kafka/dead-letter.ts";
@@ -17,6 +17,7 @@ export async function start(config: Config) {
   const root = createLogger(config.logLevel, "worker");
   const metrics = new Registry();
   const processMetrics = registerProcessMetrics(metrics);
+  const librdkafka = registerClientInfo(metrics);
   // Flushes may wait on row locks held by another worker: a longer statement timeout than the API's, the same
   // as the flusher's own deadline for a write.
   const database = connect(
@@ -31,11 +32,14 @@ export async function start(config: Config) {
   // Each consumer instance its own client.id: a replaced consumer is polled until the group no longer lists it.
   const instance = crypto.randomUUID().slice(0, 8);
   let made = 0;
+  const consumerLog = root.child({ component: "librdkafka" });
   const makeSource = () =>
-    librdkafkaClient(kafka, `${kafka.clientId}-worker-${instance}-${++made}`).createConsumer({
-      groupId: worker.groupId,
-      enableAutoCommit: false,
-      configuration: {
+    createConsumer(
+      kafka,
+      `${kafka.clientId}-worker-${instance}-${++made}`,
+      {
+        "group.id": worker.groupId,
+        "enable.auto.commit": false,
         "auto.offset.reset": "earliest",
         "enable.auto.offset.store": false,
         "session.timeout.ms": 6000,
@@ -47,9 +51,9 @@ export async function start(config: Config) {
         "queued.max.messages.kbytes": 16384,
         "fetch.max.bytes": 8 * 1024 * 1024,
         "reconnect.backoff.max.ms": 1000,
-        ...debugContexts(kafka),
       },
-    });
+      consumerLog,
+    );
   const deadLetters = createDeadLetters(kafka);
   const setAside = createSetAside({
     flush: (batch, topicId, opts) => flush(database.db, kafka.topic, batch, topicId, { windowMs: worker.idempotencyWindowMs }, opts),
@@ -69,7 +73,7 @@ export async function start(config: Config) {
       deadLetter: (letter) => deadLetters.send(letter),
       watermarks: () => admin.watermarks(),
       groupMembers: () => admin.groupMembers(worker.groupId),
-      topicId: async () => (await fetchTopicIdentity(kafka.brokers, kafka.topic)).topicId,
+      topicId: async () => (await fetchTopicIdentity(kafka.brokers, kafka.topic, kafka.security)).topicId,
     },
     root.child({ component: "consumer" }),
     metrics,
@@ -104,7 +108,7 @@ export async function start(config: Config) {
       return Response.json({ error: `no route for ${req.method} ${path}`, code: "not_found" }, { status: 404 });
     },
   });
-  root.info({ metricsPort: server.port, topic: kafka.topic, group: worker.groupId }, "worker started");
+  root.info({ metricsPort: server.port, topic: kafka.topic, group: worker.groupId, librdkafka }, "worker started");
 
   return {
     port: server.port,

@@ -1,7 +1,8 @@
 import type { KafkaConfig, ProducerConfig } from "../config.ts";
 import { AppError } from "../errors.ts";
 import { createFfiProducer, type OutgoingMessage } from "../kafka/ffi-producer.ts";
-import { createLogLimiter, type NativeLevel } from "../kafka/native-log.ts";
+import { librdkafkaSecurity } from "../kafka/security.ts";
+import { createLogLimiter, levelOf } from "../kafka/log-limiter.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { MAX_MESSAGE_ITEMS, type ViewEvent, viewCount } from "../domain/view.ts";
@@ -72,14 +73,6 @@ export interface ProducerDeps {
   newLane?: () => Lane;
   /** Where librdkafka's own log lines and errors go (rate-limited); by default the producer's logger. */
   librdkafkaLog?: Logger;
-}
-
-/** syslog levels, as librdkafka logs. */
-function levelOf(syslog: number): NativeLevel {
-  if (syslog <= 3) return "error";
-  if (syslog === 4) return "warn";
-  if (syslog <= 6) return "info";
-  return "debug";
 }
 
 /** A lane whose batches failed this many times in a row gets a new producer (see retire below). */
@@ -166,6 +159,7 @@ export function createProducer(
         // Errors only, unless KAFKA_DEBUG names contexts (then everything, unlimited).
         log_level: kafka.debug ? 7 : 3,
         ...(kafka.debug ? { debug: kafka.debug } : {}),
+        ...librdkafkaSecurity(kafka.security),
       },
       kafka.topic,
       {

@@ -1,6 +1,7 @@
 import { Kafka, logLevel } from "kafkajs";
 import { connect as tcpConnect } from "node:net";
 import type { KafkaConfig } from "../config.ts";
+import { kafkajsSecurity } from "./security.ts";
 
 /**
  * Creates the views topic when it is missing; an existing topic is left as it is (its partition count is
@@ -41,6 +42,7 @@ function adminClient(config: KafkaConfig, timeoutMs: number, retries: number) {
     logLevel: logLevel.NOTHING,
     requestTimeout: timeoutMs,
     retry: { retries, initialRetryTime: 200 },
+    ...kafkajsSecurity(config.security),
   }).admin();
 }
 

@@ -1,5 +1,6 @@
 import { Kafka, logLevel, type Producer } from "kafkajs";
 import type { KafkaConfig } from "../config.ts";
+import { kafkajsSecurity } from "./security.ts";
 import { ensureTopic } from "./admin.ts";
 
 // The dead-letter topic, `<topic>.dlq`: a message of the views topic that cannot be counted exactly (malformed, or
@@ -39,6 +40,7 @@ export function createDeadLetters(config: KafkaConfig): DeadLetters {
       brokers: [...config.brokers],
       logLevel: logLevel.NOTHING,
       retry: { retries: 5, initialRetryTime: 200 },
+      ...kafkajsSecurity(config.security),
     }).producer({ allowAutoTopicCreation: false });
     await p.connect();
     producer = p;

@@ -1,5 +1,5 @@
 import { createLagGauge } from "./lag.ts";
-import type { KafkaEvent, Message, OffsetModel, TopicPartition } from "kafka-crab-js";
+import type { Message, RebalanceEvent, TopicPartitions } from "../kafka/ffi-consumer.ts";
 import type { KafkaConfig, WorkerConfig } from "../config.ts";
 import { readViewMessage, type ViewMessage, viewCount } from "../domain/view.ts";
 import { limitedLog, type Logger } from "../log.ts";
@@ -17,7 +17,7 @@ import type { FlushResult } from "./writer.ts";
 // has accumulated. Exactly-once effect: Postgres holds counts and offsets together; Kafka's committed offset
 // trails them and only serves to start fetching near the right place and to show lag.
 
-/** What the loop needs of a Kafka consumer (kafka-crab-js' KafkaConsumer has all of it). */
+/** What the loop needs of a Kafka consumer (kafka/ffi-consumer.ts has all of it). */
 export interface Source {
   /** Unique per consumer instance: how the group coordinator's member list names it. */
   readonly clientId: string;
@@ -25,10 +25,10 @@ export interface Source {
   recvBatch(size: number, timeoutMs: number): Promise<Message[]>;
   pause(): void;
   resume(): void;
-  seek(topic: string, partition: number, offset: OffsetModel, timeoutMs?: number): void;
-  commit(topic: string, partition: number, offset: number, mode: "Sync" | "Async"): Promise<void>;
-  onEvents(cb: (error: Error | undefined, event: KafkaEvent) => void): void;
-  assignment(): TopicPartition[];
+  seek(topic: string, partition: number, offset: number): void;
+  commit(topic: string, partition: number, offset: number): Promise<void>;
+  onEvents(cb: (error: Error | undefined, event: RebalanceEvent) => void): void;
+  assignment(): TopicPartitions[];
   unsubscribe(): void;
   disconnect(): Promise<void>;
 }
@@ -149,7 +149,7 @@ export function startConsumer(
   const guard = createOffsetGuard(store, coalescer, forget, log, metrics);
   // Lag monitoring and restart position only; correctness rests on the offsets in Postgres.
   const commits = createKafkaCommits((partition, offset) => {
-    source.commit(kafka.topic, partition, offset, "Async").catch((err) => log.debug({ err }, "kafka commit failed"));
+    source.commit(kafka.topic, partition, offset).catch((err) => log.debug({ err }, "kafka commit failed"));
   }, config.commitIntervalMs);
   const readyDeferred = Promise.withResolvers<void>();
   const crashedDeferred = Promise.withResolvers<never>();
@@ -174,7 +174,7 @@ export function startConsumer(
     commits.forget(partition);
   }
 
-  function onEvents(error: Error | undefined, event: KafkaEvent) {
+  function onEvents(error: Error | undefined, event: RebalanceEvent) {
     if (error) {
       log.warn({ err: error }, "consumer event error");
       return;
@@ -197,7 +197,7 @@ export function startConsumer(
   function seek(partition: number, offset: number, after: "gap" | "stall" = "gap") {
     if (after === "gap") m.seeks.inc();
     try {
-      source.seek(kafka.topic, partition, { offset }, 500);
+      source.seek(kafka.topic, partition, offset);
       log.info({ partition, offset, after }, "sought back to the next uncounted offset");
     } catch (err) {
       // Not assigned right now (being moved): the gap tracker retries; the next owner starts from Postgres.

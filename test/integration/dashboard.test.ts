@@ -68,4 +68,12 @@ describe("ops dashboard", () => {
     const missing = [...queried].filter(([n]) => !exposed.has(n)).map(([n, panel]) => `${n} (panel "${panel}")`);
     expect(missing).toEqual([]);
   });
+
+  test("both processes say which librdkafka they run: the one scripts/librdkafka.sh pins", async () => {
+    const pinned = /^VERSION=(\S+)/m.exec(readFileSync("scripts/librdkafka.sh", "utf8"))![1];
+    for (const url of [`http://127.0.0.1:${stack.api.port}/metrics`, `http://127.0.0.1:${stack.worker.port}/metrics`]) {
+      const text = await (await fetch(url, { signal: AbortSignal.timeout(10_000) })).text();
+      expect(text).toContain(`kafka_client_info{librdkafka="${pinned}"} 1`);
+    }
+  });
 });

@@ -36,7 +36,7 @@ describe("messages that cannot be counted exactly", () => {
         reason: "more than 1000000000000 views in one message",
       });
     }
-    expect(letters.every((m) => m.payload.toString() === payload)).toBe(true);
+    expect(letters.every((m) => m.payload?.toString() === payload)).toBe(true);
     const workerUrl = `http://127.0.0.1:${worker.port}`;
     expect(await metric(workerUrl, "worker_dead_letters_total", '{result="written"}')).toBe(3);
   });

@@ -3,12 +3,14 @@
 import { afterAll, beforeAll, expect } from "bun:test";
 import { start as startApi } from "../../src/entry/api.ts";
 import { start as startWorker } from "../../src/entry/worker.ts";
-import { KafkaClient, type Message } from "kafka-crab-js";
+import { createConsumer } from "../../src/kafka/client.ts";
+import type { Message } from "../../src/kafka/ffi-consumer.ts";
 import { AssignerProtocol, Kafka, logLevel } from "kafkajs";
 import { loadConfig, type Config } from "../../src/config.ts";
 import { connect, type Database } from "../../src/db/client.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { ensureTopic } from "../../src/kafka/admin.ts";
+import { createLogger } from "../../src/log.ts";
 
 export const ROOT = new URL("../..", import.meta.url).pathname;
 
@@ -108,12 +110,13 @@ export async function waitFor<T>(
 
 /** Every message of a topic from the beginning, read with a throw-away consumer group. */
 export async function readTopic(config: Config, expected: number, timeoutMs = 20_000): Promise<Message[]> {
-  const client = new KafkaClient({ brokers: config.kafka.brokers.join(","), clientId: "test-reader", logLevel: "error" });
-  const consumer = client.createConsumer({
-    groupId: uniqueName("reader"),
-    enableAutoCommit: false,
-    configuration: { "auto.offset.reset": "earliest" },
-  });
+  const consumer = createConsumer(
+    config.kafka,
+    "test-reader",
+    { "group.id": uniqueName("reader"), "enable.auto.commit": false, "auto.offset.reset": "earliest" },
+    createLogger("error", "test-reader"),
+    { headers: true },
+  );
   await consumer.subscribe(config.kafka.topic);
   const out: Message[] = [];
   const deadline = performance.now() + timeoutMs;

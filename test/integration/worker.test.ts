@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { KafkaClient } from "kafka-crab-js";
+import { Kafka, logLevel } from "kafkajs";
 import { start as startWorker } from "../../src/entry/worker.ts";
 import { createLogger } from "../../src/log.ts";
 import { Registry } from "../../src/metrics.ts";
@@ -61,18 +61,22 @@ describe("worker on real Kafka and Postgres", () => {
     const worker = await startWorker(loadConfig(withGroup()));
     const url = `http://127.0.0.1:${worker.port}`;
     try {
-      const raw = new KafkaClient({ brokers: ctx.config.kafka.brokers.join(","), clientId: "poison", logLevel: "error" }).createProducer(
-        {},
-      );
+      const raw = new Kafka({ clientId: "poison", brokers: [...ctx.config.kafka.brokers], logLevel: logLevel.NOTHING }).producer();
       const ghost = crypto.randomUUID();
-      await raw.send({
-        topic: ctx.config.kafka.topic,
-        messages: [
-          { key: Buffer.from(ids[0]!), payload: Buffer.from("{this is not json") },
-          { key: Buffer.from(ids[0]!), payload: Buffer.from('{"product_id":"nope","count":1}') },
-          { key: Buffer.from(ghost), payload: encodeViewEvents([{ product_id: ghost, count: 1 }]) },
-        ],
-      });
+      await raw.connect();
+      try {
+        await raw.send({
+          topic: ctx.config.kafka.topic,
+          acks: -1,
+          messages: [
+            { key: Buffer.from(ids[0]!), value: Buffer.from("{this is not json") },
+            { key: Buffer.from(ids[0]!), value: Buffer.from('{"product_id":"nope","count":1}') },
+            { key: Buffer.from(ghost), value: encodeViewEvents([{ product_id: ghost, count: 1 }]) },
+          ],
+        });
+      } finally {
+        await raw.disconnect();
+      }
       const before = await viewCounts(ctx.db, [ids[1]!]);
       await producer.publish([{ product_id: ids[1]!, count: 5 }]);
       await waitFor(

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { ConfigError, loadConfig } from "../../src/config.ts";
+import { kafkajsSecurity, librdkafkaSecurity } from "../../src/kafka/security.ts";
 
 function problems(env: Record<string, string>): string[] {
   try {
@@ -88,5 +89,45 @@ describe("config", () => {
   test("reports every bad key at once", () => {
     const p = problems({ PORT: "x", KAFKA_LINGER_MS: "y", LOG_LEVEL: "z" });
     expect(p).toHaveLength(3);
+  });
+
+  test("TLS and SASL: every bad setting reported at once, and good ones become each client's words", () => {
+    expect(
+      problems({
+        KAFKA_SECURITY_PROTOCOL: "sasl_ssl",
+        KAFKA_SSL_CA_LOCATION: "/nowhere/ca.pem",
+        KAFKA_SSL_CERTIFICATE_LOCATION: "package.json",
+        KAFKA_SASL_MECHANISM: "GSSAPI",
+        DATABASE_SSL_CA: "/nowhere/pg-ca.pem",
+      }),
+    ).toEqual([
+      'DATABASE_SSL_CA="/nowhere/pg-ca.pem" is not a readable file',
+      'KAFKA_SSL_CA_LOCATION="/nowhere/ca.pem" is not a readable file',
+      "KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION go together",
+      'KAFKA_SASL_MECHANISM="GSSAPI" must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512',
+      "KAFKA_SECURITY_PROTOCOL=sasl_ssl needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD",
+    ]);
+    expect(problems({ KAFKA_SASL_USERNAME: "u", KAFKA_SSL_CA_LOCATION: "package.json" })).toEqual([
+      "KAFKA_SSL_* files are set but KAFKA_SECURITY_PROTOCOL=plaintext uses no TLS (ssl or sasl_ssl)",
+      "KAFKA_SASL_USERNAME/PASSWORD are set but KAFKA_SECURITY_PROTOCOL=plaintext uses no SASL (sasl_plaintext or sasl_ssl)",
+    ]);
+    const c = loadConfig({
+      KAFKA_SECURITY_PROTOCOL: "sasl_ssl",
+      KAFKA_SSL_CA_LOCATION: "package.json",
+      KAFKA_SASL_MECHANISM: "SCRAM-SHA-512",
+      KAFKA_SASL_USERNAME: "u",
+      KAFKA_SASL_PASSWORD: "p",
+    });
+    expect(librdkafkaSecurity(c.kafka.security)).toEqual({
+      "security.protocol": "sasl_ssl",
+      "ssl.ca.location": "package.json",
+      "sasl.mechanisms": "SCRAM-SHA-512",
+      "sasl.username": "u",
+      "sasl.password": "p",
+    });
+    const js = kafkajsSecurity(c.kafka.security);
+    expect(js.sasl).toEqual({ mechanism: "scram-sha-512", username: "u", password: "p" });
+    expect(typeof js.ssl?.ca).toBe("string");
+    expect(librdkafkaSecurity(loadConfig({}).kafka.security)).toEqual({});
   });
 });

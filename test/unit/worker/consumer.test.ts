@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import type { Message } from "kafka-crab-js";
+import type { Message } from "../../../src/kafka/ffi-consumer.ts";
 import { loadConfig } from "../../../src/config.ts";
 import { encodeViewEvents } from "../../../src/domain/view.ts";
 import { createLogger } from "../../../src/log.ts";
@@ -24,6 +24,7 @@ function fakeKafka(messages: number, startAt: number) {
     partition: 0,
     offset,
     payload: encodeViewEvents([{ product_id: id(offset), count: 1 }]),
+    key: null,
   }));
   const calls = { recv: 0, recvWhilePaused: 0, seeks: [] as number[] };
   let position = startAt;
@@ -45,12 +46,11 @@ function fakeKafka(messages: number, startAt: number) {
     },
     pause: () => void (paused = true),
     resume: () => void (paused = false),
-    seek: (_t, _p, o) => void (calls.seeks.push(o.offset!), (position = o.offset!)),
+    seek: (_t, _p, o) => void (calls.seeks.push(o), (position = o)),
     commit: async () => {},
     onEvents: () => {},
     // librdkafka's revocation after unsubscribe() is served in a poll; this fake serves it at once.
-    assignment: () =>
-      subscribed ? [{ topic: config.kafka.topic, partitionOffset: [{ partition: 0, offset: { position: "Stored" } }] }] : [],
+    assignment: () => (subscribed ? [{ topic: config.kafka.topic, partitionOffset: [{ partition: 0, offset: -1000 }] }] : []),
     unsubscribe: () => void ((subscribed = false), members.delete(clientId)),
     disconnect: async () => {},
   };
@@ -203,8 +203,7 @@ describe("consume loop", () => {
     idle.source.recvBatch = async () => (await Bun.sleep(1), []);
     let subscribed = true;
     idle.source.unsubscribe = () => void ((subscribed = false), members.delete(idle.source.clientId));
-    idle.source.assignment = () =>
-      subscribed ? [{ topic: config.kafka.topic, partitionOffset: [{ partition: 1, offset: { position: "Stored" } }] }] : [];
+    idle.source.assignment = () => (subscribed ? [{ topic: config.kafka.topic, partitionOffset: [{ partition: 1, offset: -1000 }] }] : []);
     const pg = fakeStore(-1);
     pg.store.watermarks = async () => new Map([[0, { low: 0, high: 10 }]]);
     let made = 0;
@@ -256,8 +255,7 @@ describe("consume loop", () => {
       if (unsubscribed && ++pollsAfterUnsubscribe === 3) (holds = false), members.delete(kafka.source.clientId);
       return recv(n, t);
     };
-    kafka.source.assignment = () =>
-      holds ? [{ topic: config.kafka.topic, partitionOffset: [{ partition: 0, offset: { position: "Stored" } }] }] : [];
+    kafka.source.assignment = () => (holds ? [{ topic: config.kafka.topic, partitionOffset: [{ partition: 0, offset: -1000 }] }] : []);
     kafka.source.disconnect = async () => void (disconnectedHolding = holds);
     const pg = fakeStore(-1);
     const c = start(() => kafka.source, pg.store);
