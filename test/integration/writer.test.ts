@@ -114,32 +114,40 @@ describe("flush writer", () => {
   test("sums across partitions past 2^53 stay exact (Postgres adds them), and a skipped product's views are left out", async () => {
     const topic = uniqueName("writer");
     const [big, other] = await seedProducts(ctx.db, 2, "writer-exact");
-    const half = 5_000_000_000_000_001; // each exact; their sum (10 000 000 000 000 002) is not a double's
+    const half = 5_000_000_000_000_001; // each exact; the sum below (10 000 000 000 000 001) is not a double's
     const batch: Batch = {
       slices: [slice(0, NO_OFFSET, 1, { [big!]: half, [other!]: 2 }), slice(1, NO_OFFSET, 1, { [big!]: half - 1 })],
       products: 3,
       views: 2 * half + 1,
     };
-    const res = await flush(ctx.db.db, topic, batch, TOPIC_ID, KEYS, { skip: (id) => id === other });
-    expect(res).toMatchObject({ skipped: 2, fenced: [] });
-    const rows = await ctx.db.sql<{ id: string; n: string }[]>`
-      SELECT id, view_count::text AS n FROM products WHERE id IN (${big!}, ${other!})`;
-    expect(Object.fromEntries(rows.map((r) => [r.id, r.n]))).toEqual({ [big!]: "10000000000000001", [other!]: "0" });
+    try {
+      const res = await flush(ctx.db.db, topic, batch, TOPIC_ID, KEYS, { skip: (id) => id === other });
+      expect(res).toMatchObject({ skipped: 2, fenced: [] });
+      const rows = await ctx.db.sql<{ id: string; n: string }[]>`
+        SELECT id, view_count::text AS n FROM products WHERE id IN (${big!}, ${other!})`;
+      expect(Object.fromEntries(rows.map((r) => [r.id, r.n]))).toEqual({ [big!]: "10000000000000001", [other!]: "0" });
+    } finally {
+      await ctx.db.sql`DELETE FROM products WHERE id = ${big!}`;
+    }
   });
 
   test("a dry run applies nothing and says it reached its end; a refused one says why", async () => {
     const topic = uniqueName("writer");
     const [full, fine] = await seedProducts(ctx.db, 2, "writer-dry");
     await ctx.db.sql`UPDATE products SET view_count = 9223372036854775807 WHERE id = ${full!}`;
-    const batch: Batch = { slices: [slice(0, NO_OFFSET, 4, { [full!]: 1, [fine!]: 1 })], products: 2, views: 2 };
-    const dry = (only: string[]) =>
-      flush(ctx.db.db, topic, batch, TOPIC_ID, KEYS, { skip: (id) => !only.includes(id), dryRun: true }).catch((e: unknown) => e);
-    expect(isDryRunEnd(await dry([fine!]))).toBe(true);
-    const refused = await dry([full!, fine!]);
-    expect([isDryRunEnd(refused), isDataError(refused)]).toEqual([false, true]);
-    expect(isDataError(await flush(ctx.db.db, topic, batch, TOPIC_ID, KEYS).catch((e: unknown) => e))).toBe(true);
-    expect((await viewCounts(ctx.db, [fine!])).get(fine!)).toBe(0);
-    expect((await loadOffsets(ctx.db.db, topic, [0])).get(0)!.next).toBe(NO_OFFSET);
+    try {
+      const batch: Batch = { slices: [slice(0, NO_OFFSET, 4, { [full!]: 1, [fine!]: 1 })], products: 2, views: 2 };
+      const dry = (only: string[]) =>
+        flush(ctx.db.db, topic, batch, TOPIC_ID, KEYS, { skip: (id) => !only.includes(id), dryRun: true }).catch((e: unknown) => e);
+      expect(isDryRunEnd(await dry([fine!]))).toBe(true);
+      const refused = await dry([full!, fine!]);
+      expect([isDryRunEnd(refused), isDataError(refused)]).toEqual([false, true]);
+      expect(isDataError(await flush(ctx.db.db, topic, batch, TOPIC_ID, KEYS).catch((e: unknown) => e))).toBe(true);
+      expect((await viewCounts(ctx.db, [fine!])).get(fine!)).toBe(0);
+      expect((await loadOffsets(ctx.db.db, topic, [0])).get(0)!.next).toBe(NO_OFFSET);
+    } finally {
+      await ctx.db.sql`DELETE FROM products WHERE id = ${full!}`;
+    }
   });
 
   test("the flush's NOTIFY names the 100 changed products that rank highest, with their new counts and its rows' updated_at; a fenced flush names none", async () => {
