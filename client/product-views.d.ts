@@ -35,7 +35,7 @@ export interface Tracker {
   flush(): Promise<void>;
   /** Products buffered or waiting for a retry, not yet sent. */
   pending(): number;
-  /** Requests not yet answered. */
+  /** Requests whose answer is not yet in stats (or handed to a retry, which pending() counts). */
   inFlight(): number;
   stats(): TrackerStats;
 }

@@ -87,13 +87,18 @@ export function createTracker(options) {
     } catch (err) {
       stats.failed += ids.length;
       onError(new Error(`views not confirmed (network error; not resent, they may have been counted): ${err}`));
+      inFlight--;
       return;
     } finally {
-      inFlight--;
+      // The body is gone once the answer's headers came: the keepalive budget is free again.
       if (keepalive) keepaliveBytes -= body.length;
     }
-    const answer = await res.json().catch(() => ({}));
-    answered(ids, res, answer, attempt);
+    // In flight until its answer is read and in stats (or handed to a retry, which pending() counts).
+    try {
+      answered(ids, res, await res.json().catch(() => ({})), attempt);
+    } finally {
+      inFlight--;
+    }
   }
 
   function answered(ids, res, answer, attempt) {
