@@ -1,7 +1,6 @@
 import type { Pointer } from "bun:ffi";
 import { ptr } from "bun:ffi";
 import {
-  cstr,
   DESTROY_F_NO_CONSUMER_CLOSE,
   ERR_ASSIGN_PARTITIONS,
   ERR_IN_PROGRESS,
@@ -10,6 +9,7 @@ import {
   EVENT_LOG,
   EVENT_OFFSET_COMMIT,
   EVENT_REBALANCE,
+  newClient,
   newPartitionList,
   type PartitionEntry,
   rdkafka,
@@ -84,23 +84,9 @@ export function createFfiConsumer(
   opts: { headers?: boolean } = {},
 ): FfiConsumer {
   const l = rdkafka();
-  const errstr = Buffer.alloc(512);
-  const errText = () => errstr.toString("utf8", 0, Math.max(0, errstr.indexOf(0)));
-  const conf = l.rd_kafka_conf_new()!;
-  for (const [name, value] of Object.entries({ ...configuration, "log.queue": "true" })) {
-    if (l.rd_kafka_conf_set(conf, cstr(name), cstr(String(value)), errstr, errstr.length) !== 0) {
-      l.rd_kafka_conf_destroy(conf);
-      throw new Error(`librdkafka property ${name}: ${errText()}`);
-    }
-  }
-  l.rd_kafka_conf_set_events(conf, EVENT_FETCH | EVENT_REBALANCE | EVENT_ERROR | EVENT_LOG | EVENT_OFFSET_COMMIT);
-  const rk = l.rd_kafka_new(1 /* RD_KAFKA_CONSUMER */, conf, errstr, errstr.length);
-  if (!rk) {
-    l.rd_kafka_conf_destroy(conf);
-    throw new Error(`librdkafka consumer: ${errText()}`);
-  }
+  const rk = newClient("consumer", configuration, EVENT_FETCH | EVENT_REBALANCE | EVENT_ERROR | EVENT_LOG | EVENT_OFFSET_COMMIT);
+  // The main queue (log lines, errors) forwarded to the consumer's: one queue to poll.
   l.rd_kafka_poll_set_consumer(rk);
-  l.rd_kafka_set_log_queue(rk, null);
   const queue = l.rd_kafka_queue_get_consumer(rk)!;
   const clientId = String(configuration["client.id"] ?? "");
   let listener: ((error: Error | undefined, event: RebalanceEvent) => void) | null = null;

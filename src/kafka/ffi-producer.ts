@@ -6,6 +6,7 @@ import {
   EVENT_ERROR,
   EVENT_LOG,
   MSG_F_COPY,
+  newClient,
   PURGE_INFLIGHT,
   PURGE_QUEUE,
   readLog,
@@ -68,22 +69,8 @@ export function createFfiProducer(
   events: NativeEvents,
 ): FfiProducer {
   const l = rdkafka();
-  const errstr = Buffer.alloc(512);
-  const errText = () => errstr.toString("utf8", 0, Math.max(0, errstr.indexOf(0)));
-  const conf = l.rd_kafka_conf_new()!;
-  // Log lines come as events of the main queue (rd_kafka_set_log_queue below), never from librdkafka's threads.
-  for (const [name, value] of Object.entries({ ...configuration, "log.queue": "true" })) {
-    if (l.rd_kafka_conf_set(conf, cstr(name), cstr(String(value)), errstr, errstr.length) !== 0) {
-      l.rd_kafka_conf_destroy(conf);
-      throw new Error(`librdkafka property ${name}: ${errText()}`);
-    }
-  }
-  l.rd_kafka_conf_set_events(conf, EVENT_DR | EVENT_ERROR | EVENT_LOG);
-  const rk = l.rd_kafka_new(0 /* RD_KAFKA_PRODUCER */, conf, errstr, errstr.length);
-  if (!rk) {
-    l.rd_kafka_conf_destroy(conf);
-    throw new Error(`librdkafka producer: ${errText()}`);
-  }
+  // Log lines come as events of the main queue, never from librdkafka's threads.
+  const rk = newClient("producer", configuration, EVENT_DR | EVENT_ERROR | EVENT_LOG);
   const rkt = l.rd_kafka_topic_new(rk, cstr(topic), null);
   if (!rkt) {
     // A null topic handle would be dereferenced by the first produce: refuse here, in JavaScript.
@@ -92,7 +79,6 @@ export function createFfiProducer(
     throw new Error(`librdkafka topic ${topic}: ${l.rd_kafka_err2str(code)}`);
   }
   const queue = l.rd_kafka_queue_get_main(rk)!;
-  l.rd_kafka_set_log_queue(rk, null);
 
   /** Messages handed to librdkafka and not yet reported: opaque -> the payload's and key's lengths. */
   const pending = new Map<number, { len: number; keyLen: number }>();

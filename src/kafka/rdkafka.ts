@@ -133,6 +133,35 @@ export const ERR_FATAL = -150;
 /** NUL-terminated bytes for a C string argument (kept referenced by the caller for the call's length). */
 export const cstr = (s: string) => Buffer.from(`${s}\0`, "utf8");
 
+/**
+ * A new producer or consumer handle with these properties (all as strings), the events of `eventMask` enabled and
+ * its log lines as events of its main queue (log.queue); throws naming the property librdkafka refused.
+ */
+export function newClient(
+  kind: "producer" | "consumer",
+  configuration: Record<string, string | number | boolean>,
+  eventMask: number,
+): Pointer {
+  const l = rdkafka();
+  const errstr = Buffer.alloc(512);
+  const errText = () => errstr.toString("utf8", 0, Math.max(0, errstr.indexOf(0)));
+  const conf = l.rd_kafka_conf_new()!;
+  for (const [name, value] of Object.entries({ ...configuration, "log.queue": "true" })) {
+    if (l.rd_kafka_conf_set(conf, cstr(name), cstr(String(value)), errstr, errstr.length) !== 0) {
+      l.rd_kafka_conf_destroy(conf);
+      throw new Error(`librdkafka property ${name}: ${errText()}`);
+    }
+  }
+  l.rd_kafka_conf_set_events(conf, eventMask);
+  const rk = l.rd_kafka_new(kind === "producer" ? 0 : 1, conf, errstr, errstr.length);
+  if (!rk) {
+    l.rd_kafka_conf_destroy(conf);
+    throw new Error(`librdkafka ${kind}: ${errText()}`);
+  }
+  l.rd_kafka_set_log_queue(rk, null);
+  return rk as Pointer;
+}
+
 // rd_kafka_message_t on 64-bit platforms: err (int), rkt, partition (int32), payload, len, key, key_len,
 // offset (int64), _private (the producer's msg_opaque).
 const MSG_ERR = 0;

@@ -1,5 +1,5 @@
 import { createLagGauge } from "./lag.ts";
-import type { Message, RebalanceEvent, TopicPartitions } from "../kafka/ffi-consumer.ts";
+import type { FfiConsumer, Message, RebalanceEvent } from "../kafka/ffi-consumer.ts";
 import type { KafkaConfig, WorkerConfig } from "../config.ts";
 import { readViewMessage, type ViewMessage, viewCount } from "../domain/view.ts";
 import { limitedLog, type Logger } from "../log.ts";
@@ -17,21 +17,8 @@ import type { FlushResult } from "./writer.ts";
 // has accumulated. Exactly-once effect: Postgres holds counts and offsets together; Kafka's committed offset
 // trails them and only serves to start fetching near the right place and to show lag.
 
-/** What the loop needs of a Kafka consumer (kafka/ffi-consumer.ts has all of it). */
-export interface Source {
-  /** Unique per consumer instance: how the group coordinator's member list names it. */
-  readonly clientId: string;
-  subscribe(topic: string): Promise<void>;
-  recvBatch(size: number, timeoutMs: number): Promise<Message[]>;
-  pause(): void;
-  resume(): void;
-  seek(topic: string, partition: number, offset: number): void;
-  commit(topic: string, partition: number, offset: number): Promise<void>;
-  onEvents(cb: (error: Error | undefined, event: RebalanceEvent) => void): void;
-  assignment(): TopicPartitions[];
-  unsubscribe(): void;
-  disconnect(): Promise<void>;
-}
+/** The Kafka consumer the loop drives (kafka/ffi-consumer.ts); the unit tests give it a fake one. */
+export type Source = FfiConsumer;
 
 /** What it needs of Postgres (writer.ts) and of the topic's log (kafka/admin.ts). */
 export interface Store extends OffsetStore {
