@@ -16,7 +16,8 @@ export PG_PORT="${PG_PORT:-15432}" KAFKA_PORT="${KAFKA_PORT:-19092}" KAFKA_CONTR
 [ -n "$external" ] || export PV_TEST_TLS=1
 stop_stack() {
   [ -z "${KEEP_TEST_STACK:-}" ] && [ -z "$external" ] || return 0
-  bash scripts/stack.sh down >/dev/null 2>&1 || echo "could not stop the test servers: see $PV_DATA_DIR/logs"
+  # Without the variables `env` exported: with them, stack.sh would take its own servers for external ones.
+  (unset DATABASE_URL KAFKA_BROKERS; bash scripts/stack.sh down >/dev/null 2>&1) || echo "could not stop the test servers: see $PV_DATA_DIR/logs"
 }
 trap 'stop_stack; exit 130' INT TERM
 bash scripts/stack.sh infra || { stop_stack; exit 1; }
