@@ -30,7 +30,9 @@ eval "$(bash "$ROOT/scripts/stack.sh" env)"
 # One token for both roles: with it, the fuzzer creates products and sends views as a trusted backend.
 export PORT="${FUZZ_PORT:-18080}" ADMIN_TOKEN="fuzz-admin-token-$(date +%s)" LOG_LEVEL=warn
 export INGEST_TOKEN="$ADMIN_TOKEN"
-LOG="$ROOT/.data/logs/fuzz-api.log"
+# Beside the logs of the stack it runs on (make test's own: .data/test/logs).
+LOG="${PV_DATA_DIR:-$ROOT/.data}/logs/fuzz-api.log"
+mkdir -p "$(dirname "$LOG")"
 (cd "$ROOT" && exec bun src/main.ts api >"$LOG" 2>&1) &
 api=$!
 trap 'kill -TERM $api 2>/dev/null; wait $api 2>/dev/null' EXIT
