@@ -15,6 +15,7 @@ async function count(path: string) {
   if (!xml) {
     console.log(`no test report was written at ${path}`);
     failed++;
+    failures.push(`no report at ${path} (a test file or bun test itself ended early)`);
     return;
   }
   for (const m of xml.matchAll(/<testcase\b[^>]*?(\/>|>([\s\S]*?)<\/testcase>)/g)) {
