@@ -90,6 +90,15 @@ export function createFfiConsumer(
   const queue = l.rd_kafka_queue_get_consumer(rk)!;
   const clientId = String(configuration["client.id"] ?? "");
   let listener: ((error: Error | undefined, event: RebalanceEvent) => void) | null = null;
+  // Topic handles live as long as the client: each one's name read once.
+  const topics = new Map<Pointer, string>();
+  const topicOf = (rkt: Pointer) => {
+    const known = topics.get(rkt);
+    if (known !== undefined) return known;
+    const name = String(l.rd_kafka_topic_name(rkt));
+    topics.set(rkt, name);
+    return name;
+  };
   let closed = false;
 
   function rebalance(ev: Pointer) {
@@ -122,7 +131,7 @@ export function createFfiConsumer(
         const type = l.rd_kafka_event_type(ev);
         if (type === EVENT_FETCH) {
           for (let m = l.rd_kafka_event_message_next(ev) as Pointer | null; m; m = l.rd_kafka_event_message_next(ev) as Pointer | null) {
-            const msg = readMessage(l, m);
+            const msg = readMessage(m, topicOf);
             if (msg.err !== 0) {
               events.error(msg.err, `fetch ${msg.topic}[${msg.partition}]: ${l.rd_kafka_err2str(msg.err)}`, false);
               continue;

@@ -229,7 +229,8 @@ export interface FetchedMessage {
   key: Buffer | null;
 }
 
-export function readMessage(l: Lib, msg: Pointer): FetchedMessage {
+/** `topicOf`: the name of a topic handle (the caller keeps them: one string a topic, not one a message). */
+export function readMessage(msg: Pointer, topicOf: (rkt: Pointer) => string): FetchedMessage {
   const rkt = read.ptr(msg, MSG_RKT) as Pointer;
   const payload = read.ptr(msg, MSG_PAYLOAD) as Pointer;
   const len = Number(read.u64(msg, MSG_LEN));
@@ -237,7 +238,7 @@ export function readMessage(l: Lib, msg: Pointer): FetchedMessage {
   const keyLen = Number(read.u64(msg, MSG_KEY_LEN));
   return {
     err: read.i32(msg, MSG_ERR),
-    topic: rkt ? String(l.rd_kafka_topic_name(rkt)) : "",
+    topic: rkt ? topicOf(rkt) : "",
     partition: read.i32(msg, MSG_PARTITION),
     offset: Number(read.i64(msg, MSG_OFFSET)),
     payload: payload && len > 0 ? Buffer.from(toBuffer(payload, 0, len)) : null,

@@ -128,7 +128,7 @@ export async function flush(
   const localRepeats: Array<{ partition: number; views: number; mismatched: boolean }> = [];
   for (const slice of batch.slices) {
     for (const k of slice.keyed) {
-      const views = k.views.filter((e) => !skipping(slice.partition, e.product_id, e.count));
+      const views = opts.skip ? k.views.filter((e) => !skipping(slice.partition, e.product_id, e.count)) : k.views;
       const fp = seenKeys.get(k.key);
       if (fp !== undefined) {
         localRepeats.push({ partition: slice.partition, views: viewCount(views), mismatched: fp !== k.fp });
@@ -282,8 +282,8 @@ export async function flush(
         FROM unnest(${arrayLiteral(itemParts)}::int[], ${arrayLiteral(itemIds)}::uuid[], ${arrayLiteral(itemCounts)}::bigint[]) AS i(partition, id, n)
         WHERE i.partition IN (SELECT partition FROM moved)`;
   };
-  // Views left out of the unkeyed counts (the keyed ones were taken off above).
-  for (const slice of batch.slices) for (const [id, n] of slice.counts) skipping(slice.partition, id, n);
+  // Views left out of the unkeyed counts (the keyed ones were taken off above); no pass at all in a plain flush.
+  if (opts.skip) for (const slice of batch.slices) for (const [id, n] of slice.counts) skipping(slice.partition, id, n);
   let row: Awaited<ReturnType<typeof statement>>[number] | undefined;
   if (opts.dryRun) {
     // After every other column, so the UPDATE has run whole: its errors come first.
