@@ -99,6 +99,18 @@ export interface TrustConfig {
   readonly rateMemory: number;
 }
 
+/** The views history (db/history.ts): how long it is kept, how often it is folded and ranked. */
+export interface HistoryConfig {
+  /** Days of per-minute rows kept (dropped by whole daily partitions). */
+  readonly minuteDays: number;
+  /** Days of per-hour rows kept (dropped by whole monthly partitions). */
+  readonly hourDays: number;
+  /** How often a worker folds minutes into hours. */
+  readonly foldIntervalMs: number;
+  /** How often the API re-ranks the 24 h and 7 d windows (the 1 h window follows the flushes). */
+  readonly windowRefreshMs: number;
+}
+
 export interface DbConfig {
   readonly url: string;
   readonly poolSize: number;
@@ -113,6 +125,7 @@ export interface Config {
   readonly worker: WorkerConfig;
   readonly db: DbConfig;
   readonly trust: TrustConfig;
+  readonly history: HistoryConfig;
   readonly logLevel: LogLevel;
 }
 
@@ -330,12 +343,21 @@ export function loadConfig(env: Env = process.env): Config {
       addressPerS: r.int("RATE_ADDRESS_PER_S", 50, 0, 10_000_000),
       rateMemory: r.int("RATE_LIMIT_MEMORY", 100_000, 1000, 10_000_000),
     },
+    history: {
+      minuteDays: r.int("HISTORY_MINUTE_DAYS", 7, 1, 366),
+      hourDays: r.int("HISTORY_HOUR_DAYS", 400, 8, 36_600),
+      foldIntervalMs: r.int("HISTORY_FOLD_INTERVAL_MS", 5000, 100, 3_600_000),
+      windowRefreshMs: r.int("TOP_WINDOW_REFRESH_MS", 30_000, 100, 3_600_000),
+    },
     logLevel: r.oneOf("LOG_LEVEL", "info", ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const),
   };
 
   const t = config.trust;
   if (t.viewerBurst < t.publicMaxBatchItems || t.addressBurst < t.publicMaxBatchItems) {
     problems.push("RATE_VIEWER_BURST and RATE_ADDRESS_BURST must be >= PUBLIC_MAX_BATCH_ITEMS (a full public batch must be able to pass)");
+  }
+  if (config.history.hourDays < config.history.minuteDays) {
+    problems.push("HISTORY_HOUR_DAYS must be >= HISTORY_MINUTE_DAYS (hours are folded from minutes)");
   }
   if (config.worker.maxPendingProducts < config.worker.flushMaxProducts) {
     problems.push("MAX_PENDING_PRODUCTS must be >= FLUSH_MAX_PRODUCTS");

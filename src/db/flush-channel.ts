@@ -16,6 +16,14 @@ export const FLUSH_CHANNEL = "product_views_flushed";
  */
 export const FLUSH_CHANNEL_UV = "product_views_flushed_uv";
 
+/**
+ * The 1 h window's candidates: the (at most 100) products a flush added the most views to inside the last hour, in
+ * the same form, but each count is what the flush added, not a total. An API ranking the window reads these products'
+ * window totals again (db/top-window.ts): any product that rose in the window is named by the flush that raised it,
+ * unless 100 others rose more in that flush.
+ */
+export const FLUSH_CHANNEL_1H = "product_views_flushed_1h";
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const COUNT = /^\d{1,16}$/;
 

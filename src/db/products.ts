@@ -29,8 +29,39 @@ function toProduct(r: Row): Product {
 }
 
 export async function createProduct(db: Db, p: NewProduct): Promise<Product> {
-  const [row] = await db.insert(products).values({ name: p.name, description: p.description, viewCount: p.viewCount }).returning(columns);
-  return toProduct(row!);
+  if (p.viewCount === 0) {
+    const [row] = await db.insert(products).values({ name: p.name, description: p.description }).returning(columns);
+    return toProduct(row!);
+  }
+  // Views it is created with go into the history too, in the hour of its creation: its series sums to its count.
+  const [row] = await db.execute<{
+    id: string;
+    name: string;
+    description: string;
+    view_count: string;
+    unique_viewers: string;
+    created_at: Date;
+    updated_at: Date;
+  }>(sql`
+    WITH p AS (
+      INSERT INTO products (name, description, view_count) VALUES (${p.name}, ${p.description}, ${p.viewCount})
+      RETURNING id, name, description, view_count, unique_viewers, created_at, updated_at
+    ),
+    h AS (
+      INSERT INTO view_hours (product_id, hour, views)
+      SELECT id, date_trunc('hour', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', view_count FROM p
+    )
+    SELECT * FROM p`);
+  const r = row!;
+  return toProduct({
+    id: r.id,
+    name: r.name,
+    description: r.description,
+    viewCount: Number(r.view_count),
+    uniqueViewers: Number(r.unique_viewers),
+    createdAt: new Date(r.created_at),
+    updatedAt: new Date(r.updated_at),
+  });
 }
 
 export async function getProduct(db: Db, id: string): Promise<Product | null> {

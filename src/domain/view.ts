@@ -75,6 +75,9 @@ export function viewerCount(events: readonly ViewEvent[]): number {
   return n;
 }
 
+/** An acceptance time: epoch milliseconds, within what a JavaScript Date can hold. */
+const AcceptedAt = Type.Integer({ minimum: 0, maximum: 8.64e15 });
+
 /**
  * A request sent with an Idempotency-Key travels apart from the merged counts: the worker counts it only if
  * its key was not counted within the window (db: view_keys). `key` and `fp` are MD5 digests in hex (32
@@ -84,7 +87,7 @@ export const KeyedViews = Type.Object({
   key: Type.String({ pattern: "^[0-9a-f]{32}$" }),
   fp: Type.String({ pattern: "^[0-9a-f]{32}$" }),
   /** When the API accepted this attempt (epoch ms): the key's window runs from the counted attempt's `at`. */
-  at: Type.Optional(Type.Integer({ minimum: 0, maximum: 8.64e15 })),
+  at: Type.Optional(AcceptedAt),
   views: Type.Array(ViewEvent, { minItems: 1, maxItems: MAX_MESSAGE_ITEMS }),
 });
 export type KeyedViews = Static<typeof KeyedViews>;
@@ -94,6 +97,11 @@ export type KeyedViews = Static<typeof KeyedViews>;
  * Requests without an Idempotency-Key are merged per product in `views`; each keyed request is one entry of `keyed`.
  */
 export const ViewGroup = Type.Object({
+  /**
+   * When the API accepted the message's unkeyed views (epoch ms; one minute holds them all, ingest/lane-batch.ts):
+   * the time their history buckets are counted in. Messages from an API before this carry none.
+   */
+  at: Type.Optional(AcceptedAt),
   views: Type.Array(ViewEvent, { maxItems: MAX_MESSAGE_ITEMS }),
   keyed: Type.Optional(Type.Array(KeyedViews, { maxItems: MAX_MESSAGE_ITEMS })),
 });
@@ -110,6 +118,8 @@ export function viewCount(events: readonly ViewEvent[]): number {
 export interface ViewMessage {
   views: ViewEvent[];
   keyed: KeyedViews[];
+  /** When the API accepted `views` (epoch ms); null for a message from before acceptance times travelled. */
+  at: number | null;
 }
 
 const checkEvent = TypeCompiler.Compile(ViewEvent);
@@ -122,16 +132,20 @@ const eventJson = (e: ViewEvent) =>
     : `{"product_id":"${e.product_id}","count":${e.count}}`;
 const eventsJson = (events: readonly ViewEvent[]) => `[${events.map(eventJson).join(",")}]`;
 
-/** One unkeyed event as its own payload; anything else as a group. Digests are hex, so nothing needs escaping. */
-export function encodeViewEvents(events: readonly ViewEvent[], keyed: readonly KeyedViews[] = []): Buffer {
+/**
+ * A group, with the acceptance time `at` when given; without it, one unkeyed event is its own payload (the form
+ * an API sent before times travelled). Digests are hex, so nothing needs escaping.
+ */
+export function encodeViewEvents(events: readonly ViewEvent[], keyed: readonly KeyedViews[] = [], at?: number): Buffer {
+  const time = at === undefined ? "" : `"at":${at},`;
   if (keyed.length === 0) {
-    if (events.length === 1) return Buffer.from(eventJson(events[0]!));
-    return Buffer.from(`{"views":${eventsJson(events)}}`);
+    if (events.length === 1 && at === undefined) return Buffer.from(eventJson(events[0]!));
+    return Buffer.from(`{${time}"views":${eventsJson(events)}}`);
   }
   const k = keyed
     .map((e) => `{"key":"${e.key}","fp":"${e.fp}",${e.at === undefined ? "" : `"at":${e.at},`}"views":${eventsJson(e.views)}}`)
     .join(",");
-  return Buffer.from(`{"views":${eventsJson(events)},"keyed":[${k}]}`);
+  return Buffer.from(`{${time}"views":${eventsJson(events)},"keyed":[${k}]}`);
 }
 
 // MAX_MESSAGE_ITEMS events of at most ~75 bytes each, keyed requests' digests besides; Kafka's own limit is 1 MB.
@@ -160,7 +174,7 @@ export function readViewMessage(payload: Uint8Array | undefined | null): ViewMes
   } catch {
     return { error: "not JSON" };
   }
-  const message = checkEvent.Check(v) ? { views: lower([v]), keyed: [] } : checkGroup.Check(v) ? group(v) : null;
+  const message = checkEvent.Check(v) ? { views: lower([v]), keyed: [], at: null } : checkGroup.Check(v) ? group(v) : null;
   if (message === null) return { error: "not a view message (schema)" };
   if (message.views.length === 0 && message.keyed.length === 0) return { error: "no views" };
   let total = viewCount(message.views);
@@ -173,7 +187,7 @@ function group(v: ViewGroup): ViewMessage {
   const keyed = (v.keyed ?? []).map((k) =>
     k.at === undefined ? { key: k.key, fp: k.fp, views: lower(k.views) } : { key: k.key, fp: k.fp, at: k.at, views: lower(k.views) },
   );
-  return { views: lower(v.views), keyed };
+  return { views: lower(v.views), keyed, at: v.at ?? null };
 }
 
 /**

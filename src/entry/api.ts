@@ -7,6 +7,9 @@ import { migrate } from "../db/migrate.ts";
 import { createProduct, existingIds, getProduct } from "../db/products.ts";
 import { notifyChanged } from "../db/flush-channel.ts";
 import { createTopCache } from "../db/top.ts";
+import { createWindowTop } from "../db/top-window.ts";
+import { seriesOf } from "../db/history.ts";
+import { zeroFilled } from "../domain/history.ts";
 import { createGate, sharedCheck } from "../db/gate.ts";
 import { createTopStream } from "../http/top-stream.ts";
 import { createCatalog } from "../ingest/catalog.ts";
@@ -88,6 +91,13 @@ export async function start(config: Config): Promise<Running> {
     by: "unique_viewers",
   });
   await topUnique.start();
+  const windowLog = root.child({ component: "top-window" });
+  const windows = {
+    "1h": createWindowTop(database, windowLog, "1h", { refreshMs: config.history.windowRefreshMs }),
+    "24h": createWindowTop(database, windowLog, "24h", { refreshMs: config.history.windowRefreshMs }),
+    "7d": createWindowTop(database, windowLog, "7d", { refreshMs: config.history.windowRefreshMs }),
+  };
+  await Promise.all(Object.values(windows).map((w) => w.start()));
 
   // Heartbeats well inside the idle timeout, which would otherwise cut a quiet stream.
   const streamOptions = {
@@ -97,7 +107,13 @@ export async function start(config: Config): Promise<Running> {
     clients: new Set<() => void>(),
     perAddress: new Map<string, number>(),
   };
-  const topStreams = { view_count: createTopStream(top, streamOptions), unique_viewers: createTopStream(topUnique, streamOptions) };
+  const topStreams = {
+    view_count: createTopStream(top, streamOptions),
+    unique_viewers: createTopStream(topUnique, streamOptions),
+    "1h": createTopStream(windows["1h"], streamOptions),
+    "24h": createTopStream(windows["24h"], streamOptions),
+    "7d": createTopStream(windows["7d"], streamOptions),
+  };
   const app = createApp({
     http: config.http,
     log: root.child({ component: "http" }),
@@ -120,8 +136,16 @@ export async function start(config: Config): Promise<Running> {
         return product;
       },
       get: (id) => reads(() => guard(getProduct(database.db, id))),
-      topJson: (limit, by) => (by === "view_count" ? top : topUnique).topJson(limit),
-      topStream: (limit, signal, by, address) => topStreams[by].open(limit, signal, address),
+      topJson: (limit, by, window) => (window !== "all" ? windows[window] : by === "view_count" ? top : topUnique).topJson(limit),
+      topStream: (limit, signal, by, address, window) => topStreams[window === "all" ? by : window].open(limit, signal, address),
+      series: (id, q) =>
+        reads(async () => {
+          const product = await guard(getProduct(database.db, id));
+          if (!product) return null;
+          const points = zeroFilled(await guard(seriesOf(database.db, id, q.bucket, q.from, q.to)), q);
+          const total = points.reduce((n, p) => n + p.views, 0);
+          return { product_id: id, bucket: q.bucket, from: points[0]!.t, to: points[points.length - 1]!.t, total, points };
+        }),
     },
     ready: sharedCheck(async () => {
       const [postgres, kafka] = await Promise.all([
@@ -163,6 +187,7 @@ export async function start(config: Config): Promise<Running> {
       await admin.close();
       await top.stop();
       await topUnique.stop();
+      await Promise.all(Object.values(windows).map((w) => w.stop()));
       processMetrics.stop();
       await database.close();
       root.info("api stopped");

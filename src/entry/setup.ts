@@ -2,6 +2,7 @@ import type { Config } from "../config.ts";
 import { createLogger } from "../log.ts";
 import { connect } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
+import { maintainPartitions } from "../db/history-partitions.ts";
 import { ensureTopic } from "../kafka/admin.ts";
 
 /** Idempotent: creates the topic if missing and applies pending migrations. */
@@ -11,6 +12,8 @@ export async function setup(config: Config, opts: { topic: boolean }): Promise<v
   try {
     const applied = await migrate(database.sql);
     log.info({ applied }, applied.length ? "migrations applied" : "schema up to date");
+    const partitions = await maintainPartitions(database.sql, Date.now(), config.history);
+    log.info(partitions, "history partitions ready");
   } finally {
     await database.close();
   }

@@ -11,6 +11,9 @@ import { startConsumer } from "../worker/consumer.ts";
 import { createDeadLetters } from "../kafka/dead-letter.ts";
 import { expireKeys, flush, loadOffsets, sampleUnknown } from "../worker/writer.ts";
 import { startKeyExpiry } from "../worker/key-expiry.ts";
+import { startHistoryUpkeep } from "../worker/history-upkeep.ts";
+import { foldMinutes } from "../db/history.ts";
+import { maintainPartitions, oldestMinute } from "../db/history-partitions.ts";
 import { createSetAside } from "../worker/refused.ts";
 
 export async function start(config: Config) {
@@ -26,8 +29,9 @@ export async function start(config: Config) {
     config.worker.flushTimeoutMs,
   );
   await migrate(database.sql);
+  const { kafka, worker, history } = config;
+  await maintainPartitions(database.sql, Date.now(), history);
 
-  const { kafka, worker } = config;
   const admin = createTopicAdmin(kafka);
   // Each consumer instance its own client.id: a replaced consumer is polled until the group no longer lists it.
   const instance = crypto.randomUUID().slice(0, 8);
@@ -56,7 +60,18 @@ export async function start(config: Config) {
     );
   const deadLetters = createDeadLetters(kafka);
   const setAside = createSetAside({
-    flush: (batch, topicId, opts) => flush(database.db, kafka.topic, batch, topicId, { windowMs: worker.idempotencyWindowMs }, opts),
+    flush: (batch, topicId, opts) =>
+      flush(
+        database.db,
+        kafka.topic,
+        batch,
+        topicId,
+        { windowMs: worker.idempotencyWindowMs },
+        {
+          ...opts,
+          historyFrom: oldestMinute(Date.now(), history).getTime(),
+        },
+      ),
     deadLetter: (letter) => deadLetters.send(letter),
     log: root.child({ component: "set-aside" }),
     metrics,
@@ -84,6 +99,13 @@ export async function start(config: Config) {
     expire: (limit) => expireKeys(database.db, limit, worker.idempotencyWindowMs),
     intervalMs: Math.min(60_000, worker.idempotencyWindowMs),
     log: root.child({ component: "key-expiry" }),
+    metrics,
+  });
+  const historyUpkeep = startHistoryUpkeep({
+    fold: (limit) => foldMinutes(database.db, limit),
+    partitions: () => maintainPartitions(database.sql, Date.now(), history),
+    intervalMs: history.foldIntervalMs,
+    log: root.child({ component: "history" }),
     metrics,
   });
   let started = false;
@@ -119,6 +141,7 @@ export async function start(config: Config) {
       // Order matters: stop fetching and flush what is pending (Postgres first, then Kafka), then leave.
       await consumer.stop();
       await keyExpiry.stop();
+      await historyUpkeep.stop();
       await deadLetters.close();
       processMetrics.stop();
       await admin.close();

@@ -14,6 +14,7 @@ import {
   type Rank,
 } from "../domain/product.ts";
 import { Uuid } from "../domain/view.ts";
+import { BUCKETS, MAX_POINTS, parseSeries, parseWindow, type SeriesQuery, type Window, WINDOWS } from "../domain/history.ts";
 import { AppError } from "../errors.ts";
 import { readJsonBody } from "./body.ts";
 import type { ClientAddress } from "./client-address.ts";
@@ -24,11 +25,28 @@ import { API, err } from "./responses.ts";
 export interface ProductService {
   create(p: NewProduct): Promise<Product>;
   get(id: string): Promise<Product | null>;
-  /** The top list by `by` as JSON text (served as is). */
-  topJson(limit: number, by: Rank): string;
+  /** The top list by `by`, all-time or of a window, as JSON text (served as is). */
+  topJson(limit: number, by: Rank, window: Window | "all"): string;
   /** The top list as Server-Sent Events, pushed when it changes, until `signal` aborts. */
-  topStream(limit: number, signal: AbortSignal, by: Rank, address: string): Response;
+  topStream(limit: number, signal: AbortSignal, by: Rank, address: string, window: Window | "all"): Response;
+  /** A product's views per bucket, zero-filled; null for an unknown product. */
+  series(id: string, q: SeriesQuery): Promise<Series | null>;
 }
+
+export const Series = Type.Object(
+  {
+    product_id: Uuid,
+    bucket: Type.Union([Type.Literal("minute"), Type.Literal("hour"), Type.Literal("day")]),
+    from: Type.String({ format: "date-time", description: "Start of the first bucket" }),
+    to: Type.String({ format: "date-time", description: "Start of the last bucket" }),
+    total: Type.Integer({ minimum: 0, description: "Views in the buckets listed" }),
+    points: Type.Array(Type.Object({ t: Type.String({ format: "date-time" }), views: Type.Integer({ minimum: 0 }) }), {
+      maxItems: MAX_POINTS,
+    }),
+  },
+  { description: "A product's views per bucket of acceptance time (UTC), every bucket listed" },
+);
+export type Series = typeof Series.static;
 
 export function productRoutes(deps: { http: HttpConfig; products: ProductService; clientAddress: ClientAddress }) {
   const { http } = deps;
@@ -37,18 +55,23 @@ export function productRoutes(deps: { http: HttpConfig; products: ProductService
     .get(
       `${API}/top`,
       ({ request }) =>
-        new Response(deps.products.topJson(topLimitOf(request), rankOf(request)), { headers: { "content-type": "application/json" } }),
+        new Response(deps.products.topJson(topLimitOf(request), ...rankAndWindowOf(request)), {
+          headers: { "content-type": "application/json" },
+        }),
       {
         detail: {
           // Documented here, parsed by the handler: the raw string must be checked ("1e3", "007", repeats).
-          parameters: [LIMIT_PARAMETER, BY_PARAMETER],
+          parameters: [LIMIT_PARAMETER, BY_PARAMETER, WINDOW_PARAMETER],
           summary: "Most viewed products (view_count desc, or unique_viewers desc with ?by=unique_viewers; ties by id)",
-          description: "Served from memory, refreshed after every worker flush: at most flush interval + one refresh old.",
+          description:
+            "Served from memory. All time: refreshed after every worker flush. ?window=1h|24h|7d: the views accepted in the window " +
+            "(whole buckets: the current minute and the 59 before it; the current hour and the 23 or 167 before it), each item with " +
+            "`window` and `window_views`; 1h follows the flushes, 24h and 7d are re-ranked every TOP_WINDOW_REFRESH_MS and at each hour.",
           tags: ["products"],
         },
         response: {
           200: Type.Array(Product),
-          400: err("limit is not an integer in 1..100, or by is not view_count or unique_viewers"),
+          400: err("limit is not an integer in 1..100, by is not view_count or unique_viewers, or window is not 1h, 24h, 7d or all"),
           503: err("The database has been unreachable for too long to serve a fresh list"),
         },
       },
@@ -57,11 +80,12 @@ export function productRoutes(deps: { http: HttpConfig; products: ProductService
       `${API}/top/stream`,
       ({ request, server }) => {
         const address = deps.clientAddress(server?.requestIP(request)?.address ?? null, request.headers.get("x-forwarded-for"));
-        return deps.products.topStream(topLimitOf(request), request.signal, rankOf(request), address);
+        const [by, window] = rankAndWindowOf(request);
+        return deps.products.topStream(topLimitOf(request), request.signal, by, address, window);
       },
       {
         detail: {
-          parameters: [LIMIT_PARAMETER, BY_PARAMETER],
+          parameters: [LIMIT_PARAMETER, BY_PARAMETER, WINDOW_PARAMETER],
           summary: "Most viewed products, live (Server-Sent Events)",
           description:
             "Event `top` with the same JSON array as GET /top, sent at once and again each time the list changes; a comment line every few seconds keeps the connection open.",
@@ -70,8 +94,38 @@ export function productRoutes(deps: { http: HttpConfig; products: ProductService
         response: {
           // Served as text/event-stream, which the document says (docs.ts).
           200: Type.String({ description: "Server-Sent Events: `event: top` with the JSON array of GET /top" }),
-          400: err("limit is not an integer in 1..100, or by is not view_count or unique_viewers"),
+          400: err("limit is not an integer in 1..100, by is not view_count or unique_viewers, or window is not 1h, 24h, 7d or all"),
           503: err("Too many live streams are open"),
+        },
+      },
+    )
+    .get(
+      `${API}/:id/views`,
+      async ({ params, request }) => {
+        const q = parseSeries(onceEach(request, ["bucket", "from", "to"]), Date.now());
+        if ("error" in q) throw new AppError("invalid_request", q.error);
+        const series = await deps.products.series(params.id.toLowerCase(), q);
+        if (!series) throw new AppError("product_not_found", `product ${params.id} not found`);
+        return series;
+      },
+      {
+        params: Type.Object({ id: Uuid }),
+        detail: {
+          parameters: SERIES_PARAMETERS,
+          summary: "A product's views over time",
+          description:
+            "Views per minute, hour or day (UTC) of the time the API accepted them, every bucket from `from` to `to` listed (zero " +
+            `where none), at most ${MAX_POINTS} points. Minutes are kept HISTORY_MINUTE_DAYS, hours HISTORY_HOUR_DAYS; over the ` +
+            "whole range kept, hours and days sum to the product's view_count.",
+          tags: ["products"],
+        },
+        response: {
+          200: Series,
+          400: err(
+            `id is not a UUID, bucket is not minute, hour or day, from/to are not ISO 8601 times, or more than ${MAX_POINTS} points`,
+          ),
+          404: err("Unknown product"),
+          503: err("The database is unavailable"),
         },
       },
     )
@@ -148,12 +202,52 @@ const BY_PARAMETER: OpenAPIV3.ParameterObject = {
   schema: { type: "string", enum: [...RANKS], default: "view_count" },
 };
 
-/** ?by= of /top and its stream, given at most once. */
-function rankOf(request: Request): Rank {
-  const values = new URL(request.url).searchParams.getAll("by");
-  const by = parseRank(values.length > 1 ? values : values[0]);
+const WINDOW_PARAMETER: OpenAPIV3.ParameterObject = {
+  name: "window",
+  in: "query",
+  required: false,
+  description: "All time, or the views accepted in the last hour, day or week (by=view_count only)",
+  schema: { type: "string", enum: [...WINDOWS], default: "all" },
+};
+
+const SERIES_PARAMETERS: OpenAPIV3.ParameterObject[] = [
+  { name: "bucket", in: "query", required: false, schema: { type: "string", enum: [...BUCKETS], default: "hour" } },
+  {
+    name: "from",
+    in: "query",
+    required: false,
+    description: "First bucket (ISO 8601, rounded down); default: 59 minutes, 23 hours or 29 days before `to`",
+    schema: { type: "string", format: "date-time" },
+  },
+  {
+    name: "to",
+    in: "query",
+    required: false,
+    description: "Last bucket (ISO 8601, rounded down); default: now",
+    schema: { type: "string", format: "date-time" },
+  },
+];
+
+/** Query parameters given at most once each (a repeat is the array of its values, which the parsers refuse). */
+function onceEach(request: Request, names: readonly string[]): Record<string, unknown> {
+  const params = new URL(request.url).searchParams;
+  const out: Record<string, unknown> = {};
+  for (const n of names) {
+    const values = params.getAll(n);
+    if (values.length > 0) out[n] = values.length > 1 ? values : values[0];
+  }
+  return out;
+}
+
+/** ?by= and ?window= of /top and its stream, each given at most once; unique viewers are all-time only. */
+function rankAndWindowOf(request: Request): [Rank, Window | "all"] {
+  const q = onceEach(request, ["by", "window"]);
+  const by = parseRank(q.by);
   if (!(RANKS as readonly string[]).includes(by)) throw new AppError("invalid_request", by);
-  return by as Rank;
+  const window = parseWindow(q.window);
+  if (typeof window === "object") throw new AppError("invalid_request", window.error);
+  if (window !== "all" && by !== "view_count") throw new AppError("invalid_request", "by=unique_viewers has no window: use window=all");
+  return [by as Rank, window];
 }
 
 /** ?limit= of /top and its stream, read from the raw URL: a repeated ?limit= is refused, not reduced to one value. */

@@ -34,6 +34,8 @@ export interface KeyTag {
 export interface Queued {
   readonly events: readonly ViewEvent[];
   readonly tag?: KeyTag;
+  /** When the API accepted the request (epoch ms): the message's time, so its minute in the worker's history. */
+  readonly at?: number;
 }
 
 export interface Outgoing<E extends Queued> {
@@ -48,7 +50,14 @@ export interface Outgoing<E extends Queued> {
   keyed: KeyedViews[];
   /** Items the payload holds: distinct merged products plus every keyed request's, plus every viewer entry. */
   items: number;
+  /** Its first request's acceptance time: every request in it was accepted in the same minute (sameMinute). */
+  at?: number;
 }
+
+const MINUTE_MS = 60_000;
+/** History counts a message's views in the minute of its `at`, so a message never spans two minutes. */
+const sameMinute = (m: Outgoing<Queued>, at: number | undefined) =>
+  m.at === undefined || at === undefined || Math.floor(m.at / MINUTE_MS) === Math.floor(at / MINUTE_MS);
 
 /** Where a batch's messages go: partitions in turn from `first`, or each request with its first product. */
 export type Placement = { readonly by: "round-robin"; readonly first: number } | { readonly by: "product" };
@@ -62,8 +71,8 @@ export function takeBatch<E extends Queued>(queue: E[], partitions: number, maxI
   const out = new Map<number, Outgoing<E>>();
   const rest: E[] = [];
   let current: Outgoing<E> | undefined;
-  const open = (partition: number, key?: string): Outgoing<E> => {
-    const m: Outgoing<E> = { partition, key, entries: [], counts: new Map(), viewers: new Map(), keyed: [], items: 0 };
+  const open = (partition: number, at: number | undefined, key?: string): Outgoing<E> => {
+    const m: Outgoing<E> = { partition, key, entries: [], counts: new Map(), viewers: new Map(), keyed: [], items: 0, at };
     out.set(partition, m);
     return m;
   };
@@ -74,19 +83,19 @@ export function takeBatch<E extends Queued>(queue: E[], partitions: number, maxI
       const first = entry.events[0]!.product_id;
       const p = partitionOf(first, partitions);
       m = out.get(p);
-      if (m && m.items + size > maxItems) {
+      if (m && (m.items + size > maxItems || !sameMinute(m, entry.at))) {
         rest.push(entry);
         continue;
       }
-      m ??= open(p, first);
+      m ??= open(p, entry.at, first);
     } else {
       m = current;
-      if (!m || m.items + size > maxItems) {
+      if (!m || m.items + size > maxItems || !sameMinute(m, entry.at)) {
         if (out.size >= partitions) {
           rest.push(entry);
           continue;
         }
-        m = current = open((place.first + out.size) % partitions);
+        m = current = open((place.first + out.size) % partitions, entry.at);
       }
     }
     m.entries.push(entry);
@@ -121,7 +130,7 @@ export function payloadOf(m: Outgoing<Queued>): Buffer {
     const viewers = m.viewers.get(product_id);
     events.push(viewers ? { product_id, count, viewers } : { product_id, count });
   }
-  return encodeViewEvents(events, m.keyed);
+  return encodeViewEvents(events, m.keyed, m.at);
 }
 
 /** A delivery report, as the lanes' librdkafka producer gives it. */

@@ -49,6 +49,8 @@ interface Entry {
   /** Items (product, count) it holds in memory: what INGEST_MAX_IN_FLIGHT bounds. */
   items: number;
   enqueuedAt: number;
+  /** When it was accepted (epoch ms, the producer's clock): its views' minute in the history. */
+  at: number;
   /** Answered already (by the deadline sweep); the lane's later report only updates the accounting. */
   answered: boolean;
   resolve(): void;
@@ -73,6 +75,8 @@ export interface ProducerDeps {
   newLane?: () => Lane;
   /** Where librdkafka's own log lines and errors go (rate-limited); by default the producer's logger. */
   librdkafkaLog?: Logger;
+  /** The acceptance clock (epoch ms); tests pass their own to place views in chosen minutes. */
+  now?: () => number;
 }
 
 /** A lane whose batches failed this many times in a row gets a new producer (see retire below). */
@@ -113,6 +117,7 @@ export function createProducer(
   metrics: Registry,
   deps: ProducerDeps = {},
 ): ViewProducer {
+  const now = deps.now ?? Date.now;
   const produced = metrics.counter("views_produced_total", "Views acknowledged by Kafka");
   const messagesSent = metrics.counter(
     "producer_messages_total",
@@ -428,7 +433,7 @@ export function createProducer(
       inFlightItems += items;
       const views = viewCount(events);
       const p = new Promise<void>((resolve, reject) => {
-        queue.push({ events, tag, views, items, enqueuedAt: performance.now(), answered: false, resolve, reject });
+        queue.push({ events, tag, views, items, enqueuedAt: performance.now(), at: tag?.at ?? now(), answered: false, resolve, reject });
       });
       kick();
       if (config.ackMode === "queued") {

@@ -8,6 +8,9 @@ import { type KeyedViews, type ViewEvent, viewCount } from "../domain/view.ts";
 // replay after a crash or rebalance harmless. A partition is unknown until setBase() is called for it.
 
 export const NO_OFFSET = -1;
+/** The minute of views whose message carries no acceptance time: the writer counts them in the flush's minute. */
+export const NO_MINUTE = -1;
+const MINUTE_MS = 60_000;
 
 export interface PartitionSlice {
   partition: number;
@@ -17,6 +20,8 @@ export interface PartitionSlice {
   next: number;
   /** Product id -> views. A product may appear in several slices (a request travels whole on one partition); the writer sums them. */
   counts: Map<string, number>;
+  /** The same unkeyed views by the minute the API accepted them (epoch minutes, or NO_MINUTE): the history's rows. */
+  minutes: Map<number, Map<string, number>>;
   /** Requests sent with an Idempotency-Key, in offset order: counted by the writer only if their key is new. */
   keyed: KeyedViews[];
   /**
@@ -44,8 +49,11 @@ export interface Coalescer {
    * Number.MAX_SAFE_INTEGER. One that cannot is not added (the consumer dead-letters it, then skips it).
    */
   fits(partition: number, events: readonly ViewEvent[], keyed?: readonly KeyedViews[]): boolean;
-  /** `events` null means the message was malformed: it is skipped, but its offset still moves on. */
-  add(partition: number, offset: number, events: readonly ViewEvent[] | null, keyed?: readonly KeyedViews[]): AddResult;
+  /**
+   * `events` null means the message was malformed: it is skipped, but its offset still moves on. `at`: when the
+   * API accepted the unkeyed events (epoch ms; null: unknown).
+   */
+  add(partition: number, offset: number, events: readonly ViewEvent[] | null, keyed?: readonly KeyedViews[], at?: number | null): AddResult;
   /** Forgets a partition entirely (revoked, or fenced by another worker); its pending views are dropped. */
   drop(partition: number): void;
   /** Forgets every partition (the consumer was replaced). */
@@ -62,6 +70,7 @@ interface State {
   base: number;
   next: number;
   counts: Map<string, number>;
+  minutes: Map<number, Map<string, number>>;
   keyed: KeyedViews[];
   viewerIds: string[];
   viewers: string[];
@@ -72,6 +81,7 @@ const fresh = (offset: number): State => ({
   base: offset,
   next: offset,
   counts: new Map(),
+  minutes: new Map(),
   keyed: [],
   viewerIds: [],
   viewers: [],
@@ -116,7 +126,7 @@ export function createCoalescer(): Coalescer {
       for (const k of keyed) added += viewCount(k.views);
       return pending + added <= Number.MAX_SAFE_INTEGER;
     },
-    add(p, offset, events, keyed = []) {
+    add(p, offset, events, keyed = [], at = null) {
       const s = states.get(p);
       if (!s) return "unknown_partition";
       // Offsets of this topic are contiguous (plain idempotent producer, no compaction). Below `next`: a replay
@@ -128,10 +138,17 @@ export function createCoalescer(): Coalescer {
       }
       s.next = offset + 1;
       if (!events) return "malformed";
+      const minute = at === null ? NO_MINUTE : Math.floor(at / MINUTE_MS);
+      let inMinute = s.minutes.get(minute);
+      if (!inMinute) {
+        inMinute = new Map();
+        if (events.length > 0) s.minutes.set(minute, inMinute);
+      }
       for (const e of events) {
         const before = s.counts.get(e.product_id);
         if (before === undefined) products++;
         s.counts.set(e.product_id, (before ?? 0) + e.count);
+        inMinute.set(e.product_id, (inMinute.get(e.product_id) ?? 0) + e.count);
         s.views += e.count;
       }
       products += addViewers(s, events);
@@ -158,8 +175,8 @@ export function createCoalescer(): Coalescer {
       let views = 0;
       for (const [partition, s] of states) {
         if (s.next === s.base) continue; // nothing new since the last flush
-        const { base, next, counts, keyed, viewerIds, viewers, views: n } = s;
-        slices.push({ partition, base, next, counts, keyed, viewerIds, viewers, views: n });
+        const { base, next, counts, minutes, keyed, viewerIds, viewers, views: n } = s;
+        slices.push({ partition, base, next, counts, minutes, keyed, viewerIds, viewers, views: n });
         views += s.views;
         states.set(partition, fresh(s.next));
       }

@@ -109,6 +109,7 @@ export function startConsumer(
     flushProducts: metrics.histogram("worker_flush_products", "Distinct products per flush", [1, 10, 100, 1000, 10000, 100000]),
     views: metrics.counter("worker_views_applied_total", "Views added to view_count"),
     rows: metrics.counter("worker_rows_updated_total", "Product rows updated"),
+    historyRows: metrics.counter("worker_history_rows_total", "Rows of the views history (product, minute) written by flushes"),
     repeats: metrics.counter(
       "worker_idempotent_repeats_total",
       "Keyed requests not counted because their Idempotency-Key was counted within the window, by whether the body matched",
@@ -406,7 +407,7 @@ export function startConsumer(
           continue;
         }
         const decoded = await readOrDeadLetter(msg);
-        const result = coalescer.add(msg.partition, msg.offset, decoded?.views ?? null, decoded?.keyed);
+        const result = coalescer.add(msg.partition, msg.offset, decoded?.views ?? null, decoded?.keyed, decoded?.at);
         if (result === "counted") m.viewsRead.inc(undefined, viewsIn(decoded!));
         account(msg, result);
       }
@@ -422,6 +423,7 @@ export function startConsumer(
     m.flushProducts.observe(batch.products);
     m.views.inc(undefined, res.views);
     m.rows.inc(undefined, res.rowsUpdated);
+    m.historyRows.inc(undefined, res.historyRows);
     if (res.repeats > res.mismatched) m.repeats.inc({ body: "same" }, res.repeats - res.mismatched);
     if (res.mismatched > 0) {
       m.repeats.inc({ body: "different" }, res.mismatched);

@@ -1,9 +1,9 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Db, hasPgError } from "../db/client.ts";
-import { FLUSH_CHANNEL, FLUSH_CHANNEL_UV } from "../db/flush-channel.ts";
+import { FLUSH_CHANNEL, FLUSH_CHANNEL_1H, FLUSH_CHANNEL_UV } from "../db/flush-channel.ts";
 import { MAX_TOP_LIMIT } from "../domain/product.ts";
 import { viewCount } from "../domain/view.ts";
-import { NO_OFFSET, type Batch } from "./coalescer.ts";
+import { NO_MINUTE, NO_OFFSET, type Batch } from "./coalescer.ts";
 
 /** A keyed attempt whose message carries no acceptance time (an API from before they did). */
 const NO_TIME = -1;
@@ -33,6 +33,11 @@ export interface FlushOptions {
   skip?: (productId: string) => boolean;
   /** Runs the statement to its end, then fails it on purpose so nothing stays: isDryRunEnd() tells that error. */
   dryRun?: boolean;
+  /**
+   * The oldest minute the history keeps (epoch ms, db/history-partitions.ts oldestMinute): views accepted before it
+   * are counted, but not in the history. Default: the start of yesterday (UTC).
+   */
+  historyFrom?: number;
 }
 
 /** A Postgres array literal of numbers or UUIDs (nothing in them needs quoting). */
@@ -52,6 +57,8 @@ export interface FlushResult {
   mismatched: number;
   /** Views of applied partitions left out by `skip`. */
   skipped: number;
+  /** (product, minute) rows of the history written. */
+  historyRows: number;
 }
 
 /** How long a counted Idempotency-Key keeps its repeats from being counted. */
@@ -158,6 +165,8 @@ export async function flush(
       vHashes.push(slice.viewers[i]!);
     }
   }
+  const history = historyItems(batch, skip);
+  const historyFrom = new Date(opts.historyFrom ?? Math.floor(Date.now() / 86_400_000 - 1) * 86_400_000).toISOString();
   // Arrays go as Postgres array literals built by one join: postgres.js serialises a JS array element by element,
   // which for a flush of 240 000 items cost ~250 ms of the worker's CPU instead of ~100 and kept its event loop
   // that long (session 14). Only numbers, UUIDs and hex digests are in them (decodeViewMessage checked them
@@ -173,6 +182,7 @@ export async function flush(
       repeats: number;
       repeated_views: string;
       mismatched: number;
+      history_rows: number;
     }>(sql`
     WITH s AS (
       SELECT * FROM unnest(${arrayLiteral(parts)}::int[], ${arrayLiteral(bases)}::bigint[], ${arrayLiteral(nexts)}::bigint[]) AS s(partition, base, next)
@@ -243,6 +253,33 @@ export async function flush(
       FROM rowsum t WHERE p.id = t.id
       RETURNING p.id, p.view_count, p.unique_viewers
     ),
+    -- History: the same views by the minute the API accepted them (never after this flush's minute: a clock ahead
+    -- does not write the future), for products that exist, within what the history keeps (db/history.ts).
+    hm AS (
+      SELECT x.id, x.minute, sum(x.n)::bigint AS n FROM (
+        SELECT m.id, CASE WHEN m.minute = ${NO_MINUTE} THEN date_trunc('minute', now())
+            ELSE least(to_timestamp(m.minute * 60), date_trunc('minute', now())) END AS minute, m.n
+        FROM unnest(${arrayLiteral(history.parts)}::int[], ${arrayLiteral(history.ids)}::uuid[], ${arrayLiteral(history.minutes)}::bigint[],
+          ${arrayLiteral(history.counts)}::bigint[]) AS m(partition, id, minute, n)
+        WHERE m.partition IN (SELECT partition FROM moved)
+        UNION ALL
+        SELECT ki.id, least(date_trunc('minute', k.accepted_at), date_trunc('minute', now())), ki.n
+        FROM ki JOIN k ON k.key = ki.key WHERE ki.key IN (SELECT key FROM newkeys)
+      ) AS x
+      WHERE x.id IN (SELECT id FROM upd) AND x.minute >= ${historyFrom}::timestamptz
+      GROUP BY 1, 2
+    ),
+    hist AS (
+      INSERT INTO view_minutes AS v (product_id, minute, views) SELECT id, minute, n FROM hm ORDER BY 1, 2
+      ON CONFLICT (product_id, minute) DO UPDATE SET views = v.views + excluded.views
+      RETURNING 1
+    ),
+    -- Marks the minutes written, for the fold into hours (db/history.ts says why a seq).
+    marks AS (
+      INSERT INTO view_minute_marks AS vm (minute, seq) SELECT DISTINCT minute, 1 FROM hm ORDER BY 1
+      ON CONFLICT (minute) DO UPDATE SET seq = vm.seq + 1
+      RETURNING 1
+    ),
     ranked AS (SELECT id, view_count FROM upd ORDER BY view_count DESC, id LIMIT ${MAX_TOP_LIMIT}),
     ranked_uv AS (
       SELECT id, unique_viewers FROM upd WHERE id IN (SELECT id FROM uv) ORDER BY unique_viewers DESC, id LIMIT ${MAX_TOP_LIMIT}
@@ -258,6 +295,12 @@ export async function flush(
       (SELECT pg_notify(${FLUSH_CHANNEL}, 'at=' || floor(extract(epoch FROM now()) * 1000)::bigint || ';'
           || coalesce((SELECT string_agg(id::text || ':' || view_count, ',') FROM ranked), ''))
         FROM (SELECT 1 FROM moved LIMIT 1) AS x) AS notified,
+      (SELECT count(*) FROM hist)::int AS history_rows,
+      -- The 1 h window's candidates: the products this flush added most views to inside it (flush-channel.ts).
+      (SELECT pg_notify(${FLUSH_CHANNEL_1H}, 'at=' || floor(extract(epoch FROM now()) * 1000)::bigint || ';'
+          || string_agg(id::text || ':' || n, ','))
+        FROM (SELECT id, sum(n) AS n FROM hm WHERE minute >= date_trunc('minute', now()) - interval '59 minutes'
+          GROUP BY id ORDER BY 2 DESC, 1 LIMIT ${MAX_TOP_LIMIT}) AS hot HAVING count(*) > 0) AS notified_1h,
       (SELECT pg_notify(${FLUSH_CHANNEL_UV}, 'at=' || floor(extract(epoch FROM now()) * 1000)::bigint || ';'
           || string_agg(id::text || ':' || unique_viewers, ','))
         FROM ranked_uv HAVING count(*) > 0) AS notified_uv
@@ -336,7 +379,36 @@ export async function flush(
     for (const p of fencedParts) fenced.push({ partition: p, stored: now.get(p)?.next ?? NO_OFFSET });
   }
   const products = Number(row!.products);
-  return { rowsUpdated, unknownProducts: products - rowsUpdated, fenced, views, repeats, mismatched, skipped };
+  return {
+    rowsUpdated,
+    unknownProducts: products - rowsUpdated,
+    fenced,
+    views,
+    repeats,
+    mismatched,
+    skipped,
+    historyRows: Number(row!.history_rows),
+  };
+}
+
+/** Unkeyed views per (partition, product, minute), as array columns; keyed ones take their own `at` in SQL. */
+function historyItems(batch: Batch, skip: (id: string) => boolean) {
+  const parts: number[] = [];
+  const ids: string[] = [];
+  const minutes: number[] = [];
+  const counts: number[] = [];
+  for (const slice of batch.slices) {
+    for (const [minute, byId] of slice.minutes) {
+      for (const [id, n] of byId) {
+        if (skip(id)) continue;
+        parts.push(slice.partition);
+        ids.push(id);
+        minutes.push(minute);
+        counts.push(n);
+      }
+    }
+  }
+  return { parts, ids, minutes, counts };
 }
 
 /**

@@ -287,6 +287,7 @@ describe("HTTP API on real Kafka and Postgres", () => {
         "/api/v1/products/view",
         "/api/v1/products/views",
         "/api/v1/products/{id}",
+        "/api/v1/products/{id}/views",
         "/health",
         "/metrics",
         "/ready",

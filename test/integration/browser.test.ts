@@ -306,6 +306,14 @@ describe.skipIf(!CHROMIUM)("from a web page on another origin (headless Chromium
       expect((await firstRow()).id).toBe(id);
       // The second ranking: the public views of the tests above made unique viewers, which its stream lists.
       await page.waitForFunction(() => document.querySelectorAll("#rows-unique tr").length > 0, { timeout: 30_000 });
+      // Trending: this file's products got views within the hour; each row has its last 24 hours drawn as 24 bars.
+      await page.waitForFunction(() => document.querySelectorAll("#rows-trending tr").length > 0, { timeout: 30_000 });
+      await page.waitForFunction(() => document.querySelectorAll("#rows-trending tr td.chart svg rect").length >= 24, { timeout: 30_000 });
+      await page.waitForFunction(
+        (want: string) => document.querySelectorAll(`#rows tr[data-id="${want}"] td.chart svg rect`).length === 24,
+        { timeout: 30_000 },
+        id!,
+      );
     } finally {
       await page.close();
     }

@@ -75,7 +75,7 @@ describe("messages that cannot be counted exactly", () => {
       expect(setAside).toHaveLength(1);
       expect(String(setAside[0]!.headers!.reason)).toContain("22003");
       // A message of the views topic's own form: once the cause is fixed, an operator can replay it as it is.
-      expect(readViewMessage(setAside[0]!.payload)).toEqual({ views: [{ product_id: full!, count: 1000 }], keyed: [] });
+      expect(readViewMessage(setAside[0]!.payload)).toEqual({ views: [{ product_id: full!, count: 1000 }], keyed: [], at: null });
       expect(setAside[0]!.headers).toMatchObject({ "source-partition": expect.anything(), "source-offset": expect.anything() });
       const workerUrl = `http://127.0.0.1:${worker.port}`;
       expect(await metric(workerUrl, "worker_views_set_aside_total", '{letter="written"}')).toBe(1000);

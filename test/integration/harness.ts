@@ -8,6 +8,7 @@ import type { Message } from "../../src/kafka/ffi-consumer.ts";
 import { AssignerProtocol, Kafka, logLevel } from "kafkajs";
 import { loadConfig, type Config } from "../../src/config.ts";
 import { connect, type Database } from "../../src/db/client.ts";
+import { maintainPartitions } from "../../src/db/history-partitions.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { ensureTopic } from "../../src/kafka/admin.ts";
 import { createLogger } from "../../src/log.ts";
@@ -48,6 +49,7 @@ export async function prepare(env: Record<string, string>): Promise<{ config: Co
   const config = loadConfig(env);
   const db = connect(config.db, "product-views-test");
   await bounded("migrations", migrate(db.sql), 30_000);
+  await bounded("history partitions", maintainPartitions(db.sql, Date.now(), config.history), 30_000);
   await bounded(`topic ${config.kafka.topic}`, ensureTopic(config.kafka), 40_000);
   return { config, db };
 }

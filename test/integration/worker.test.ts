@@ -35,6 +35,15 @@ describe("worker on real Kafka and Postgres", () => {
   // replays what the earlier ones produced, and the offsets stored in Postgres must skip all of it.
   const withGroup = () => ({ ...env, KAFKA_GROUP_ID: uniqueName("workers-test") });
 
+  /** The history was written by the same statements as the counts: each product's minutes sum to its count. */
+  async function expectHistoryMatches(products: readonly string[]) {
+    const rows = await ctx.db.sql<{ id: string; c: string; h: string }[]>`
+      SELECT p.id, p.view_count::text AS c, coalesce(sum(m.views), 0)::text AS h
+      FROM products p LEFT JOIN view_minutes m ON m.product_id = p.id
+      WHERE p.id = ANY(${products as string[]}::uuid[]) GROUP BY p.id, p.view_count`;
+    expect(rows.filter((r) => r.c !== r.h)).toEqual([]);
+  }
+
   afterAll(async () => {
     await bounded("producer.close", producer.close());
     await bounded("ctx.db.close", ctx.db.close());
@@ -106,6 +115,7 @@ describe("worker on real Kafka and Postgres", () => {
     try {
       const acked = await publishing;
       await expectExactCounts(ctx.db, before, acked, ids);
+      await expectHistoryMatches(ids);
     } finally {
       await worker.kill("SIGTERM");
     }
@@ -125,6 +135,7 @@ describe("worker on real Kafka and Postgres", () => {
       await a.kill("SIGKILL");
       const acked = await publishing;
       await expectExactCounts(ctx.db, before, acked, ids);
+      await expectHistoryMatches(ids);
     } finally {
       await a.kill("SIGKILL");
       expect(await b.kill("SIGTERM")).toBe(0);

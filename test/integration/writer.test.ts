@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { expireKeys, flush, isDataError, isDryRunEnd, loadOffsets } from "../../src/worker/writer.ts";
-import { NO_OFFSET, type Batch } from "../../src/worker/coalescer.ts";
+import { NO_MINUTE, NO_OFFSET, type Batch } from "../../src/worker/coalescer.ts";
 import type { KeyedViews } from "../../src/domain/view.ts";
 import { FLUSH_CHANNEL, parseFlush } from "../../src/db/flush-channel.ts";
 import { getProduct } from "../../src/db/products.ts";
@@ -24,6 +24,7 @@ describe("flush writer", () => {
     base,
     next,
     counts: new Map(Object.entries(counts)),
+    minutes: new Map([[NO_MINUTE, new Map(Object.entries(counts))]]),
     keyed: [],
     viewerIds: [] as string[],
     viewers: [] as string[],

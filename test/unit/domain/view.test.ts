@@ -6,9 +6,9 @@ const ID = "3f2b8c1e-6d7a-4e1b-9c3d-2a1f0e9b8c7d";
 describe("view event", () => {
   test("public views carry their viewers through the payload; a viewer that is no signed 64-bit decimal is malformed", () => {
     const events = [{ product_id: ID, count: 2, viewers: ["-9223372036854775808", "42"] }];
-    expect(decodeViewMessage(encodeViewEvents(events))).toEqual({ views: events, keyed: [] });
+    expect(decodeViewMessage(encodeViewEvents(events))).toEqual({ views: events, keyed: [], at: null });
     const keyed = [{ key: "a".repeat(32), fp: "b".repeat(32), views: [{ product_id: ID, count: 1, viewers: ["7"] }] }];
-    expect(decodeViewMessage(encodeViewEvents([], keyed))).toEqual({ views: [], keyed });
+    expect(decodeViewMessage(encodeViewEvents([], keyed))).toEqual({ views: [], keyed, at: null });
     for (const bad of ["1.5", "x", "12345678901234567890", ""]) {
       expect(decodeViewMessage(Buffer.from(JSON.stringify({ product_id: ID, count: 1, viewers: [bad] })))).toBeNull();
     }
@@ -22,7 +22,7 @@ describe("view event", () => {
     expect(of({ views: [] })).toEqual({ error: "no views" });
     const poisoned = { views: Array.from({ length: 4000 }, () => ({ product_id: ID, count: 1e15 })) };
     expect(of(poisoned)).toEqual({ error: "more than 1000000000000 views in one message" });
-    expect(of({ views: [{ product_id: ID, count: 1e12 }] })).toEqual({ views: [{ product_id: ID, count: 1e12 }], keyed: [] });
+    expect(of({ views: [{ product_id: ID, count: 1e12 }] })).toEqual({ views: [{ product_id: ID, count: 1e12 }], keyed: [], at: null });
   });
 
   test("round-trips through its Kafka payload", () => {
@@ -48,8 +48,9 @@ describe("view event", () => {
     expect(decodeViewMessage(encodeViewEvents([{ product_id: ID, count: 3 }], keyed))).toEqual({
       views: [{ product_id: ID, count: 3 }],
       keyed,
+      at: null,
     });
-    expect(decodeViewMessage(encodeViewEvents([], keyed))).toEqual({ views: [], keyed });
+    expect(decodeViewMessage(encodeViewEvents([], keyed))).toEqual({ views: [], keyed, at: null });
   });
 
   test("normalises upper-case ids so one product keeps one key", () => {

@@ -195,6 +195,7 @@ describe("the served app", () => {
         get: async () => null,
         topJson: () => "[]",
         topStream: () => new Response(""),
+        series: async () => null,
       },
       ready: async () => ({ postgres: true, kafka: true }),
     });

@@ -69,6 +69,7 @@ export function inProcessApp(opts: { env?: Record<string, string>; failViews?: E
       get: async () => null,
       topJson: () => "[]",
       topStream: () => new Response(""),
+      series: async () => null,
     },
     ready: async () => ({ postgres: true, kafka: true }),
   });

@@ -16,6 +16,32 @@ function idsOn(partition: number, count: number, from = 0): string[] {
 const req = (...ids: string[]) => ({ events: ids.map((product_id) => ({ product_id, count: 1 })) });
 
 describe("lane batches", () => {
+  test("a message never spans two minutes: its acceptance time travels in it, and a request of the next minute opens another", () => {
+    const [a, b] = ids(2);
+    const T = Date.UTC(2026, 11, 7, 10, 0, 0);
+    const queue = [
+      { ...req(a!), at: T - 1 },
+      { ...req(b!), at: T - 2 }, // the same minute as the first
+      { ...req(a!), at: T }, // the next minute: the next partition's message
+      { ...req(b!), at: T + 59_999 },
+    ];
+    const rr = takeBatch(queue, 6, MAX_MESSAGE_ITEMS, turns(0));
+    expect(rr.map((m) => [m.partition, m.at, m.entries.length])).toEqual([
+      [0, T - 1, 2],
+      [1, T, 2],
+    ]);
+    expect(decodeViewMessage(payloadOf(rr[1]!))?.at).toBe(T);
+    // By product, one message a partition: a request of another minute waits for the next batch.
+    const [p, q] = idsOn(2, 2);
+    const waiting = [
+      { ...req(p!), at: T - 1 },
+      { ...req(q!), at: T },
+    ];
+    const byP = takeBatch(waiting, 6, MAX_MESSAGE_ITEMS, byProduct);
+    expect(byP.map((m) => m.at)).toEqual([T - 1]);
+    expect(waiting.map((e) => e.at)).toEqual([T]);
+  });
+
   test("a window's public views of a product merge their counts and keep every viewer, each an item of the message", () => {
     const [a, b] = ids(2);
     const queue = [
@@ -36,6 +62,7 @@ describe("lane batches", () => {
         { product_id: b!, count: 1, viewers: ["2"] },
       ],
       keyed: [],
+      at: null,
     });
   });
 
@@ -83,7 +110,7 @@ describe("lane batches", () => {
     expect(batch[0]!.keyed).toEqual([{ ...tag, views: req(a!, b!).events }]);
     expect(batch[0]!.items).toBe(3);
     expect(queue).toHaveLength(1); // the second keyed request would make 3 + 1 > 3 items: next batch
-    expect(decodeViewMessage(payloadOf(batch[0]!))).toEqual({ views: [{ product_id: a!, count: 2 }], keyed: batch[0]!.keyed });
+    expect(decodeViewMessage(payloadOf(batch[0]!))).toEqual({ views: [{ product_id: a!, count: 2 }], keyed: batch[0]!.keyed, at: null });
   });
 
   test("a window's requests merge into one message, whatever their products, on the partition the batch starts at", () => {

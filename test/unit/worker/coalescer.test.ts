@@ -1,11 +1,41 @@
 import { describe, expect, test } from "bun:test";
-import { createCoalescer, NO_OFFSET } from "../../../src/worker/coalescer.ts";
+import { createCoalescer, NO_MINUTE, NO_OFFSET } from "../../../src/worker/coalescer.ts";
 
 const A = "00000000-0000-4000-8000-00000000000a";
 const B = "00000000-0000-4000-8000-00000000000b";
 const view = (id: string, count = 1) => [{ product_id: id, count }];
 
 describe("coalescer", () => {
+  test("holds unkeyed views by the minute the API accepted them as well as per product; no time: NO_MINUTE", () => {
+    const c = createCoalescer();
+    c.setBase(0, 0);
+    const T = Date.UTC(2026, 11, 7, 10, 0, 0);
+    c.add(0, 0, view(A, 2), [], T - 1);
+    c.add(0, 1, view(A, 3), [], T);
+    c.add(0, 2, view(B, 4), [], T + 59_999);
+    c.add(0, 3, view(A, 1));
+    const [slice] = c.take()!.slices;
+    expect(slice!.counts).toEqual(
+      new Map([
+        [A, 6],
+        [B, 4],
+      ]),
+    );
+    expect(slice!.minutes).toEqual(
+      new Map([
+        [T / 60_000 - 1, new Map([[A, 2]])],
+        [
+          T / 60_000,
+          new Map([
+            [A, 3],
+            [B, 4],
+          ]),
+        ],
+        [NO_MINUTE, new Map([[A, 1]])],
+      ]),
+    );
+  });
+
   test("says when a message's views cannot be held exactly: no pending sum may pass 2^53", () => {
     const c = createCoalescer();
     c.setBase(0, 0);

@@ -77,7 +77,7 @@ function fakeStore(stored: number) {
         next = s.next;
         views += s.views;
       }
-      return { rowsUpdated: 0, unknownProducts: 0, fenced, views, repeats: 0, mismatched: 0, skipped: 0 };
+      return { rowsUpdated: 0, unknownProducts: 0, fenced, views, repeats: 0, mismatched: 0, skipped: 0, historyRows: 0 };
     },
     sampleUnknown: async () => [],
     deadLetter: async ({ partition, offset, reason }) => void deadLetters.push({ partition, offset, reason }),

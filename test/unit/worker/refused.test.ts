@@ -50,6 +50,7 @@ describe("set-aside views as dead letters", () => {
     base,
     next,
     counts: new Map<string, number>(),
+    minutes: new Map(),
     keyed: [],
     viewerIds: [],
     viewers: [],
@@ -93,10 +94,15 @@ describe("set-aside views as dead letters", () => {
       { partition: 0, offset: 10, lastOffset: 14, reason: "refused by Postgres: 22003", views: 5 },
       { partition: 3, offset: 0, lastOffset: 3, reason: "refused by Postgres: 22003", views: 2 },
     ]);
-    expect(readViewMessage(letters[0]!.payload)).toEqual({ views: [{ product_id: id(1), count: 5, viewers: ["11"] }], keyed: [] });
+    expect(readViewMessage(letters[0]!.payload)).toEqual({
+      views: [{ product_id: id(1), count: 5, viewers: ["11"] }],
+      keyed: [],
+      at: null,
+    });
     expect(readViewMessage(letters[1]!.payload)).toEqual({
       views: [],
       keyed: [{ key, fp: "b".repeat(32), at: 1, views: [{ product_id: id(1), count: 2 }] }],
+      at: null,
     });
   });
 
