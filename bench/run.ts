@@ -8,6 +8,9 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "nod
 import { join } from "node:path";
 import { CLK_TCK, statOf, threadsPerView, threadTicks } from "./threads.ts";
 import { zipfOf } from "./k6/zipf.js";
+import { drizzle } from "drizzle-orm/postgres-js";
+import * as schema from "../src/db/schema.ts";
+import { windowViews } from "../src/db/history.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const DATA = join(ROOT, ".data", "bench");
@@ -527,6 +530,7 @@ async function main() {
       }
       if (what === "all" || what === "keys") result.keys = await keyCost();
       if (what === "all" || what === "viewers") result.viewers = await viewerRulesCost();
+      if (what === "all" || what === "windows") result.windows = await windowsAtScale();
       // Not in "all": it grows the products table to 10 million rows (~2 GB), which stays for later runs.
       if (what === "top10m") result.top10m = await topAtScale();
     }
@@ -549,14 +553,14 @@ async function main() {
  * `withBaseline`, the bare server's GET is searched first under the same background ingest and the same p99 bound,
  * so the ratio compares the two GETs on a machine equally busy (both with k6 on the same two cores).
  */
-async function topUnderIngest(label: string, rates = RATES, withBaseline = false) {
+async function topUnderIngest(label: string, rates = RATES, withBaseline = false, query = "") {
   const bg = Number(process.env.TOP_BACKGROUND_RATE ?? 1000);
   let bgProc: ReturnType<typeof Bun.spawn> | undefined;
   const background = k6("view", API, bg, "3600s", { P99_MS: "1000" }, (p) => (bgProc = p));
   await Bun.sleep(2000);
   const step = (name: string, target: string) => async (rate: number) => {
     const stop = monitor(target === API ? { api: pidOf("api") } : { baseline: baselineProcPid });
-    const r = await k6("top", target, rate, STEP, { P99_MS: "10" });
+    const r = await k6("top", target, rate, STEP, { P99_MS: "10", TOP_QUERY: target === API ? query : "" });
     const p = stop();
     log(
       `${name} (ingest ${bg}/s in background) @${rate}/s: ${r.passed ? "PASS" : "FAIL"} rps=${r.achievedRps} p50=${r.p50} p99=${r.p99} dropped=${r.dropped} k6=${r.generatorCores}`,
@@ -734,7 +738,13 @@ async function cpuAtFixedRate() {
   );
   const apiThreads0 = threadTicks(pidOf("api"));
   const workerThreads0 = threadTicks(pidOf("worker"));
+  const rows0 = await flushRows();
   const pipeline = await ingestStep("view", rate, duration);
+  const rows = flushRowsSince(rows0, await flushRows());
+  log(
+    `cpu: rows per flush: ${rows.productRows} product rows, ${rows.historyRows} history rows (+ about 1 minute mark) over ${rows.flushes} flushes; ` +
+      `written per flush with history / without: ${rows.ratio}x`,
+  );
   const apiThreads = threadsPerView(apiThreads0, threadTicks(pidOf("api")), pipeline.acceptedViews);
   const workerThreads = threadsPerView(workerThreads0, threadTicks(pidOf("worker")), pipeline.acceptedViews);
   const b = baseline.cpuPerViewUs.baseline ?? 0;
@@ -747,7 +757,137 @@ async function cpuAtFixedRate() {
       .map(([k, v]) => `${k}=${v}`)
       .join(" ");
   log(`cpu by thread (µs per view): api ${fmt(apiThreads)}; worker ${fmt(workerThreads)}`);
-  return { rate, duration, warmUp, baseline, idleCores: idle, idleUsPerView: idleUs, pipeline, apiThreads, workerThreads };
+  return {
+    rate,
+    duration,
+    warmUp,
+    baseline,
+    idleCores: idle,
+    idleUsPerView: idleUs,
+    pipeline,
+    apiThreads,
+    workerThreads,
+    rowsPerFlush: rows,
+  };
+}
+
+/** The worker's row counters: flushes, product rows updated, history (product, minute) rows written. */
+async function flushRows() {
+  return {
+    flushes: await metric(WORKER, "worker_flushes_total"),
+    productRows: await metric(WORKER, "worker_rows_updated_total"),
+    historyRows: await metric(WORKER, "worker_history_rows_total"),
+  };
+}
+
+/**
+ * Rows per flush between two readings. Without history a flush writes its product rows and its partitions' offset
+ * rows (counted as one here, which makes the ratio larger, not smaller); with it, also the history rows and a mark per
+ * minute written (one).
+ */
+function flushRowsSince(a: Awaited<ReturnType<typeof flushRows>>, b: Awaited<ReturnType<typeof flushRows>>) {
+  const flushes = b.flushes - a.flushes;
+  const per = (n: number) => (flushes > 0 ? Number((n / flushes).toFixed(1)) : 0);
+  const productRows = per(b.productRows - a.productRows);
+  const historyRows = per(b.historyRows - a.historyRows);
+  const ratio = productRows > 0 ? Number(((productRows + historyRows + 2) / (productRows + 1)).toFixed(2)) : null;
+  return { flushes, productRows, historyRows, ratio };
+}
+
+/**
+ * The windows at scale: BENCH_WINDOW_PRODUCTS (1 million) products with views in the last 24 hours (one hour row
+ * each, written directly), then: one full ranking of each window (what the API's refresh costs), GET /top?window=24h
+ * under ingest (p99 < 10 ms), and the freshness of /top?window=1h (202 -> listed with its views) under ingest.
+ */
+async function windowsAtScale() {
+  const n = Number(process.env.BENCH_WINDOW_PRODUCTS ?? 1_000_000);
+  const t0 = performance.now();
+  const [c] = await sql<{ n: string }[]>`SELECT count(*)::text AS n FROM products WHERE name LIKE 'win-%'`;
+  for (let have = Number(c!.n); have < n; have += 250_000) {
+    await sql`
+      WITH p AS (INSERT INTO products (name) SELECT 'win-' || g FROM generate_series(${have + 1}::int, ${Math.min(n, have + 250_000)}::int) AS g RETURNING id)
+      INSERT INTO view_hours (product_id, hour, views)
+      SELECT id, date_trunc('hour', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', 1 + (hashtext(id::text) & 1023) FROM p`;
+  }
+  await sql`ANALYZE products`;
+  await sql`ANALYZE view_hours`;
+  log(`windows: ${n} products with views in the last 24 h, made in ${Math.round((performance.now() - t0) / 1000)} s`);
+  const db = drizzle(sql, { schema });
+  const fullMs: Record<string, number[]> = {};
+  for (const w of ["1h", "24h", "7d"] as const) {
+    fullMs[w] = [];
+    for (let i = 0; i < 3; i++) {
+      const s = performance.now();
+      await windowViews(db, w, Date.now(), { limit: 100 });
+      fullMs[w].push(Math.round(performance.now() - s));
+    }
+  }
+  log(
+    `windows: one full ranking query, ms: ${Object.entries(fullMs)
+      .map(([w, ms]) => `${w} ${ms.join("/")}`)
+      .join("; ")}`,
+  );
+  let top: Awaited<ReturnType<typeof topUnderIngest>>;
+  let fresh: Awaited<ReturnType<typeof windowFreshness>>;
+  try {
+    top = await topUnderIngest("top?window=24h", TOP_RATES.slice(0, 3), false, "&window=24h");
+    fresh = await windowFreshness(Number(process.env.BENCH_FRESH_RATE ?? 2000));
+  } finally {
+    const t1 = performance.now();
+    await sql`DELETE FROM view_hours WHERE product_id IN (SELECT id FROM products WHERE name LIKE 'win-%')`;
+    await sql`DELETE FROM products WHERE name LIKE 'win-%'`;
+    await sql`VACUUM ANALYZE products`;
+    log(`windows: the ${n} products removed again in ${Math.round((performance.now() - t1) / 1000)} s`);
+  }
+  return { products: n, fullRankingQueryMs: fullMs, top, freshness1h: fresh };
+}
+
+/**
+ * 202 -> listed in GET /top?window=1h with its views, at `rate` single views/s in the background: probe products get
+ * 100 000 views a request (a batch of 100 x 1 000, with the ingest token) so they rank, and GET /top?window=1h is
+ * polled every 5 ms until the probe's window_views include them.
+ */
+async function windowFreshness(rate: number) {
+  const ids = (
+    await sql<{ id: string }[]>`INSERT INTO products (name) SELECT 'bench-probe-1h' FROM generate_series(1, 4) RETURNING id`
+  ).map((p) => p.id);
+  const samples: number[] = [];
+  const load = rawLoad("view", API, rate, STEP);
+  const until = performance.now() + Number.parseFloat(STEP) * 1000 - 1000;
+  const body = (id: string) => JSON.stringify({ views: Array.from({ length: 100 }, () => ({ product_id: id, count: 1000 })) });
+  const probe = async (id: string) => {
+    let mine = 0;
+    while (performance.now() < until) {
+      await Bun.sleep(Math.random() * 250);
+      const res = await fetch(`${API}/api/v1/products/views`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${process.env.INGEST_TOKEN ?? ""}` },
+        body: body(id),
+      });
+      if (res.status !== 202) continue;
+      mine += 100_000;
+      const acked = performance.now();
+      for (;;) {
+        const list = (await (await fetch(`${API}/api/v1/products/top?window=1h&limit=100`)).json()) as Array<{
+          id: string;
+          window_views: number;
+        }>;
+        if ((list.find((x) => x.id === id)?.window_views ?? 0) >= mine) break;
+        if (performance.now() - acked > 30_000) throw new Error(`probe ${id} not listed after 30 s`);
+        await Bun.sleep(5);
+      }
+      samples.push(performance.now() - acked);
+    }
+  };
+  await Promise.all(ids.map(probe));
+  await load;
+  samples.sort((a, b) => a - b);
+  const pct = (p: number) => Math.round(samples[Math.min(samples.length - 1, Math.floor(samples.length * p))] ?? 0);
+  const out = { rate, samples: samples.length, p50: pct(0.5), p95: pct(0.95), p99: pct(0.99), max: pct(1) };
+  log(
+    `windows: freshness of /top?window=1h @${rate}/s: ${samples.length} probes, 202 -> listed p50=${out.p50}ms p95=${out.p95}ms p99=${out.p99}ms max=${out.max}ms`,
+  );
+  return out;
 }
 
 /**
@@ -938,6 +1078,27 @@ function targets(r: Record<string, Json>): Target[] {
     ">= 0.85x",
     k ? `${k.keyedRps} vs ${k.plainRps} views/s offered ${k.offered}/s = ${k.throughputRatio}x` : null,
     !!k && k.throughputRatio !== null && k.throughputRatio >= 0.85 && [...k.plainSat, ...k.keyedSat].every(exact),
+  );
+  // The history's costs: rows per flush against a flush without it, and the windows at scale.
+  const rows = cpu?.rowsPerFlush;
+  t(
+    "rows written per flush, with the history / without",
+    "<= 2.2x",
+    rows ? `${rows.ratio}x (${rows.productRows} product + ${rows.historyRows} history rows)` : null,
+    !!rows && rows.ratio <= 2.2,
+  );
+  const w = r.windows;
+  t(
+    "GET /top?window=24h under ingest, 1 million products in the window",
+    "p99 < 10 ms",
+    w ? `p99 ${w.top.best?.p99 ?? "-"} ms at ${w.top.best?.rate ?? 0}/s (a full 24 h ranking: ${w.fullRankingQueryMs["24h"][1]} ms)` : null,
+    !!w && !!w.top.best && w.top.best.p99 < 10,
+  );
+  t(
+    "freshness of /top?window=1h (202 -> listed)",
+    "p99 < 1 s",
+    w ? `p99 ${w.freshness1h.p99} ms @${w.freshness1h.rate}/s` : null,
+    !!w && w.freshness1h.p99 < 1000,
   );
   return out;
 }

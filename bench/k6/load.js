@@ -141,7 +141,8 @@ function batch() {
 }
 
 function top() {
-  http.get(`${TARGET}/api/v1/products/top?limit=10`, { tags: { kind: "read", phase: steady() } });
+  // TOP_QUERY: more of the query, e.g. "&window=24h".
+  http.get(`${TARGET}/api/v1/products/top?limit=10${__ENV.TOP_QUERY || ""}`, { tags: { kind: "read", phase: steady() } });
 }
 
 export default function (data) {

@@ -7,6 +7,7 @@ import { BUCKET_MS, type Window, WINDOW_BUCKET } from "../domain/history.ts";
 import { MAX_TOP_LIMIT, type Product } from "../domain/product.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { Histogram, Registry } from "../metrics.ts";
 
 // GET /top?window=: the most viewed products of a sliding window, held in memory per API like the all-time top.
 // A full ranking (db/history.ts windowViews: a sum over the window's rows) is read at start, each time the window
@@ -15,6 +16,14 @@ import type { Logger } from "../log.ts";
 // re-reads those and the listed ones (primary-key ranges, at most 200 products x 60 minutes), so a product rising
 // fast is listed one flush after its views are counted. One that rises slowly, never among a flush's 100 largest
 // additions, waits for the next full read (a minute at most).
+
+/** The windows' read timings, one histogram for all of them (a registry holds each name once). */
+export const windowReads = (metrics: Registry) =>
+  metrics.histogram(
+    "top_window_refresh_seconds",
+    "Window rankings read, by window and kind (full: the whole window summed; candidates: a flush's named products and the listed ones)",
+    [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+  );
 
 export type WindowProduct = Product & { window: Window; window_views: number };
 
@@ -29,9 +38,10 @@ export function createWindowTop(
   database: Database,
   log: Logger,
   window: Window,
-  opts: { refreshMs: number; now?: () => number },
+  opts: { refreshMs: number; now?: () => number; reads?: Histogram },
 ): WindowTop {
   const now = opts.now ?? Date.now;
+  const reads = opts.reads;
   const step = BUCKET_MS[WINDOW_BUCKET[window].bucket];
   let rows: WindowProduct[] = [];
   let json = new Map<number, string>();
@@ -47,6 +57,7 @@ export function createWindowTop(
 
   async function read(named: Set<string> | "full") {
     const at = now();
+    const started = performance.now();
     const counts =
       named === "full"
         ? await windowViews(database.db, window, at, { limit: MAX_TOP_LIMIT })
@@ -65,6 +76,7 @@ export function createWindowTop(
       return p ? [{ ...p, window, window_views: c.views }] : [];
     });
     freshAt = at;
+    reads?.observe((performance.now() - started) / 1000, { window, kind: named === "full" ? "full" : "candidates" });
     json = new Map();
     const sig = rows.map((r) => `${r.id}:${r.window_views}`).join(",");
     if (sig !== signature) {

@@ -7,7 +7,7 @@ import { migrate } from "../db/migrate.ts";
 import { createProduct, existingIds, getProduct } from "../db/products.ts";
 import { notifyChanged } from "../db/flush-channel.ts";
 import { createTopCache } from "../db/top.ts";
-import { createWindowTop } from "../db/top-window.ts";
+import { createWindowTop, windowReads } from "../db/top-window.ts";
 import { seriesOf } from "../db/history.ts";
 import { zeroFilled } from "../domain/history.ts";
 import { createGate, sharedCheck } from "../db/gate.ts";
@@ -92,10 +92,11 @@ export async function start(config: Config): Promise<Running> {
   });
   await topUnique.start();
   const windowLog = root.child({ component: "top-window" });
+  const windowOpts = { refreshMs: config.history.windowRefreshMs, reads: windowReads(metrics) };
   const windows = {
-    "1h": createWindowTop(database, windowLog, "1h", { refreshMs: config.history.windowRefreshMs }),
-    "24h": createWindowTop(database, windowLog, "24h", { refreshMs: config.history.windowRefreshMs }),
-    "7d": createWindowTop(database, windowLog, "7d", { refreshMs: config.history.windowRefreshMs }),
+    "1h": createWindowTop(database, windowLog, "1h", windowOpts),
+    "24h": createWindowTop(database, windowLog, "24h", windowOpts),
+    "7d": createWindowTop(database, windowLog, "7d", windowOpts),
   };
   await Promise.all(Object.values(windows).map((w) => w.start()));
 
