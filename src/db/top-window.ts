@@ -53,7 +53,8 @@ export function createWindowTop(
   let timers: Array<ReturnType<typeof setTimeout>> = [];
   let unlisten: (() => Promise<void>) | undefined;
   const listeners = new Set<() => void>();
-  const maxStaleMs = Math.max(3 * opts.refreshMs, 3 * step);
+  // Full reads come at least every min(refreshMs, step): three missed in a row and the list is not served.
+  const maxStaleMs = 3 * Math.min(opts.refreshMs, step);
 
   async function read(named: Set<string> | "full") {
     const at = now();
