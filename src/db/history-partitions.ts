@@ -11,6 +11,12 @@ export interface Retention {
   hourDays: number;
 }
 
+/**
+ * A minute row is updated by every flush that adds to it within its minute: room on each page keeps those updates HOT
+ * (no new primary-key entry each time), as for products.
+ */
+const STORAGE = { view_minutes: " WITH (fillfactor = 70)", view_hours: "" } as const;
+
 /** Partitions made ahead of time, so a flush at midnight never meets a missing one. */
 const AHEAD_DAYS = 3;
 const DAY_MS = 86_400_000;
@@ -73,7 +79,7 @@ export async function maintainPartitions(sql: Sql, now: number, r: Retention): P
     await sql.begin(async (tx) => {
       await tx`SET LOCAL lock_timeout = '2s'`;
       await tx.unsafe(
-        `CREATE TABLE IF NOT EXISTS ${p.name} PARTITION OF ${p.table} FOR VALUES FROM ('${p.from.toISOString()}') TO ('${p.to.toISOString()}')`,
+        `CREATE TABLE IF NOT EXISTS ${p.name} PARTITION OF ${p.table} FOR VALUES FROM ('${p.from.toISOString()}') TO ('${p.to.toISOString()}')${STORAGE[p.table]}`,
       );
     });
     created.push(p.name);

@@ -10,8 +10,8 @@ import type { Logger } from "../log.ts";
 import type { Histogram, Registry } from "../metrics.ts";
 
 // GET /top?window=: the most viewed products of a sliding window, held in memory per API like the all-time top.
-// A full ranking (db/history.ts windowViews: a sum over the window's rows) is read at start, each time the window
-// slides past a bucket edge (the oldest bucket's views leave it), and every refreshMs. The 1 h window also follows
+// A full ranking (db/history.ts windowViews: a sum over the window's rows) is read at start and each time the window
+// slides past a bucket edge (the oldest bucket's views leave it); 24 h and 7 d also every refreshMs. The 1 h window
 // the flushes: each names the products it added the most views to in the window (flush-channel.ts), and the API
 // re-reads those and the listed ones (primary-key ranges, at most 200 products x 60 minutes), so a product rising
 // fast is listed one flush after its views are counted. One that rises slowly, never among a flush's 100 largest
@@ -53,8 +53,9 @@ export function createWindowTop(
   let timers: Array<ReturnType<typeof setTimeout>> = [];
   let unlisten: (() => Promise<void>) | undefined;
   const listeners = new Set<() => void>();
-  // Full reads come at least every min(refreshMs, step): three missed in a row and the list is not served.
-  const maxStaleMs = 3 * Math.min(opts.refreshMs, step);
+  // Full reads come at least every min(refreshMs, step) (1 h: every step): three missed in a row and the list is not
+  // served.
+  const maxStaleMs = 3 * (window === "1h" ? step : Math.min(opts.refreshMs, step));
 
   async function read(named: Set<string> | "full") {
     const at = now();
@@ -142,11 +143,15 @@ export function createWindowTop(
     async start() {
       refresh("full");
       await running;
-      const every = setInterval(() => refresh("full"), opts.refreshMs);
-      every.unref?.();
-      timers.push(every);
       atEdges();
-      if (window !== "1h") return;
+      // The 1 h window follows the flushes between its edges; the others are summed again every refreshMs (a full
+      // read costs a scan of the window's rows: bench/RESULTS.md).
+      if (window !== "1h") {
+        const every = setInterval(() => refresh("full"), opts.refreshMs);
+        every.unref?.();
+        timers.push(every);
+        return;
+      }
       try {
         const sub = await database.sql.listen(
           FLUSH_CHANNEL_1H,
