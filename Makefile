@@ -14,7 +14,7 @@ status:  ## what runs, on which port
 	@bash scripts/stack.sh status
 logs:    ## follow the API, worker, Kafka and Postgres logs of `make up`
 	@tail -F $${PV_DATA_DIR:-.data}/logs/*.log
-bench:   ## k6 benchmarks and issue #10's targets (bench/RESULTS.md)
+bench:   ## k6 benchmarks and the performance targets (bench/RESULTS.md)
 	@bash bench/run.sh
 soak:    ## 10 minutes at 2000 views/s: memory stays flat
 	@bash bench/run.sh soak

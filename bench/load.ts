@@ -1,7 +1,7 @@
 // The ingest ladders' load generator (POST /view and POST /views, and the bare server's ladder): an open model like
 // k6's ramping-arrival-rate (bench/k6/load.js), on raw keep-alive sockets. Why not k6: it spent ~350 µs of CPU per
 // 100-view request and ~180 µs per single view, 1-1.3 of the two cores at 5 000-8 000 views/s, so its steps measured
-// k6 (bench/RESULTS.md, sessions 14 and 15). This costs ~10-25 µs per request, and like k6 it waits for every
+// k6 (bench/RESULTS.md, the runs of 2026-12-06 (a2e9931) and 2026-12-07 (798e7a3)). This costs ~10-25 µs per request, and like k6 it waits for every
 // request it sent, so the views that got 202 are known exactly.
 //
 //   RATE=3000 DURATION=15s TARGET=http://127.0.0.1:8080 ROUTE=/api/v1/products/views BODIES=<dir> BODY_FILES=250 \

@@ -221,7 +221,7 @@ async function k6(
 /**
  * A view or batch step by bench/load.ts (the same open model, ramp and thresholds as k6's) against the API or the bare
  * server: k6 spent ~350 µs of CPU per 100-view request and ~180 µs per single view, and those ladders measured it
- * rather than the service (RESULTS.md, sessions 14 and 15).
+ * rather than the service (RESULTS.md, the runs of 2026-12-06 (a2e9931) and 2026-12-07 (798e7a3)).
  */
 async function rawLoad(
   scenario: "view" | "batch",
@@ -457,7 +457,7 @@ function ratio(part: number, whole: number): number | null {
 }
 
 // ------------------------------------------------------------------ scenarios
-// The view ladders (the API's and the bare server's) reach 24 000-32 000/s since bench/load.ts sends them (session 15).
+// The view ladders (the API's and the bare server's) reach 24 000-32 000/s since bench/load.ts sends them (2026-12-07, 798e7a3).
 const RATES = (process.env.BENCH_RATES ?? "1000,2000,4000,6000,8000,10000,12000,14000,16000,20000,24000,28000,32000,36000,40000,48000")
   .split(",")
   .map(Number);
@@ -641,7 +641,7 @@ async function topAtScale() {
     refreshes: after.count - before.count,
     meanMs: after.count > before.count ? Number((((after.sum - before.sum) / (after.count - before.count)) * 1000).toFixed(2)) : 0,
   };
-  // Since session 13 most flushes are merged from their NOTIFY in memory (no read at all).
+  // Since 9445ee7 (2026-12-06) most flushes are merged from their NOTIFY in memory (no read at all).
   const notices = {
     merges: noticeAfter.count - noticeBefore.count,
     meanMs:
@@ -717,7 +717,7 @@ async function warmUntilSteady(rate: number) {
 }
 
 /**
- * Issue #10's CPU measurement: the bare server and the whole pipeline at the same fixed rate, one after the
+ * The CPU measurement: the bare server and the whole pipeline at the same fixed rate, one after the
  * other in one run; CPU per accepted view of each process tree.
  */
 async function cpuAtFixedRate() {
@@ -922,7 +922,7 @@ async function viewerRulesCost() {
 }
 
 /**
- * Issue #11's cost of idempotency: the same POST /view load without and with an Idempotency-Key on every request,
+ * The cost of idempotency: the same POST /view load without and with an Idempotency-Key on every request,
  * side by side in one run: CPU per view of each process at a fixed rate, then the highest rate each sustains.
  */
 async function keyCost() {
@@ -989,7 +989,7 @@ interface Target {
 // biome-ignore lint/suspicious/noExplicitAny: every field read below is checked where it is used
 type Json = any;
 
-/** Issue #10's targets against this run's numbers; a scenario not run is "not measured", never met. */
+/** The performance targets against this run's numbers; a scenario not run is "not measured", never met. */
 function targets(r: Record<string, Json>): Target[] {
   const out: Target[] = [];
   const t = (name: string, goal: string, measured: string | null, met: boolean) =>
@@ -1064,7 +1064,7 @@ function targets(r: Record<string, Json>): Target[] {
       : null,
     !!big && !!big.top.best && big.top.best.p99 < 10 && big.freshness.p99 < 500,
   );
-  // Issue #11: an Idempotency-Key on every request costs at most 15 % in CPU per view and in throughput.
+  // An Idempotency-Key on every request costs at most 15 % in CPU per view and in throughput.
   const k = r.keys;
   const exact = (s: Json) => s.accounting.exact;
   t(

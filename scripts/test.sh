@@ -41,7 +41,7 @@ if [ $# -eq 0 ] && [ -z "${SKIP_FUZZ:-}" ]; then
     extra+=(--failed "schemathesis fuzz (see .data/fuzz.log)")
   fi
 fi
-# Last, on the whole suite only: issue #11's three-broker scenarios (test/integration/cluster.scenarios.ts) on a
+# Last, on the whole suite only: the three-broker scenarios (test/integration/cluster.scenarios.ts) on a
 # cluster of their own (KAFKA_NODES=3, replication 3, min.insync.replicas 2), started once the single broker is
 # stopped, and stopped when they end. SKIP_CLUSTER=1 leaves them out.
 cluster_report=.data/test-results-cluster.xml

@@ -283,8 +283,8 @@ export function loadConfig(env: Env = process.env): Config {
       security: readKafkaSecurity(r),
     },
     producer: {
-      // The producer's batching window (ingest/producer.ts); 15 ms: a third less CPU per view than 5 ms at 2 000 views/s
-      // for p50 +6 ms (bench/RESULTS.md, 2026-11-26).
+      // The producer's batching window (ingest/producer.ts): longer windows cost less CPU per view for a few ms of
+      // latency; 15 ms is where bench/RESULTS.md found the trade best.
       lingerMs: r.int("KAFKA_LINGER_MS", 15, 0, 1000),
       batchMaxMessages: r.int("KAFKA_BATCH_MAX_MESSAGES", 10_000, 1, 1_000_000),
       compression: r.oneOf("KAFKA_COMPRESSION", "lz4", ["none", "gzip", "snappy", "lz4", "zstd"] as const),
@@ -292,30 +292,28 @@ export function loadConfig(env: Env = process.env): Config {
       maxInFlight: r.int("INGEST_MAX_IN_FLIGHT", 100_000, 1, 10_000_000),
       deliveryTimeoutMs: r.int("INGEST_TIMEOUT_MS", 5000, 1500, 120_000),
       lanes: r.int("KAFKA_PRODUCER_LANES", 2, 1, 32),
-      // One message per window instead of one per partition touched: Kafka's CPU per view at 2 000 views/s less than
-      // half, the API's a sixth less (bench/RESULTS.md, session 13).
+      // One message per window instead of one per partition touched: the broker's and the API's CPU per view depend
+      // on windows, not partitions (lane-batch.ts; bench/RESULTS.md).
       partitioner: r.oneOf("KAFKA_PARTITIONER", "round-robin", ["round-robin", "product"] as const),
       idempotencyWindowMs: idempotencyWindowS * 1000,
       idempotencyMemoryKeys: r.int("IDEMPOTENCY_MEMORY_KEYS", 200_000, 0, 100_000_000),
     },
     worker: {
       groupId: r.str("KAFKA_GROUP_ID", "product-views-worker", TOPIC, "letters, digits, '.', '_' or '-'"),
-      // What a view waits for its flush, at most: with the polls aligned to it, a view at a random moment is counted
-      // p99 ~225 ms after its 202 at 150 ms (275 at 200), for ~+3 µs of worker and Postgres CPU per view (bench/RESULTS.md).
+      // What a view waits for its flush, at most: freshness against a little worker and Postgres CPU per view
+      // (bench/RESULTS.md).
       flushIntervalMs: r.int("FLUSH_INTERVAL_MS", 150, 5, 60_000),
       flushMaxProducts: r.int("FLUSH_MAX_PRODUCTS", 10_000, 1, 1_000_000),
-      // Above 10 000 rows a second the flushes space out (up to 3 s) so views coalesce into fewer row updates: at
-      // 100 000 views/s over 100 000 Zipf products, ~12 500 rows/s instead of ~25 000 (bench/RESULTS.md, session 10).
+      // Above this many rows a second the flushes space out (up to FLUSH_MAX_INTERVAL_MS) so views coalesce into fewer
+      // row updates: Postgres writes fewer rows per view at high rates (docs/capacity.md).
       flushMaxRowsPerS: r.int("FLUSH_MAX_ROWS_PER_S", 10_000, 0, 10_000_000),
       flushMaxIntervalMs: r.int("FLUSH_MAX_INTERVAL_MS", 3000, 5, 600_000),
       // A flush not settled by then is abandoned and retried (safe: see worker/flusher.ts); also its statement_timeout.
       flushTimeoutMs: r.int("FLUSH_TIMEOUT_MS", 15_000, 1000, 600_000),
       maxPendingProducts: r.int("MAX_PENDING_PRODUCTS", 200_000, 1, 10_000_000),
       fetchBatchSize: r.int("FETCH_BATCH_SIZE", 5000, 1, 100_000),
-      // The broker answers the worker's fetch per 64 KB or per KAFKA_FETCH_WAIT_MS, not per produced batch: worker and
-      // broker CPU per view halved at 2 000 views/s (bench/RESULTS.md, 2026-11-26). Still worth it with one message
-      // per window (session 14, 2 000 views/s): 1 byte cost the broker +7 µs per view and the worker +4, for a
-      // freshness p99 ~40 ms lower (the wait is up to 50 ms of it).
+      // The broker answers the worker's fetch per 64 KB or per KAFKA_FETCH_WAIT_MS, not per produced batch: fewer
+      // fetches, less worker and broker CPU per view, for up to the wait added to freshness (bench/RESULTS.md).
       fetchMinBytes: r.int("KAFKA_FETCH_MIN_BYTES", 65_536, 1, 100_000_000),
       fetchWaitMs: r.int("KAFKA_FETCH_WAIT_MS", 50, 0, 300_000),
       commitIntervalMs: r.int("KAFKA_COMMIT_INTERVAL_MS", 5000, 0, 600_000),

@@ -10,8 +10,8 @@ export function registerProcessMetrics(metrics: Registry): { stop(): void } {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1e6;
   });
-  // From the engine's counters (process.memoryUsage: ~20 µs), never by walking the heap: bun:jsc's heapStats() took
-  // ~40 ms per call with a million objects, and a scrape runs on the event loop every request waits on.
+  // From the engine's counters (process.memoryUsage), never by walking the heap (bun:jsc's heapStats() walks every
+  // object), since a scrape runs on the event loop every request waits on.
   metrics.gauge("process_heap_bytes", "JavaScript heap in use (JavaScriptCore)", () => process.memoryUsage().heapUsed);
 
   // A timer due every 100 ms: how late it fires is how long the loop was busy (CPU-bound work, long GC pauses).

@@ -1,6 +1,6 @@
 // How long an idle keep-alive connection stays open. Bun (uSockets) sweeps idle connections on a 4-second timer:
-// with idleTimeout T, one is closed after between ceil(T/4)*4 - 4 and ceil(T/4)*4 idle seconds (measured: T = 10
-// closed them after 8.5 to 12 s, T = 3 after 0.5 to 4). A client going by the configured timeout reused
+// with idleTimeout T, one is closed after between ceil(T/4)*4 - 4 and ceil(T/4)*4 idle seconds (bench/RESULTS.md,
+// the vegeta run). A client going by the configured timeout reused
 // connections the server was closing, and a POST sent on one ends in EOF: its sender cannot know if it counted.
 // So the server's timer runs one period and a second longer than HTTP_IDLE_TIMEOUT_S, which is then the least
 // a connection is kept, and every answer says so (Keep-Alive: timeout=N), for clients that close idle ones first.

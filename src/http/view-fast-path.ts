@@ -15,8 +15,8 @@ import type { CallerOf } from "./caller.ts";
 import { type Answer, recordBatch, recordView, type Views } from "./view-routes.ts";
 
 // The two view routes are the service's hot path, and Elysia's per-request machinery (its context, the hooks,
-// the after-response task, response validation) cost ~15 µs of the API's ~110 µs of CPU per view (bench/RESULTS.md,
-// session 11). So Bun's router hands POST /view and POST /views straight to the handlers below; every other
+// the after-response task, response validation) cost a noticeable share of the API's CPU per view (bench/RESULTS.md).
+// So Bun's router hands POST /view and POST /views straight to the handlers below; every other
 // request, including the other methods of these paths (a CORS preflight, a 405), still goes through Elysia.
 //
 // They answer as the documented Elysia routes of view-routes.ts do: the same body parser, schema, route work

@@ -1,8 +1,8 @@
 // The catalog's set of known product ids: each UUID kept as its 128 bits in one open-addressing table (linear
 // probing, 16 bytes a slot), the oldest evicted first once `maxSize` are held.
 //
-// Why not a Set<string>: with ~100 000 ids known, Set#has cost the API ~0.5 µs a view (a miss on the table, another
-// on the stored string it compares with), 40-55 µs of a 100-view request's ~180 (bench/RESULTS.md, session 14).
+// Why not a Set<string>: with many ids known, Set#has costs two cache misses a view (the table, then the stored
+// string it compares with), a large share of a batch request's CPU (bench/RESULTS.md).
 // Here a lookup parses 32 hex digits and reads one slot; ids that are not UUIDs are never held (the request schemas
 // admit only UUIDs, so the catalog sees nothing else; one that is not is looked up each time, never wrongly known).
 

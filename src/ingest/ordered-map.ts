@@ -3,9 +3,7 @@
 //
 // Why not a Map and `map.keys().next()`: JavaScriptCore leaves a deleted entry's slot behind until the table is
 // rebuilt, and iteration from the front walks over every such slot. A full memory deletes its front entry on every
-// insert, so finding the oldest cost more and more: 16 µs per Idempotency-Key after 50 000 evictions, 300 µs after
-// 350 000 (bench/RESULTS.md, session 14), and an API under keyed traffic above its key budget fell to 0.43x its
-// unkeyed throughput. Here a queue of (key, generation) pairs gives the insertion order; an entry set again or
+// insert, so finding the oldest costs more with every eviction, without bound (bench/RESULTS.md). Here a queue of (key, generation) pairs gives the insertion order; an entry set again or
 // deleted leaves a stale pair that is skipped once it reaches the front.
 
 export interface OrderedMap<V> {

@@ -22,8 +22,7 @@ import {
 // enqueues the batch, watches inFlightCount() fall to zero, then flush() hands back exactly that batch's
 // delivery reports, and a producer that wedges or fails for good takes only its own batch with it when it is
 // replaced. Requests that arrive meanwhile queue up and ride the next free lane, merged into one message
-// (lane-batch.ts). (The lanes were first built on kafka-crab-js, whose flush() is its only confirmation; its
-// producer cost ~1.2 ms of CPU per batch against ~0.7 through bun:ffi: bench/RESULTS.md, session 12.)
+// (lane-batch.ts).
 //
 // The batching window (KAFKA_LINGER_MS) is kept here, not in librdkafka: a lane batch is already merged into
 // one message (one per partition when it overflows), which librdkafka's linger.ms cannot add to, so there it only

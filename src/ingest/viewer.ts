@@ -30,7 +30,7 @@ export function createViewerHasher(secret: string | undefined): { viewerOf: View
       salt = createHmac("sha256", key).update(`viewer-salt:${today}`).digest();
       day = today;
     }
-    // Bun's hasher: ~0.6 µs a request against node:crypto's ~2.2 (bench/RESULTS.md, 2026-12-07).
+    // Bun's hasher: a fraction of node:crypto's cost a request (bench/RESULTS.md).
     const h = new Bun.CryptoHasher("sha256", salt).update(`${address.length}:${address}\n${userAgent}`).digest() as Buffer;
     return { id: h.readBigInt64BE(0), hi: h.readInt32BE(0), lo: h.readInt32BE(4) };
   };

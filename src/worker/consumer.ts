@@ -47,8 +47,7 @@ const STALL_CHECK_MS = 5000;
  * One window of a stall (see stall.ts): the holder seeks after one, replaces its consumer after two; a consumer
  * holding nothing replaces itself after one; one holding other partitions replaces its own after three (30 s),
  * when a rebalance after a lost member (session timeout 6 s) has long settled. A false alarm costs a seek to
- * where the partition already is. With 20 s windows, one worker that stopped fetching after a 10 s Kafka stop
- * (fault test 3) was not back within 60 s.
+ * where the partition already is. Longer windows leave a stopped consumer unread for minutes.
  */
 const STALL_MS = 10_000;
 

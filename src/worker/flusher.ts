@@ -161,16 +161,15 @@ export function startFlusher(opts: {
 /** The longest one poll of Kafka waits: librdkafka's batch read returns when it is full or when its wait ends. */
 export const POLL_MAX_MS = 100;
 // A poll returns a millisecond or two after its wait, and the flusher's timer may run before its messages are added:
-// at 3 ms a random view's p99 measured 308-343 ms, at 15 ms 247-276, at 30 ms 279-293 (bench/RESULTS.md).
+// too small a margin misses the flush, too large one waits needlessly (bench/RESULTS.md measured the middle best).
 const POLL_MARGIN_MS = 15;
 
 /**
  * How long the consume loop's next poll may wait for messages, given when the flusher next takes its batch. A
  * poll holds what it fetched until it is full or its wait ends, so a view that reaches the worker just before a flush
- * would miss it and wait a whole interval more (with 100 ms polls and 200 ms flushes that was a random view's p99:
- * ~330 ms from 202 to counted). So the waits are spread to end just before the flush is due. Not shorter waits
- * throughout: each poll costs the binding ~0.25 ms of CPU, whatever it returns (20 ms polls: +5 µs per view at
- * 2 000 views/s). Within the margin, or past due (a write under way), one full wait.
+ * would miss it and wait a whole interval more. So the waits are spread to end just before the flush is due. Not
+ * shorter waits throughout: each poll costs the binding CPU whatever it returns. Within the margin, or past due (a
+ * write under way), one full wait.
  */
 export function pollWaitMs(dueAt: number, now: number): number {
   const left = dueAt - now - POLL_MARGIN_MS;

@@ -1,8 +1,8 @@
 // Kafka's committed offsets only decide where a restarted or new owner starts fetching, and show lag to Kafka's
 // own tools; what is counted rests on the offsets stored in Postgres with the counts. So they may trail: a
-// partition's newest flushed offset is committed at most once per interval, not after every flush. One commit
-// per partition per flush was 30 OffsetCommit requests a second at 5 flushes/s over 6 partitions, ~8 µs of
-// broker CPU per view at 2 000 views/s (bench/RESULTS.md, 2026-11-26). A trailing commit costs a restart a
+// partition's newest flushed offset is committed at most once per interval, not after every flush: one commit per
+// partition per flush is a request per partition per flush, which the broker pays for (bench/RESULTS.md). A trailing
+// commit costs a restart a
 // re-read of at most one interval of messages, which the stored offsets skip.
 
 export interface KafkaCommits {

@@ -168,8 +168,7 @@ export async function flush(
   const history = historyItems(batch, skip);
   const historyFrom = new Date(opts.historyFrom ?? Math.floor(Date.now() / 86_400_000 - 1) * 86_400_000).toISOString();
   // Arrays go as Postgres array literals built by one join: postgres.js serialises a JS array element by element,
-  // which for a flush of 240 000 items cost ~250 ms of the worker's CPU instead of ~100 and kept its event loop
-  // that long (session 14). Only numbers, UUIDs and hex digests are in them (decodeViewMessage checked them
+  // which for a large flush costs several times the CPU and holds the worker's event loop as long. Only numbers, UUIDs and hex digests are in them (decodeViewMessage checked them
   // against the schema), so nothing needs quoting.
   // Sums per product happen in SQL (GROUP BY): UPDATE ... FROM applies one joined row per target row, so a
   // product listed in two slices (its partition changed when partitions were added) must arrive summed.

@@ -19,7 +19,7 @@ import {
   workerState,
 } from "./harness.ts";
 
-// Issue #11 on a three-broker cluster (KAFKA_NODES=3: replication factor 3, min.insync.replicas=2, the API with
+// Exactly once with retries, on a three-broker cluster (KAFKA_NODES=3: replication factor 3, min.insync.replicas=2, the API with
 // acks=all and idempotence), under steady load from a client that retries every 503, 409 and connection error
 // with the same Idempotency-Key. For each fault: distinct keys that got 202 == views counted, product by product.
 // Named .scenarios.ts so a plain `bun test` does not pick it up: scripts/test.sh runs it as a stage of its own,

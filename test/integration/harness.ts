@@ -571,7 +571,7 @@ export interface RetryStats {
 }
 
 /**
- * The client issue #11 asks for: `concurrency` loops, each sending one view (Zipf over `ids`) under a fresh
+ * A client as retrying integrations behave: `concurrency` loops, each sending one view (Zipf over `ids`) under a fresh
  * Idempotency-Key and retrying it, with the same key, after every 503, 409 and connection error until it gets
  * 202 (or `giveUpMs` passed). stop() ends the loops after their current key is settled.
  */
