@@ -38,7 +38,7 @@ export function createWindowTop(
   database: Database,
   log: Logger,
   window: Window,
-  opts: { refreshMs: number; now?: () => number; reads?: Histogram },
+  opts: { refreshMs: number; now?: () => number; reads?: Histogram; readTimeoutMs?: number },
 ): WindowTop {
   const now = opts.now ?? Date.now;
   const reads = opts.reads;
@@ -98,7 +98,7 @@ export function createWindowTop(
       let next: Set<string> | "full" | null = named;
       while (next) {
         try {
-          await guard(read(next), 5000);
+          await guard(read(next), opts.readTimeoutMs ?? 5000);
           if (failing) log.info({ window }, "window ranking refresh recovered");
           failing = false;
         } catch (err) {

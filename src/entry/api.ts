@@ -30,6 +30,9 @@ export interface Running {
   stop(): Promise<void>;
 }
 
+/** A window re-rank may take this long (its own connections' statement_timeout too). */
+const WINDOW_READ_TIMEOUT_MS = 60_000;
+
 export async function start(config: Config): Promise<Running> {
   const root = createLogger(config.logLevel, "api");
   const metrics = new Registry();
@@ -92,11 +95,14 @@ export async function start(config: Config): Promise<Running> {
   });
   await topUnique.start();
   const windowLog = root.child({ component: "top-window" });
-  const windowOpts = { refreshMs: config.history.windowRefreshMs, reads: windowReads(metrics) };
+  // A window's re-rank sums all its rows: seconds at a million products (bench/RESULTS.md), so it has connections of
+  // its own with a longer statement timeout, and never waits behind (or holds up) the view path's lookups.
+  const windowDb = connect({ ...config.db, poolSize: 2 }, "product-views-api-windows", WINDOW_READ_TIMEOUT_MS);
+  const windowOpts = { refreshMs: config.history.windowRefreshMs, reads: windowReads(metrics), readTimeoutMs: WINDOW_READ_TIMEOUT_MS };
   const windows = {
-    "1h": createWindowTop(database, windowLog, "1h", windowOpts),
-    "24h": createWindowTop(database, windowLog, "24h", windowOpts),
-    "7d": createWindowTop(database, windowLog, "7d", windowOpts),
+    "1h": createWindowTop(windowDb, windowLog, "1h", windowOpts),
+    "24h": createWindowTop(windowDb, windowLog, "24h", windowOpts),
+    "7d": createWindowTop(windowDb, windowLog, "7d", windowOpts),
   };
   await Promise.all(Object.values(windows).map((w) => w.start()));
 
@@ -189,6 +195,7 @@ export async function start(config: Config): Promise<Running> {
       await top.stop();
       await topUnique.stop();
       await Promise.all(Object.values(windows).map((w) => w.stop()));
+      await windowDb.close();
       processMetrics.stop();
       await database.close();
       root.info("api stopped");
