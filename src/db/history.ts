@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Db } from "./client.ts";
 import { BUCKET_MS, type Bucket, type Window, windowStart } from "../domain/history.ts";
 
-// Reading and folding the views history (sql/0005_view_history.sql). The flush writes minutes (worker/writer.ts);
+// Reading and folding the views history (sql/0005_view_history.sql). The flush writes minutes (db/flush.ts);
 // foldMinutes() moves what they gained into hours. A read sums hours plus the minutes not folded yet, which are
 // exactly the marked minutes' rows with views > folded (the fold clears a mark only with its minute folded), so it
 // is exact whenever the fold last ran.

@@ -99,3 +99,11 @@ export async function existingIds(db: Db, ids: readonly string[]): Promise<Set<s
     .where(sql`${products.id} = ANY(${sql.param(ids)}::uuid[])`);
   return new Set(rows.map((r) => r.id));
 }
+
+/** A few of `ids` that match no product, for a rate-limited log line. */
+export async function sampleUnknown(db: Db, ids: readonly string[], limit = 5): Promise<string[]> {
+  const rows = await db.execute<{ id: string }>(sql`
+    SELECT v.id::text AS id FROM unnest(${sql.param(ids)}::uuid[]) AS v(id)
+    WHERE NOT EXISTS (SELECT 1 FROM products p WHERE p.id = v.id) LIMIT ${limit}`);
+  return rows.map((r) => r.id);
+}

@@ -3,7 +3,7 @@ import { connect } from "../db/client.ts";
 import { createTopicAdmin } from "../kafka/admin.ts";
 import { fetchTopicIdentity } from "../kafka/topic-id.ts";
 import { offsetProblem, type OffsetProblem } from "../worker/offset-check.ts";
-import { loadOffsets, rebaseOffsets } from "../worker/writer.ts";
+import { loadOffsets, rebaseOffsets } from "../db/offsets.ts";
 
 /**
  * `bun src/main.ts rebase-offsets [--apply]`: lists the partitions whose stored offset does not fit the

@@ -7,7 +7,7 @@ import { createOrderedMap } from "./ordered-map.ts";
 // answers repeats fast (202 without another Kafka message; 409 while the first attempt is in flight; 422 for
 // another body) but it is per process and bounded, so it is not what makes a repeat count once: the worker is
 // (a keyed request travels under its key's digest and is counted only if that key was not counted within the
-// window; worker/writer.ts).
+// window; db/flush.ts).
 
 /** The digests a keyed request travels under: of the key, and of its views as the worker will count them. */
 export function keyTag(key: string, events: readonly ViewEvent[]): KeyTag {

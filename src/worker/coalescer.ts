@@ -1,3 +1,5 @@
+import { NO_MINUTE } from "../db/flush.ts";
+import { NO_OFFSET } from "../db/offsets.ts";
 import { type KeyedViews, type ViewEvent, viewCount } from "../domain/view.ts";
 
 // Pure in-memory state of the worker: per partition, the views counted since the last flush and the
@@ -7,9 +9,6 @@ import { type KeyedViews, type ViewEvent, viewCount } from "../domain/view.ts";
 // were already counted by an earlier flush (ours or another worker's) and are skipped: that is what makes a
 // replay after a crash or rebalance harmless. A partition is unknown until setBase() is called for it.
 
-export const NO_OFFSET = -1;
-/** The minute of views whose message carries no acceptance time: the writer counts them in the flush's minute. */
-export const NO_MINUTE = -1;
 const MINUTE_MS = 60_000;
 
 export interface PartitionSlice {

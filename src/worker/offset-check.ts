@@ -1,5 +1,5 @@
 import type { Watermarks } from "../kafka/admin.ts";
-import type { StoredOffset } from "./writer.ts";
+import type { StoredOffset } from "../db/offsets.ts";
 
 // The offsets stored in Postgres say which messages of each partition are counted. They only make sense
 // against the same log: if the topic is recreated or Kafka's data is wiped (new topic id), new messages

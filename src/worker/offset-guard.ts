@@ -3,7 +3,7 @@ import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { backoff } from "./flusher.ts";
 import { offsetProblem, type OffsetProblem } from "./offset-check.ts";
-import type { StoredOffset } from "./writer.ts";
+import type { StoredOffset } from "../db/offsets.ts";
 
 // Where each partition starts, and whether it may be applied at all. A partition's base (the offset Postgres
 // says is next) is set only after it was checked against the log as Kafka has it now (topic id, watermarks):

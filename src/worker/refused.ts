@@ -4,7 +4,8 @@ import type { DeadLetter } from "../kafka/dead-letter.ts";
 import { limitedLog, type Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import type { Batch, PartitionSlice } from "./coalescer.ts";
-import { type FlushOptions, type FlushResult, isDataError, isDryRunEnd } from "./writer.ts";
+import { isDataError, isDryRunEnd } from "../db/flush.ts";
+import type { FlushOptions, FlushResult } from "./writer.ts";
 
 // A flush Postgres refuses for its data (a count past bigint's maximum, a constraint) fails the same way on every
 // retry, and one statement carries the whole batch: one bad product would stop every count. So the products it

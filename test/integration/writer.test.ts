@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { expireKeys, flush, isDataError, isDryRunEnd, loadOffsets } from "../../src/worker/writer.ts";
-import { NO_MINUTE, NO_OFFSET, type Batch } from "../../src/worker/coalescer.ts";
+import { flush } from "../../src/worker/writer.ts";
+import { isDataError, isDryRunEnd, NO_MINUTE } from "../../src/db/flush.ts";
+import { expireKeys } from "../../src/db/keys.ts";
+import { loadOffsets, NO_OFFSET } from "../../src/db/offsets.ts";
+import type { Batch } from "../../src/worker/coalescer.ts";
 import type { KeyedViews } from "../../src/domain/view.ts";
 import { FLUSH_CHANNEL, parseFlush } from "../../src/db/flush-channel.ts";
 import { getProduct } from "../../src/db/products.ts";

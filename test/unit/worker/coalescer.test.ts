@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { createCoalescer, NO_MINUTE, NO_OFFSET } from "../../../src/worker/coalescer.ts";
+import { NO_MINUTE } from "../../../src/db/flush.ts";
+import { NO_OFFSET } from "../../../src/db/offsets.ts";
+import { createCoalescer } from "../../../src/worker/coalescer.ts";
 
 const A = "00000000-0000-4000-8000-00000000000a";
 const B = "00000000-0000-4000-8000-00000000000b";

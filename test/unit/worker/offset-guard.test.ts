@@ -4,7 +4,7 @@ import { createLogger } from "../../../src/log.ts";
 import { Registry } from "../../../src/metrics.ts";
 import { createCoalescer } from "../../../src/worker/coalescer.ts";
 import { createOffsetGuard, type OffsetStore } from "../../../src/worker/offset-guard.ts";
-import type { StoredOffset } from "../../../src/worker/writer.ts";
+import type { StoredOffset } from "../../../src/db/offsets.ts";
 import { until } from "../until.ts";
 
 // The offset guard without Kafka or Postgres: a store whose answers the test sets, and the real coalescer.
