@@ -4,6 +4,7 @@ import type { ConnectionOptions } from "node:tls";
 import postgres from "postgres";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import type { DbConfig } from "../config.ts";
+import { orTimeout } from "../deadline.ts";
 import { AppError } from "../errors.ts";
 import * as schema from "./schema.ts";
 
@@ -83,19 +84,11 @@ const unavailableError = (cause?: unknown) =>
  * the driver can hold a query for seconds (reconnect attempts), and a request must not hang that long.
  */
 export async function guard<T>(work: Promise<T>, timeoutMs = 2000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(unavailableError("timed out")), timeoutMs);
-  });
   try {
-    return await Promise.race([work, timeout]);
+    return await orTimeout(work, timeoutMs, () => unavailableError("timed out"));
   } catch (cause) {
     if (cause instanceof AppError) throw cause;
     if (isUnavailable(cause)) throw unavailableError(cause);
     throw cause;
-  } finally {
-    clearTimeout(timer);
-    // A query that lost the race may still fail later; that failure has been answered already.
-    work.catch(() => {});
   }
 }

@@ -10,6 +10,9 @@ export const Uuid = Type.String({
   example: "3f2b8c1e-6d7a-4e1b-9c3d-2a1f0e9b8c7d",
 });
 
+/** A product id as every key, message and query holds it: lower-case (a UUID's hex compares case-insensitively). */
+export const canonicalId = (id: string) => id.toLowerCase();
+
 export const MAX_VIEWS_PER_ITEM = 1000;
 export const MAX_BATCH_ITEMS = 1000;
 
@@ -154,8 +157,8 @@ const MAX_PAYLOAD = 768 * 1024;
 const lower = (events: readonly ViewEvent[]) =>
   events.map((e) =>
     e.viewers
-      ? { product_id: e.product_id.toLowerCase(), count: e.count, viewers: e.viewers }
-      : { product_id: e.product_id.toLowerCase(), count: e.count },
+      ? { product_id: canonicalId(e.product_id), count: e.count, viewers: e.viewers }
+      : { product_id: canonicalId(e.product_id), count: e.count },
   );
 
 /** The views a message carries, or null when it is malformed (readViewMessage says why). */
@@ -197,7 +200,7 @@ function group(v: ViewGroup): ViewMessage {
 export function coalesceBatch(items: BatchViewRequest["views"]): ViewEvent[] {
   const sums = new Map<string, number>();
   for (const item of items) {
-    const id = item.product_id.toLowerCase();
+    const id = canonicalId(item.product_id);
     sums.set(id, (sums.get(id) ?? 0) + (item.count ?? 1));
   }
   return Array.from(sums, ([product_id, count]) => ({ product_id, count }));

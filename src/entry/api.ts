@@ -1,4 +1,6 @@
 import type { Config } from "../config.ts";
+import { backoff } from "../backoff.ts";
+import { withDeadline } from "../deadline.ts";
 import { createLogger } from "../log.ts";
 import { Registry } from "../metrics.ts";
 import { registerProcessMetrics } from "../process-metrics.ts";
@@ -65,7 +67,7 @@ export async function start(config: Config): Promise<Running> {
       } catch (err) {
         if (attempt === 0) plog.warn({ err }, "cannot read the topic's partition count yet; retrying");
       }
-      await Bun.sleep(Math.min(200 * 2 ** attempt, 5000));
+      await Bun.sleep(backoff(attempt, { baseMs: 200 }));
     }
   })();
   const keyMemory = createKeyMemory({
@@ -187,7 +189,7 @@ export async function start(config: Config): Promise<Running> {
       // Bounded: a client holding a request open must not hold the process past its stop. Live streams never
       // finish on their own: ended first (EventSource clients reconnect to another process).
       topStreams.view_count.closeAll();
-      await Promise.race([server.server?.stop(false), Bun.sleep(10_000)]);
+      await withDeadline(Promise.resolve(server.server?.stop(false)), 10_000);
       await server.server?.stop(true);
       await producer.close();
       stopped = true; // the discovery loop ends at its next turn; not awaited, its sleep may be long

@@ -13,7 +13,7 @@ import {
   RANKS,
   type Rank,
 } from "../domain/product.ts";
-import { Uuid } from "../domain/view.ts";
+import { Uuid, canonicalId } from "../domain/view.ts";
 import { BUCKETS, MAX_POINTS, parseSeries, parseWindow, type SeriesQuery, type Window, WINDOWS } from "../domain/history.ts";
 import { AppError } from "../errors.ts";
 import { readJsonBody } from "./body.ts";
@@ -104,7 +104,7 @@ export function productRoutes(deps: { http: HttpConfig; products: ProductService
       async ({ params, request }) => {
         const q = parseSeries(onceEach(request, ["bucket", "from", "to"]), Date.now());
         if ("error" in q) throw new AppError("invalid_request", q.error);
-        const series = await deps.products.series(params.id.toLowerCase(), q);
+        const series = await deps.products.series(canonicalId(params.id), q);
         if (!series) throw new AppError("product_not_found", `product ${params.id} not found`);
         return series;
       },
@@ -132,7 +132,7 @@ export function productRoutes(deps: { http: HttpConfig; products: ProductService
     .get(
       `${API}/:id`,
       async ({ params }) => {
-        const product = await deps.products.get(params.id.toLowerCase());
+        const product = await deps.products.get(canonicalId(params.id));
         if (!product) throw new AppError("product_not_found", `product ${params.id} not found`);
         return product;
       },

@@ -3,7 +3,7 @@ import { Elysia } from "elysia";
 import type { OpenAPIV3 } from "openapi-types";
 import type { HttpConfig } from "../config.ts";
 import { parseIdempotencyKey } from "../domain/idempotency-key.ts";
-import { BatchViewRequest, coalesceBatch, ViewRequest } from "../domain/view.ts";
+import { BatchViewRequest, coalesceBatch, ViewRequest, canonicalId } from "../domain/view.ts";
 import type { Caller } from "../ingest/admission.ts";
 import type { ViewRecorder } from "../ingest/views.ts";
 import type { CallerOf } from "./caller.ts";
@@ -37,7 +37,7 @@ const KEY_HEADER = "idempotency-key";
 export async function recordView(views: Views, body: ViewRequest, request: Request, caller: Caller): Promise<Answer> {
   const key = parseIdempotencyKey(request.headers.get(KEY_HEADER));
   if (caller.kind === "trusted") {
-    await views.record([{ product_id: body.product_id.toLowerCase(), count: 1 }], key);
+    await views.record([{ product_id: canonicalId(body.product_id), count: 1 }], key);
     return { status: 202, body: ACCEPTED };
   }
   const outcome = await views.recordPublic(caller, [body], key);

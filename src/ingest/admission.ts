@@ -1,4 +1,5 @@
 import type { TrustConfig } from "../config.ts";
+import { canonicalId } from "../domain/view.ts";
 import type { ViewEvent } from "../domain/view.ts";
 import { AppError } from "../errors.ts";
 import type { Registry } from "../metrics.ts";
@@ -104,7 +105,7 @@ export function createAdmission(trust: TrustConfig, viewerOf: ViewerOf, metrics:
     const marked: number[] = [];
     const seen = new Set<string>();
     for (const item of items) {
-      const id = item.product_id.toLowerCase();
+      const id = canonicalId(item.product_id);
       if (seen.has(id)) continue;
       seen.add(id);
       if (repeats !== null) {

@@ -1,9 +1,10 @@
 import type { KafkaConfig, ProducerConfig } from "../config.ts";
+import { withDeadline, within } from "../deadline.ts";
 import { AppError } from "../errors.ts";
 import { createFfiProducer, type OutgoingMessage } from "../kafka/ffi-producer.ts";
 import { librdkafkaSecurity } from "../kafka/security.ts";
 import { createLogLimiter, levelOf } from "../kafka/log-limiter.ts";
-import type { Logger } from "../log.ts";
+import { limitedLog, type Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { MAX_MESSAGE_ITEMS, type ViewEvent, viewCount } from "../domain/view.ts";
 import {
@@ -86,17 +87,6 @@ const SEND_DEADLINE_MS = 2000;
 const LIBRDKAFKA_LINGER_MS = 1;
 /** flush() runs once nothing is in flight and waits at most its queueTimeout (1 s) inside librdkafka. */
 const FLUSH_DEADLINE_MS = 3000;
-
-/** True when `work` settled within `ms`; the work itself goes on (a native call cannot be cancelled). */
-async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
-  try {
-    return await Promise.race([work.then(() => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function safeInFlight(lane: Lane): number | undefined {
   try {
@@ -189,10 +179,10 @@ export function createProducer(
   let drained: (() => void) | null = null;
   // After a failed batch, refuse new events for a moment instead of letting them wait out a full timeout.
   let openUntil = 0;
-  let lastFailureLog = -Infinity;
-  let failedBatches = 0;
-  let lastRenewLog = -Infinity;
-  let renewals = 0;
+  // An outage fails a batch, and renews lanes, every few windows: one line per FAILURE_LOG_MS each, with how many
+  // it stands for ("suppressed").
+  const failureLog = limitedLog(log, FAILURE_LOG_MS);
+  const renewLog = limitedLog(log, FAILURE_LOG_MS);
 
   function settle(e: Entry, outcome: Outcome) {
     inFlightItems -= e.items;
@@ -318,17 +308,12 @@ export function createProducer(
 
   function noteFailure(failed: number, messages: number, outcomes: Outcome[], sendError: unknown) {
     openUntil = performance.now() + 1000;
-    // An outage fails a batch per lane per window: one line every few seconds, with how many it stands for.
-    failedBatches++;
-    if (performance.now() - lastFailureLog > FAILURE_LOG_MS) {
-      lastFailureLog = performance.now();
-      const first = outcomes.find((o): o is Extract<Outcome, { ok: false }> => !o.ok);
-      log.warn(
-        { failed, messages, failedBatches, reason: first?.reason, err: sendError ?? undefined },
-        "kafka did not acknowledge every message of a batch",
-      );
-      failedBatches = 0;
-    }
+    const first = outcomes.find((o): o is Extract<Outcome, { ok: false }> => !o.ok);
+    failureLog(
+      "warn",
+      { failed, messages, reason: first?.reason, err: sendError ?? undefined },
+      "kafka did not acknowledge every message of a batch",
+    );
   }
 
   /** One batch through a free lane; the lane is free again afterwards and the next window starts (kick). */
@@ -363,13 +348,7 @@ export function createProducer(
     const retire = c.retire ?? (lane.failuresInRow >= LANE_FAILURES_BEFORE_RENEW ? "failing in a row" : null);
     if (retire) {
       lanesRenewed.inc({ reason: retire });
-      // An outage renews every lane every few batches: one line per FAILURE_LOG_MS, with how many it stands for.
-      renewals++;
-      if (performance.now() - lastRenewLog > FAILURE_LOG_MS) {
-        lastRenewLog = performance.now();
-        log.warn({ reason: retire, renewals, inFlight: safeInFlight(lane.producer) }, "renewing a producer lane");
-        renewals = 0;
-      }
+      renewLog("warn", { reason: retire, inFlight: safeInFlight(lane.producer) }, "renewing a producer lane");
       try {
         const old = lane.producer;
         lane.producer = newLane();
@@ -444,7 +423,7 @@ export function createProducer(
     async close(timeoutMs = config.deliveryTimeoutMs + 3000) {
       closing = true;
       if (inFlightItems > 0) {
-        await Promise.race([new Promise<void>((r) => (drained = r)), Bun.sleep(timeoutMs)]);
+        await withDeadline(new Promise<void>((r) => (drained = r)), timeoutMs);
       }
       clearInterval(sweeper);
       clearInterval(nativeTick);

@@ -1,4 +1,6 @@
 import { Kafka, logLevel } from "kafkajs";
+import { backoff } from "../backoff.ts";
+import { orTimeout, withDeadline } from "../deadline.ts";
 import { connect as tcpConnect } from "node:net";
 import type { KafkaConfig } from "../config.ts";
 import { kafkajsSecurity } from "./security.ts";
@@ -27,9 +29,9 @@ export async function ensureTopic(config: KafkaConfig, topic = config.topic, par
       throw new Error(`topic ${topic} has partitions without a leader`);
     } catch (err) {
       if (performance.now() + 500 > deadline) throw new Error(`topic ${topic} not ready after ${timeoutMs} ms`, { cause: err });
-      await Bun.sleep(Math.min(200 * 2 ** attempt, 2000));
+      await Bun.sleep(backoff(attempt, { baseMs: 200, maxMs: 2000 }));
     } finally {
-      await Promise.race([admin.disconnect().catch(() => {}), Bun.sleep(2000)]);
+      await withDeadline(admin.disconnect(), 2000);
     }
   }
 }
@@ -70,23 +72,21 @@ export function createTopicAdmin(config: KafkaConfig, timeoutMs = 5000): TopicAd
   const build = () => adminClient(config, timeoutMs, 1);
   let current: { admin: ReturnType<typeof build>; connected: Promise<void> } | null = null;
   const bounded = async <T>(work: (admin: ReturnType<typeof build>) => Promise<T>): Promise<T> => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`kafka admin call timed out after ${timeoutMs} ms`)), timeoutMs);
-    });
     if (!current) {
       const admin = build();
       current = { admin, connected: admin.connect() };
     }
     const mine = current;
     try {
-      return await Promise.race([mine.connected.then(() => work(mine.admin)), timeout]);
+      return await orTimeout(
+        mine.connected.then(() => work(mine.admin)),
+        timeoutMs,
+        () => new Error(`kafka admin call timed out after ${timeoutMs} ms`),
+      );
     } catch (err) {
       if (current === mine) current = null;
       void mine.admin.disconnect().catch(() => {});
       throw err;
-    } finally {
-      clearTimeout(timer);
     }
   };
   return {
@@ -102,7 +102,7 @@ export function createTopicAdmin(config: KafkaConfig, timeoutMs = 5000): TopicAd
     async close() {
       const c = current;
       current = null;
-      if (c) await Promise.race([c.admin.disconnect().catch(() => {}), Bun.sleep(timeoutMs)]);
+      if (c) await withDeadline(c.admin.disconnect(), timeoutMs);
     },
   };
 }

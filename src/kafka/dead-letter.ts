@@ -1,4 +1,5 @@
 import { Kafka, logLevel, type Producer } from "kafkajs";
+import { withDeadline } from "../deadline.ts";
 import type { KafkaConfig } from "../config.ts";
 import { kafkajsSecurity } from "./security.ts";
 import { ensureTopic } from "./admin.ts";
@@ -72,7 +73,7 @@ export function createDeadLetters(config: KafkaConfig): DeadLetters {
       });
     },
     async close() {
-      await Promise.race([producer?.disconnect().catch(() => {}), Bun.sleep(5000)]);
+      await withDeadline(producer?.disconnect() ?? Promise.resolve(), 5000);
     },
   };
 }

@@ -1,3 +1,5 @@
+import { orTimeout } from "../deadline.ts";
+import { backoff } from "../backoff.ts";
 import type { Logger } from "../log.ts";
 import type { Batch, Coalescer } from "./coalescer.ts";
 
@@ -23,10 +25,6 @@ export interface Flusher {
   dueAt(): number;
   /** Ends the loop, then drains: the kept batch and what is pending, with a bounded number of tries. */
   stop(tries?: number): Promise<{ pending: number }>;
-}
-
-export function backoff(attempt: number): number {
-  return Math.min(100 * 2 ** attempt, 5000);
 }
 
 export interface FlushPacing {
@@ -92,27 +90,19 @@ export function startFlusher(opts: {
     kept ??= opts.take ? opts.take() : opts.coalescer.take();
     const batch = kept;
     if (!batch) return "empty";
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const write = opts.write(batch);
-      write.catch(() => {}); // abandoned after the deadline: its late failure is nobody's to handle
-      await Promise.race([
-        write,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`flush did not settle within ${opts.timeoutMs} ms; retrying the same batch`)),
-            opts.timeoutMs,
-          );
-        }),
-      ]);
+      // Abandoned after the deadline: its late failure is nobody's to handle.
+      await orTimeout(
+        opts.write(batch),
+        opts.timeoutMs,
+        () => new Error(`flush did not settle within ${opts.timeoutMs} ms; retrying the same batch`),
+      );
       kept = null;
       lastRows = batch.products;
       return "ok";
     } catch (err) {
       opts.onFailure(err, batch);
       return "failed";
-    } finally {
-      clearTimeout(timer);
     }
   }
 

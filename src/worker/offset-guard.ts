@@ -1,7 +1,7 @@
 import type { Watermarks } from "../kafka/admin.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
-import { backoff } from "./flusher.ts";
+import { backoff } from "../backoff.ts";
 import { offsetProblem, type OffsetProblem } from "./offset-check.ts";
 import type { StoredOffset } from "../db/offsets.ts";
 
