@@ -1,6 +1,6 @@
 import type { Database } from "./client.ts";
 
-// The contract between the worker's flush and every API's top-N (db/top.ts): a Postgres NOTIFY on one channel,
+// The contract between the worker's flush and every API's top-N (ranking/top.ts): a Postgres NOTIFY on one channel,
 // sent in the flush statement so it arrives exactly at commit, naming the changed products that can rank with
 // their counts after the flush, "at=<ms>;id:count,id:count" (at most 100 entries, well under NOTIFY's 8000-byte
 // payload limit). `at` is the flush's now(), which its UPDATE wrote as each row's updated_at (milliseconds since
@@ -19,7 +19,7 @@ export const FLUSH_CHANNEL_UV = "product_views_flushed_uv";
 /**
  * The 1 h window's candidates: the (at most 100) products a flush added the most views to inside the last hour, in
  * the same form, but each count is what the flush added, not a total. An API ranking the window reads these products'
- * window totals again (db/top-window.ts): any product that rose in the window is named by the flush that raised it,
+ * window totals again (ranking/top-window.ts): any product that rose in the window is named by the flush that raised it,
  * unless 100 others rose more in that flush.
  */
 export const FLUSH_CHANNEL_1H = "product_views_flushed_1h";

@@ -197,7 +197,7 @@ function viewersCte(r: FlushRows): SQL {
     )`;
 }
 
-/** upd: the product rows; ranked, ranked_uv: the changed products that can rank, for the NOTIFYs (top-merge.ts). */
+/** upd: the product rows; ranked, ranked_uv: the changed products that can rank, for the NOTIFYs (ranking/top-merge.ts). */
 function productsCte(): SQL {
   return sql`upd AS (
       UPDATE products p SET view_count = p.view_count + t.n, updated_at = now(),

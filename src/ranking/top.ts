@@ -1,6 +1,6 @@
-import { guard, type Database } from "./client.ts";
-import { productsByIds, topProducts } from "./products.ts";
-import { FLUSH_CHANNEL, FLUSH_CHANNEL_UV, parseFlush } from "./flush-channel.ts";
+import { guard, type Database } from "../db/client.ts";
+import { productsByIds, topProducts } from "../db/products.ts";
+import { FLUSH_CHANNEL, FLUSH_CHANNEL_UV, parseFlush } from "../db/flush-channel.ts";
 import { mergeNotice, needsFullRead, topOf } from "./top-merge.ts";
 import type { Registry } from "../metrics.ts";
 import { MAX_TOP_LIMIT, type Product, type Rank } from "../domain/product.ts";

@@ -1,5 +1,5 @@
 import type { Product, Rank } from "../domain/product.ts";
-import type { FlushNotice } from "./flush-channel.ts";
+import type { FlushNotice } from "../db/flush-channel.ts";
 
 // Why the top-N can be kept without scanning the table: view counts only grow. After a flush, a product is in
 // the new top-N only if it was in the old one, or its count changed in that flush and it ranks in the top-N of

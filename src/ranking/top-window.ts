@@ -1,8 +1,8 @@
-import type { Database } from "./client.ts";
-import { guard } from "./client.ts";
-import { FLUSH_CHANNEL_1H, parseFlush } from "./flush-channel.ts";
-import { windowViews } from "./history.ts";
-import { productsByIds } from "./products.ts";
+import type { Database } from "../db/client.ts";
+import { guard } from "../db/client.ts";
+import { FLUSH_CHANNEL_1H, parseFlush } from "../db/flush-channel.ts";
+import { windowViews } from "../db/history.ts";
+import { productsByIds } from "../db/products.ts";
 import { BUCKET_MS, type Window, WINDOW_BUCKET } from "../domain/history.ts";
 import { MAX_TOP_LIMIT, type Product } from "../domain/product.ts";
 import { AppError } from "../errors.ts";

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import type { Product } from "../../../src/domain/product.ts";
 import { parseFlush } from "../../../src/db/flush-channel.ts";
-import { byRank, mergeNotice, needsFullRead, topOf } from "../../../src/db/top-merge.ts";
+import { byRank, mergeNotice, needsFullRead, topOf } from "../../../src/ranking/top-merge.ts";
 
 const id = (n: number) => `00000000-0000-4000-8000-${n.toString(16).padStart(12, "0")}`;
 const product = (n: number, view_count: number): Product => ({
