@@ -1,23 +1,13 @@
 import type { KafkaConfig, ProducerConfig } from "../config.ts";
-import { withDeadline, within } from "../deadline.ts";
+import { withDeadline } from "../deadline.ts";
 import { AppError } from "../errors.ts";
-import { createFfiProducer, type OutgoingMessage } from "../kafka/ffi-producer.ts";
-import { librdkafkaSecurity } from "../kafka/security.ts";
-import { createLogLimiter, levelOf } from "../kafka/log-limiter.ts";
 import { limitedLog, type Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { MAX_MESSAGE_ITEMS, type ViewEvent, viewCount } from "../domain/view.ts";
-import {
-  matchReports,
-  payloadOf,
-  takeBatch,
-  type KeyTag,
-  type Outcome,
-  type Outgoing,
-  type Placement,
-  type Report,
-  type Written,
-} from "./lane-batch.ts";
+import { takeBatch, type KeyTag, type Outcome, type Outgoing, type Placement, type Written } from "./lane-batch.ts";
+import { allOf, type Cycle, cycle, type Lane, safeInFlight } from "./lane-cycle.ts";
+import { librdkafkaLanes } from "./librdkafka-lane.ts";
+import { producerMetrics } from "./producer-metrics.ts";
 
 // Why lanes: each lane owns one librdkafka producer (kafka/ffi-producer.ts) and one batch at a time: it
 // enqueues the batch, watches inFlightCount() fall to zero, then flush() hands back exactly that batch's
@@ -60,16 +50,6 @@ interface Entry {
 const FAILURE_LOG_MS = 5000;
 const BY_PRODUCT: Placement = { by: "product" };
 
-/** What a lane needs from a librdkafka producer (kafka/ffi-producer.ts); unit tests pass their own. */
-export interface Lane {
-  send(record: { topic: string; messages: OutgoingMessage[] }): Promise<unknown>;
-  flush(): Promise<Report[]>;
-  inFlightCount(): number;
-  getLastDeliveryResults(): Report[];
-  /** Frees the producer once the lane has given it up (what it still holds is never read). */
-  close?(): void;
-}
-
 export interface ProducerDeps {
   /** A fresh producer for a lane; by default a librdkafka producer (kafka/ffi-producer.ts). */
   newLane?: () => Lane;
@@ -81,21 +61,6 @@ export interface ProducerDeps {
 
 /** A lane whose batches failed this many times in a row gets a new producer (see retire below). */
 export const LANE_FAILURES_BEFORE_RENEW = 3;
-/** send() only enqueues into librdkafka's queue: a send() that takes longer than this is wedged. */
-const SEND_DEADLINE_MS = 2000;
-/** librdkafka's own linger: long enough that one send()'s messages leave in one produce request, no longer. */
-const LIBRDKAFKA_LINGER_MS = 1;
-/** flush() runs once nothing is in flight and waits at most its queueTimeout (1 s) inside librdkafka. */
-const FLUSH_DEADLINE_MS = 3000;
-
-function safeInFlight(lane: Lane): number | undefined {
-  try {
-    return lane.inFlightCount();
-  } catch {
-    return undefined;
-  }
-}
-
 export const unavailable = (message: string, written: Written, cause?: unknown) =>
   new AppError("ingest_unavailable", message, { retryable: true, cause, details: { written } });
 
@@ -107,22 +72,7 @@ export function createProducer(
   deps: ProducerDeps = {},
 ): ViewProducer {
   const now = deps.now ?? Date.now;
-  const produced = metrics.counter("views_produced_total", "Views acknowledged by Kafka");
-  const messagesSent = metrics.counter(
-    "producer_messages_total",
-    "Kafka messages produced (one per window and partition it touches: one, unless KAFKA_PARTITIONER=product or over 4 000 products)",
-  );
-  const deliveryErrors = metrics.counter(
-    "producer_delivery_errors_total",
-    "Views Kafka did not acknowledge, by whether they may have been written",
-  );
-  const rejected = metrics.counter("producer_rejected_total", "Views refused before Kafka (queue full, timeout, shutting down)");
-  const lanesRenewed = metrics.counter("producer_lanes_renewed_total", "Producer lanes given a new librdkafka producer, by reason");
-  const requestsPerMessage = metrics.histogram(
-    "producer_requests_per_message",
-    "Requests merged into one Kafka message",
-    [1, 2, 5, 10, 50, 100, 1000],
-  );
+  const { produced, messagesSent, deliveryErrors, rejected, lanesRenewed, requestsPerMessage } = producerMetrics(metrics);
 
   // A request's deadline splits into: time queued here (half), librdkafka's message timeout (half), and ~1 s
   // for librdkafka's timeout scan, which runs about once a second. At the deadline itself the request is
@@ -131,37 +81,8 @@ export function createProducer(
   const messageTimeoutMs = Math.round(budgetMs / 2);
   const queueBudgetMs = budgetMs - messageTimeoutMs;
 
-  const native = createLogLimiter(deps.librdkafkaLog ?? log, { raw: kafka.debug !== "" });
-  const nativeTick = setInterval(() => native.tick(performance.now()), 10_000);
-  nativeTick.unref();
-  const librdkafkaLane = (): Lane =>
-    createFfiProducer(
-      {
-        "bootstrap.servers": kafka.brokers.join(","),
-        "client.id": kafka.clientId,
-        "linger.ms": Math.min(config.lingerMs, LIBRDKAFKA_LINGER_MS),
-        "batch.num.messages": config.batchMaxMessages,
-        "compression.type": config.compression,
-        acks: "all",
-        "enable.idempotence": true,
-        // librdkafka settles every message (delivered or failed) before the request's deadline.
-        "message.timeout.ms": messageTimeoutMs,
-        "queue.buffering.max.messages": Math.max(config.maxInFlight, 1000),
-        "queue.buffering.max.kbytes": 32768,
-        "reconnect.backoff.ms": 100,
-        "reconnect.backoff.max.ms": 1000,
-        // Errors only, unless KAFKA_DEBUG names contexts (then everything, unlimited).
-        log_level: kafka.debug ? 7 : 3,
-        ...(kafka.debug ? { debug: kafka.debug } : {}),
-        ...librdkafkaSecurity(kafka.security),
-      },
-      kafka.topic,
-      {
-        log: (level, facility, text) => native.log(levelOf(level), { facility }, text, performance.now()),
-        error: (code, message, fatal) => native.log(fatal ? "error" : "warn", { code, fatal }, message, performance.now()),
-      },
-    );
-  const newLane = deps.newLane ?? librdkafkaLane;
+  const librdkafka = librdkafkaLanes(kafka, config, messageTimeoutMs, deps.librdkafkaLog ?? log);
+  const newLane = deps.newLane ?? librdkafka.newLane;
   // failuresInRow: batches that failed in a row on this lane's producer, across runs of the lane.
   const idleLanes: { producer: Lane; failuresInRow: number }[] = Array.from({ length: config.lanes }, () => ({
     producer: newLane(),
@@ -214,81 +135,6 @@ export function createProducer(
     }
   }
 
-  /** Waits until librdkafka settled every message of the lane; false when it did not within the deadline. */
-  async function settled(lane: Lane): Promise<boolean> {
-    const deadline = performance.now() + messageTimeoutMs + 2000;
-    while (lane.inFlightCount() > 0) {
-      if (performance.now() > deadline) return false;
-      await Bun.sleep(1);
-    }
-    return true;
-  }
-
-  interface Cycle {
-    outcomes: Outcome[];
-    sendError: unknown;
-    /** Why this lane's producer must not take another batch (null: it may). */
-    retire: string | null;
-  }
-
-  const allOf = (batch: readonly unknown[], written: Written, reason: string): Outcome[] =>
-    batch.map(() => ({ ok: false, written, reason }) as const);
-
-  /** One batch through one lane: enqueue, wait until librdkafka settled it, read its delivery reports. */
-  async function cycle(lane: Lane, batch: Outgoing<Entry>[]): Promise<Cycle> {
-    let sendError: unknown = null;
-    let sendThrew = false;
-    const sent = await within(
-      lane
-        .send({
-          topic: kafka.topic,
-          messages: batch.map((m) => ({
-            payload: payloadOf(m),
-            partition: m.partition,
-            key: m.key === undefined ? undefined : Buffer.from(m.key),
-          })),
-        })
-        .catch((err) => {
-          // Part of the batch may be enqueued: its reports still come, and are matched below by partition.
-          sendError = err;
-          sendThrew = true;
-        }),
-      SEND_DEADLINE_MS,
-    );
-    if (!sent) {
-      // What it enqueued, if anything, is unknown, and its reports would land in a later batch's flush.
-      return { outcomes: allOf(batch, "unknown", "kafka producer did not take the batch in time"), sendError, retire: "send wedged" };
-    }
-    if (!(await settled(lane))) {
-      // Reports still owed by this producer would be read by its next flush and charged to another batch.
-      return { outcomes: allOf(batch, "unknown", "kafka did not settle the batch in time"), sendError, retire: "not settled" };
-    }
-    // flush() rejects as a whole when any message failed; the reports of that same flush are then in
-    // getLastDeliveryResults(), which only this lane's one batch at a time can have filled.
-    let flushed: Report[] | null | undefined;
-    const done = await within(
-      lane.flush().then(
-        (r) => {
-          flushed = r;
-        },
-        (err) => {
-          sendError ??= err;
-          const last = lane.getLastDeliveryResults();
-          flushed = last.length > 0 ? last : null;
-        },
-      ),
-      FLUSH_DEADLINE_MS,
-    );
-    if (!done) return { outcomes: allOf(batch, "unknown", "kafka producer did not flush in time"), sendError, retire: "flush wedged" };
-    // Reports this flush did not hand back may still sit in the producer, where a later flush would find them.
-    if (!flushed) return { outcomes: allOf(batch, "unknown", "flush failed without reports"), sendError, retire: "flush failed" };
-    const m = matchReports(batch, flushed);
-    if (m.unmatched > 0) log.warn({ unmatched: m.unmatched, partitions }, "delivery reports did not match the batch's partitions");
-    // A send() that threw enqueued nothing more after the throw; the usual cause is a producer that can no
-    // longer produce at all (librdkafka's fatal idempotence errors), which only a new producer cures.
-    return { outcomes: m.outcomes, sendError, retire: sendThrew ? "send failed" : null };
-  }
-
   function answer(batch: Outgoing<Entry>[], outcomes: Outcome[]): number {
     let failed = 0;
     batch.forEach((m, i) => {
@@ -331,7 +177,7 @@ export function createProducer(
     for (const m of batch) requestsPerMessage.observe(m.entries.length);
     let c: Cycle;
     try {
-      c = await cycle(lane.producer, batch);
+      c = await cycle(lane.producer, kafka.topic, batch, messageTimeoutMs + 2000, log);
     } catch (err) {
       // Nothing here is expected to throw; if it does, the batch is answered and the lane lives on.
       log.error({ err }, "a producer lane failed unexpectedly; its batch is answered 503 and the lane renewed");
@@ -426,7 +272,7 @@ export function createProducer(
         await withDeadline(new Promise<void>((r) => (drained = r)), timeoutMs);
       }
       clearInterval(sweeper);
-      clearInterval(nativeTick);
+      librdkafka.close();
       // Lanes still sending keep their producer: a wedged one's process is about to end anyway.
       for (const lane of idleLanes) lane.producer.close?.();
       if (inFlightItems > 0) log.error({ inFlight: inFlightItems, queued: queue.length }, "producer closed with views unconfirmed");

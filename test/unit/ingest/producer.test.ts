@@ -3,7 +3,8 @@ import { loadConfig } from "../../../src/config.ts";
 import { AppError } from "../../../src/errors.ts";
 import { createLogger } from "../../../src/log.ts";
 import { Registry } from "../../../src/metrics.ts";
-import { createProducer, LANE_FAILURES_BEFORE_RENEW, type Lane } from "../../../src/ingest/producer.ts";
+import { createProducer, LANE_FAILURES_BEFORE_RENEW } from "../../../src/ingest/producer.ts";
+import type { Lane } from "../../../src/ingest/lane-cycle.ts";
 import type { Report } from "../../../src/ingest/lane-batch.ts";
 import { decodeViewMessage, type ViewMessage } from "../../../src/domain/view.ts";
 
