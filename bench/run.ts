@@ -2,7 +2,7 @@
 // baseline, checks the accounting after every ingest scenario, samples RSS/CPU, and writes
 // bench/results/<timestamp>.json plus a readable .md summary. Started by bench/run.sh (`make bench`).
 //
-//   bun bench/run.ts [all|cpu|baseline|ingest|batch|top|mixed|keys|viewers|soak|top10m]
+//   bun bench/run.ts [all|cpu|baseline|ingest|fresh|batch|top|mixed|keys|viewers|windows|soak|top10m]
 import postgres from "postgres";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -24,10 +24,8 @@ const STEP = process.env.BENCH_STEP ?? "15s";
 const SEED = Number(process.env.BENCH_PRODUCTS ?? 100_000);
 /** 15 s warm-up steps before the CPU measurement, at most (warmUntilSteady). */
 const WARM_STEPS_MAX = Number(process.env.BENCH_WARM_STEPS_MAX ?? 8);
+// postgres.js connects at the first query, so importing this file opens nothing.
 const sql = postgres(process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/product_views", { max: 2, onnotice: () => {} });
-
-mkdirSync(DATA, { recursive: true });
-mkdirSync(RESULTS, { recursive: true });
 
 // ------------------------------------------------------------------ helpers
 function pidOf(name: string): number | null {
@@ -466,6 +464,8 @@ const BATCH_RATES = (process.env.BENCH_BATCH_RATES ?? "100,250,500,1000,1500,200
 const TOP_RATES = (process.env.BENCH_TOP_RATES ?? "1000,1500,2000,2500,3000,3500,4000,5000,6000,7000,8000").split(",").map(Number);
 
 async function main() {
+  mkdirSync(DATA, { recursive: true });
+  mkdirSync(RESULTS, { recursive: true });
   const what = process.argv[2] ?? "all";
   const stamp = RUN_STAMP;
   const result: Record<string, unknown> = { startedAt: new Date().toISOString(), machine: versions(), step: STEP };
@@ -1206,4 +1206,4 @@ async function freshnessAt(rate: number) {
   return out;
 }
 
-await main();
+if (import.meta.main) await main();

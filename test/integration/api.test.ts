@@ -3,7 +3,11 @@ import { start as startApi } from "../../src/entry/api.ts";
 import { start as startWorker } from "../../src/entry/worker.ts";
 import { loadConfig } from "../../src/config.ts";
 import { decodeViewMessage } from "../../src/domain/view.ts";
-import { bounded, freePort, post, prepare, readTopic, seedProducts, spawnService, testEnv, viewCounts, waitFor } from "./harness.ts";
+import { seedProducts, viewCounts } from "./harness/db.ts";
+import { post } from "./harness/http.ts";
+import { readTopic } from "./harness/kafka.ts";
+import { freePort, prepare, spawnService, testEnv } from "./harness/stack.ts";
+import { bounded, waitFor } from "./harness/wait.ts";
 
 const ADMIN = "test-admin-token-0123456789";
 

@@ -4,7 +4,10 @@ import { join } from "node:path";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { start as startApi } from "../../src/entry/api.ts";
 import { start as startWorker } from "../../src/entry/worker.ts";
-import { BROWSER_UA, bounded, metric, prepare, seedProducts, TRUSTED, testEnv, waitFor } from "./harness.ts";
+import { seedProducts } from "./harness/db.ts";
+import { BROWSER_UA, metric, TRUSTED } from "./harness/http.ts";
+import { prepare, testEnv } from "./harness/stack.ts";
+import { bounded, waitFor } from "./harness/wait.ts";
 
 // A real browser (Debian's headless Chromium) on a page from another origin than the API: what a shop's page
 // does. Every test checks, through the API (GET /products/{id}), that exactly the views the page recorded

@@ -1,23 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import {
-  bounded,
-  type Child,
-  countedSince,
-  managedStack,
-  metric,
-  partitionLeaders,
-  prepare,
-  type RetryStats,
-  retryingLoad,
-  seedProducts,
-  spawnService,
-  stack,
-  testEnv,
-  verdict,
-  viewCounts,
-  waitFor,
-  workerState,
-} from "./harness.ts";
+import { countedSince, seedProducts, viewCounts } from "./harness/db.ts";
+import { metric } from "./harness/http.ts";
+import { partitionLeaders } from "./harness/kafka.ts";
+import { type RetryStats, retryingLoad, verdict } from "./harness/load.ts";
+import { type Child, managedStack, prepare, spawnService, stack, testEnv, workerState } from "./harness/stack.ts";
+import { bounded, waitFor } from "./harness/wait.ts";
 
 // Exactly once with retries, on a three-broker cluster (KAFKA_NODES=3: replication factor 3, min.insync.replicas=2, the API with
 // acks=all and idempotence), under steady load from a client that retries every 503, 409 and connection error

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { testEnv, useStack } from "./harness.ts";
+import { testEnv, useStack } from "./harness/stack.ts";
 
 // The Grafana dashboard in ops/ must only query metrics the services really expose: a renamed metric would
 // otherwise leave an empty panel that nobody notices until an incident.

@@ -2,7 +2,11 @@ import { describe, expect, test } from "bun:test";
 import { Kafka, logLevel } from "kafkajs";
 import { readViewMessage } from "../../src/domain/view.ts";
 import { deadLetterTopic } from "../../src/kafka/dead-letter.ts";
-import { metric, post, readTopic, seedProducts, testEnv, useStack, viewCounts, waitFor } from "./harness.ts";
+import { seedProducts, viewCounts } from "./harness/db.ts";
+import { metric, post } from "./harness/http.ts";
+import { readTopic } from "./harness/kafka.ts";
+import { testEnv, useStack } from "./harness/stack.ts";
+import { waitFor } from "./harness/wait.ts";
 
 // A poisoned topic: messages another producer wrote straight to the views topic, valid JSON of the right shape but
 // with counts no sum can hold (4 000 products x 1e15 views: 4e18 each). They are copied to <topic>.dlq with why and

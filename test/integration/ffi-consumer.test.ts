@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Kafka, logLevel } from "kafkajs";
 import { loadConfig } from "../../src/config.ts";
 import { createFfiConsumer, type FfiConsumer, type Message, type RebalanceEvent } from "../../src/kafka/ffi-consumer.ts";
-import { bounded, freePort, recreateTopic, testEnv, uniqueName, waitFor } from "./harness.ts";
+import { recreateTopic } from "./harness/kafka.ts";
+import { freePort, testEnv, uniqueName } from "./harness/stack.ts";
+import { bounded, waitFor } from "./harness/wait.ts";
 
 // The worker's librdkafka consumer through bun:ffi (src/kafka/ffi-consumer.ts), call by call on the real broker:
 // what it reads (payload, key, headers, offsets), pause and resume, seek, commit, the rebalances of a group of two,

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { loadConfig } from "../../src/config.ts";
 import { createFfiProducer, type DeliveryReport, type FfiProducer, RdkafkaError } from "../../src/kafka/ffi-producer.ts";
-import { bounded, readTopic, recreateTopic, testEnv, uniqueName, waitFor } from "./harness.ts";
+import { readTopic, recreateTopic } from "./harness/kafka.ts";
+import { testEnv, uniqueName } from "./harness/stack.ts";
+import { bounded, waitFor } from "./harness/wait.ts";
 
 // The API's librdkafka producer through bun:ffi (src/kafka/ffi-producer.ts), on the real broker: each message
 // reported once, on the partition it named; errors and log lines reach the caller; close() never hangs.

@@ -4,7 +4,10 @@ import { Registry } from "../../src/metrics.ts";
 import { createProducer, type ViewProducer } from "../../src/ingest/producer.ts";
 import { windowViews } from "../../src/db/history.ts";
 import { maintainPartitions } from "../../src/db/history-partitions.ts";
-import { post, seedProducts, testEnv, TRUSTED, useStack, viewCounts, waitFor } from "./harness.ts";
+import { seedProducts, viewCounts } from "./harness/db.ts";
+import { post, TRUSTED } from "./harness/http.ts";
+import { testEnv, useStack } from "./harness/stack.ts";
+import { waitFor } from "./harness/wait.ts";
 
 // The views history with a clock the test controls: the API's producer is given the acceptance time, which travels
 // in the Kafka message to the worker's flush; windows are read as they stand at a chosen "now".

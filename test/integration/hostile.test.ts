@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect as tcp } from "node:net";
 import { start as startApi } from "../../src/entry/api.ts";
-import { bounded, post, prepare, seedProducts, TRUSTED, testEnv } from "./harness.ts";
+import { seedProducts } from "./harness/db.ts";
+import { post, TRUSTED } from "./harness/http.ts";
+import { prepare, testEnv } from "./harness/stack.ts";
+import { bounded } from "./harness/wait.ts";
 
 // Hostile and odd input: every answer is a JSON error with the right status, never a 5xx, and the server
 // keeps serving.

@@ -2,7 +2,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { start as startApi } from "../../src/entry/api.ts";
 import { start as startWorker } from "../../src/entry/worker.ts";
 import { loadConfig } from "../../src/config.ts";
-import { bounded, metric, post, prepare, seedProducts, TRUSTED, testEnv, viewCounts, waitFor } from "./harness.ts";
+import { seedProducts, viewCounts } from "./harness/db.ts";
+import { metric, post, TRUSTED } from "./harness/http.ts";
+import { prepare, testEnv } from "./harness/stack.ts";
+import { bounded, waitFor } from "./harness/wait.ts";
 
 // Idempotency-Key end to end on real Kafka and Postgres. Two API processes' worth of state: `api` remembers the
 // keys it saw (its repeats are answered from memory), `forgetful` remembers none, as a second API process or

@@ -4,7 +4,11 @@ import { createLogger } from "../../src/log.ts";
 import { createProducer, type ViewProducer } from "../../src/ingest/producer.ts";
 import { decodeViewMessage, MAX_MESSAGE_ITEMS } from "../../src/domain/view.ts";
 import { partitionOf } from "../../src/ingest/partition.ts";
-import { bounded, post, prepare, readTopic, recreateTopic, seedProducts, testEnv, uniqueName, waitFor } from "./harness.ts";
+import { seedProducts } from "./harness/db.ts";
+import { post } from "./harness/http.ts";
+import { readTopic, recreateTopic } from "./harness/kafka.ts";
+import { prepare, testEnv, uniqueName } from "./harness/stack.ts";
+import { bounded, waitFor } from "./harness/wait.ts";
 import { loadConfig } from "../../src/config.ts";
 import { start as startApi } from "../../src/entry/api.ts";
 

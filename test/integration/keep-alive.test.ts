@@ -1,5 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { INGEST_TOKEN, seedProducts, testEnv, useStack, viewCounts, waitFor } from "./harness.ts";
+import { seedProducts, viewCounts } from "./harness/db.ts";
+import { INGEST_TOKEN } from "./harness/http.ts";
+import { testEnv, useStack } from "./harness/stack.ts";
+import { waitFor } from "./harness/wait.ts";
 
 // A client that keeps a connection for the time the API says it may (Keep-Alive: timeout=N) must find it open:
 // a POST sent on a connection the server is closing ends in EOF, and its sender cannot know whether it counted.

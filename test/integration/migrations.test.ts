@@ -4,7 +4,7 @@ import { connect, type Database } from "../../src/db/client.ts";
 import { migrate } from "../../src/db/migrate.ts";
 import { products, STORAGE_OPTIONS, viewKeys, viewOffsets } from "../../src/db/schema.ts";
 import { loadConfig } from "../../src/config.ts";
-import { bounded } from "./harness.ts";
+import { bounded } from "./harness/wait.ts";
 
 async function schemaSnapshot(db: Database) {
   return db.sql`

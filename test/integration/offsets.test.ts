@@ -5,22 +5,12 @@ import { Registry } from "../../src/metrics.ts";
 import { createProducer, type ViewProducer } from "../../src/ingest/producer.ts";
 import { createTopicAdmin } from "../../src/kafka/admin.ts";
 import { loadConfig, type Config } from "../../src/config.ts";
-import {
-  bounded,
-  describeGroup,
-  expectExactCounts,
-  metric,
-  prepare,
-  publishViews,
-  recreateTopic,
-  runMain,
-  seedProducts,
-  setGroupOffset,
-  testEnv,
-  uniqueName,
-  viewCounts,
-  waitFor,
-} from "./harness.ts";
+import { expectExactCounts, seedProducts, viewCounts } from "./harness/db.ts";
+import { metric } from "./harness/http.ts";
+import { describeGroup, recreateTopic, setGroupOffset } from "./harness/kafka.ts";
+import { publishViews } from "./harness/load.ts";
+import { prepare, runMain, testEnv, uniqueName } from "./harness/stack.ts";
+import { bounded, waitFor } from "./harness/wait.ts";
 
 // The worker's offsets in Postgres against what Kafka's log and group say. One partition per topic, so each
 // test knows exactly which offsets exist.

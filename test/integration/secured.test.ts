@@ -4,7 +4,10 @@ import { start as startWorker } from "../../src/entry/worker.ts";
 import { loadConfig } from "../../src/config.ts";
 import { connect } from "../../src/db/client.ts";
 import { fetchTopicIdentity } from "../../src/kafka/topic-id.ts";
-import { bounded, post, prepare, seedProducts, testEnv, viewCounts, waitFor } from "./harness.ts";
+import { seedProducts, viewCounts } from "./harness/db.ts";
+import { post } from "./harness/http.ts";
+import { prepare, testEnv } from "./harness/stack.ts";
+import { bounded, waitFor } from "./harness/wait.ts";
 
 // The service against a Kafka that asks for TLS or SASL and a Postgres over TLS: the suite's own broker listens with
 // SSL (a client certificate required) and SASL_SSL (PLAIN, SCRAM-SHA-256/512) beside its plain listener, with a CA

@@ -2,7 +2,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { start as startApi } from "../../src/entry/api.ts";
 import { start as startWorker } from "../../src/entry/worker.ts";
 import { loadConfig } from "../../src/config.ts";
-import { BROWSER_UA, bounded, metric, postPublic, prepare, seedProducts, TRUSTED, testEnv, viewCounts, waitFor } from "./harness.ts";
+import { seedProducts, viewCounts } from "./harness/db.ts";
+import { BROWSER_UA, metric, postPublic, TRUSTED } from "./harness/http.ts";
+import { prepare, testEnv } from "./harness/stack.ts";
+import { bounded, waitFor } from "./harness/wait.ts";
 
 // What counts as a view (README): the rules for public callers, each tried the way an attacker or a crawler would,
 // through HTTP, Kafka and Postgres. A view counts iff it was answered 202; every test ends by checking that

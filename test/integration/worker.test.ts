@@ -6,19 +6,11 @@ import { Registry } from "../../src/metrics.ts";
 import { createProducer, type ViewProducer } from "../../src/ingest/producer.ts";
 import { encodeViewEvents } from "../../src/domain/view.ts";
 import { loadConfig } from "../../src/config.ts";
-import {
-  bounded,
-  expectExactCounts,
-  metric,
-  prepare,
-  publishViews,
-  seedProducts,
-  spawnService,
-  testEnv,
-  uniqueName,
-  viewCounts,
-  waitFor,
-} from "./harness.ts";
+import { expectExactCounts, seedProducts, viewCounts } from "./harness/db.ts";
+import { metric } from "./harness/http.ts";
+import { publishViews } from "./harness/load.ts";
+import { prepare, spawnService, testEnv, uniqueName } from "./harness/stack.ts";
+import { bounded, waitFor } from "./harness/wait.ts";
 
 describe("worker on real Kafka and Postgres", () => {
   const env = testEnv({ FLUSH_INTERVAL_MS: "100" });

@@ -7,7 +7,9 @@ import type { Batch } from "../../src/worker/coalescer.ts";
 import type { KeyedViews } from "../../src/domain/view.ts";
 import { FLUSH_CHANNEL, parseFlush } from "../../src/db/flush-channel.ts";
 import { getProduct } from "../../src/db/products.ts";
-import { bounded, prepare, seedProducts, testEnv, uniqueName, viewCounts, waitFor } from "./harness.ts";
+import { seedProducts, viewCounts } from "./harness/db.ts";
+import { prepare, testEnv, uniqueName } from "./harness/stack.ts";
+import { bounded, waitFor } from "./harness/wait.ts";
 
 // The writer alone against real Postgres: the fence, and sums across partitions.
 describe("flush writer", () => {

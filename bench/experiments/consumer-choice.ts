@@ -3,14 +3,14 @@
 // on the same topic: N one-view messages produced once (lz4), then read
 // from the beginning by each client in a group of its own, decoding every payload as the worker does. Prints views/s,
 // messages, CPU per message and peak RSS per client.
-//   bun bench/consumer-choice.ts        (KAFKA_BROKERS of the stack; N=200000 by default)
+//   bun bench/experiments/consumer-choice.ts        (KAFKA_BROKERS of the stack; N=200000 by default)
 import { Kafka, logLevel } from "kafkajs";
-import { createConsumer } from "../src/kafka/client.ts";
-import { decodeViewMessage, encodeViewEvents } from "../src/domain/view.ts";
-import { ensureTopic } from "../src/kafka/admin.ts";
-import { loadConfig } from "../src/config.ts";
-import { createFfiProducer } from "../src/kafka/ffi-producer.ts";
-import { createLogger } from "../src/log.ts";
+import { createConsumer } from "../../src/kafka/client.ts";
+import { decodeViewMessage, encodeViewEvents } from "../../src/domain/view.ts";
+import { ensureTopic } from "../../src/kafka/admin.ts";
+import { loadConfig } from "../../src/config.ts";
+import { createFfiProducer } from "../../src/kafka/ffi-producer.ts";
+import { createLogger } from "../../src/log.ts";
 
 const N = Number(process.env.N ?? 200_000);
 const topic = process.env.CHOICE_TOPIC ?? `consumer-choice-${Date.now().toString(36)}`;
@@ -107,7 +107,7 @@ async function kafkajs() {
   return { client: "kafkajs eachBatch", viewsPerSecond: Math.round(N / secs), messages, peakRssMB: peak };
 }
 
-// RSS is per process, so each client runs in a fresh process: `bun bench/consumer-choice.ts ffi|kafkajs`.
+// RSS is per process, so each client runs in a fresh process: `bun bench/experiments/consumer-choice.ts ffi|kafkajs`.
 const which = process.argv[2];
 if (which === "ffi") console.log(JSON.stringify(await ffi()));
 else if (which === "kafkajs") console.log(JSON.stringify(await kafkajs()));

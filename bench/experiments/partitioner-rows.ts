@@ -3,8 +3,8 @@
 // period's views cost one row per distinct product over all workers. With "round-robin", each window goes to
 // the next partition, so every worker sees an even share of every product: one row per distinct product per
 // worker. The traffic is the bench's law (bench/k6/zipf.js: Zipf s = 1.1 over 100 000 products).
-//   bun bench/partitioner-rows.ts
-import { zipfOf } from "./k6/zipf.js";
+//   bun bench/experiments/partitioner-rows.ts
+import { zipfOf } from "../k6/zipf.js";
 
 const ids = Array.from({ length: 100_000 }, (_, i) => i);
 const draw = zipfOf(ids);

@@ -2,17 +2,15 @@
 // A) no index on view_count (fillfactor 70, HOT updates) + the in-memory top-100 refreshed by one seq-scan query;
 // B) an index on (view_count DESC, id): every count update must touch the index (no HOT), top-100 is an index scan.
 // Each variant gets the same flushes: Zipf-distributed ids, one UPDATE ... FROM unnest() per flush.
-//   bun bench/index-strategy.ts   (DATABASE_URL of the stack)
+//   bun bench/experiments/index-strategy.ts   (DATABASE_URL of the stack)
 import postgres from "postgres";
+import { zipfOf } from "../k6/zipf.js";
 
 const sql = postgres(process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/product_views", { max: 1, onnotice: () => {} });
 const FLUSHES = Number(process.env.FLUSHES ?? 300);
 const PER_FLUSH = Number(process.env.PER_FLUSH ?? 2000);
 
 const N = 100_000;
-const S = 1.1;
-const A = N ** (1 - S) - 1;
-const zipf = () => Math.min(N - 1, Math.floor((A * Math.random() + 1) ** (1 / (1 - S))) - 1);
 
 async function variant(name: string, indexed: boolean) {
   const table = `idx_bench_${name}`;
@@ -24,10 +22,11 @@ async function variant(name: string, indexed: boolean) {
   await sql.unsafe(`VACUUM ANALYZE ${table}`);
   const ids = (await sql.unsafe(`SELECT id FROM ${table} ORDER BY name`)).map((r) => r.id as string);
   let updateMs = 0;
+  const draw = zipfOf(ids);
   for (let f = 0; f < FLUSHES; f++) {
     const counts = new Map<string, number>();
     for (let i = 0; i < PER_FLUSH; i++) {
-      const id = ids[zipf()]!;
+      const id = draw();
       counts.set(id, (counts.get(id) ?? 0) + 1);
     }
     const sorted = [...counts.keys()].sort();
