@@ -1,5 +1,5 @@
 import type { Config } from "../config.ts";
-import { createLogger } from "../log.ts";
+import { createLogger, type Logger } from "../log.ts";
 import { Registry } from "../metrics.ts";
 import { registerProcessMetrics } from "../process-metrics.ts";
 import { connect } from "../db/client.ts";
@@ -36,31 +36,7 @@ export async function start(config: Config) {
   await maintainPartitions(database.sql, Date.now(), history);
 
   const admin = createTopicAdmin(kafka);
-  // Each consumer instance its own client.id: a replaced consumer is polled until the group no longer lists it.
-  const instance = crypto.randomUUID().slice(0, 8);
-  let made = 0;
-  const consumerLog = root.child({ component: "librdkafka" });
-  const makeSource = () =>
-    createConsumer(
-      kafka,
-      `${kafka.clientId}-worker-${instance}-${++made}`,
-      {
-        "group.id": worker.groupId,
-        "enable.auto.commit": false,
-        "auto.offset.reset": "earliest",
-        "enable.auto.offset.store": false,
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 1000,
-        "max.poll.interval.ms": worker.maxPollIntervalMs,
-        "fetch.min.bytes": worker.fetchMinBytes,
-        "fetch.wait.max.ms": worker.fetchWaitMs,
-        // Prefetch bounded well below librdkafka's 64 MiB default: the worker's RSS stays small and flat.
-        "queued.max.messages.kbytes": 16384,
-        "fetch.max.bytes": 8 * 1024 * 1024,
-        "reconnect.backoff.max.ms": 1000,
-      },
-      consumerLog,
-    );
+  const makeSource = consumerFactory(kafka, worker, root.child({ component: "librdkafka" }));
   const deadLetters = createDeadLetters(kafka);
   const setAside = createSetAside({
     flush: (batch, topicId, opts) =>
@@ -98,7 +74,7 @@ export async function start(config: Config) {
   );
   const keyExpiry = startKeyExpiry({
     // Kept one more window after they end: a repeat accepted inside the window and flushed by a worker that lags
-    // up to a window behind is still recognised (writer.ts, expireKeys).
+    // up to a window behind is still recognised (db/keys.ts).
     expire: (limit) => expireKeys(database.db, limit, worker.idempotencyWindowMs),
     intervalMs: Math.min(60_000, worker.idempotencyWindowMs),
     log: root.child({ component: "key-expiry" }),
@@ -117,22 +93,7 @@ export async function start(config: Config) {
     () => {},
   );
 
-  const server = Bun.serve({
-    port: worker.metricsPort,
-    hostname: config.http.host,
-    fetch(req) {
-      const path = new URL(req.url).pathname;
-      if (path === "/metrics") return new Response(metrics.render(), { headers: { "content-type": "text/plain; version=0.0.4" } });
-      if (path === "/health") return Response.json({ status: "ok" });
-      if (path === "/ready") {
-        // Not ready while it has not joined its group, or while it holds partitions it must not apply.
-        const held = consumer.held();
-        const ready = started && held.length === 0;
-        return Response.json({ status: ready ? "ready" : "not_ready", consuming: started, held }, { status: ready ? 200 : 503 });
-      }
-      return Response.json({ error: `no route for ${req.method} ${path}`, code: "not_found" }, { status: 404 });
-    },
-  });
+  const server = serveWorkerEndpoints(worker.metricsPort, config.http.host, metrics, () => ({ started, held: consumer.held() }));
   root.info({ metricsPort: server.port, topic: kafka.topic, group: worker.groupId, librdkafka }, "worker started");
 
   return {
@@ -153,4 +114,50 @@ export async function start(config: Config) {
       root.info("worker stopped");
     },
   };
+}
+
+/** The worker's Kafka consumers: each instance its own client.id, so a replaced one is polled until the group no longer lists it. */
+function consumerFactory(kafka: Config["kafka"], worker: Config["worker"], log: Logger) {
+  const instance = crypto.randomUUID().slice(0, 8);
+  let made = 0;
+  return () =>
+    createConsumer(
+      kafka,
+      `${kafka.clientId}-worker-${instance}-${++made}`,
+      {
+        "group.id": worker.groupId,
+        "enable.auto.commit": false,
+        "auto.offset.reset": "earliest",
+        "enable.auto.offset.store": false,
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1000,
+        "max.poll.interval.ms": worker.maxPollIntervalMs,
+        "fetch.min.bytes": worker.fetchMinBytes,
+        "fetch.wait.max.ms": worker.fetchWaitMs,
+        // Prefetch bounded well below librdkafka's 64 MiB default: the worker's RSS stays small and flat.
+        "queued.max.messages.kbytes": 16384,
+        "fetch.max.bytes": 8 * 1024 * 1024,
+        "reconnect.backoff.max.ms": 1000,
+      },
+      log,
+    );
+}
+
+/** /metrics, /health and /ready (not ready while it has not joined its group, or while it holds partitions it must not apply). */
+function serveWorkerEndpoints(port: number, hostname: string, metrics: Registry, state: () => { started: boolean; held: unknown[] }) {
+  return Bun.serve({
+    port,
+    hostname,
+    fetch(req) {
+      const path = new URL(req.url).pathname;
+      if (path === "/metrics") return new Response(metrics.render(), { headers: { "content-type": "text/plain; version=0.0.4" } });
+      if (path === "/health") return Response.json({ status: "ok" });
+      if (path === "/ready") {
+        const { started, held } = state();
+        const ready = started && held.length === 0;
+        return Response.json({ status: ready ? "ready" : "not_ready", consuming: started, held }, { status: ready ? 200 : 503 });
+      }
+      return Response.json({ error: `no route for ${req.method} ${path}`, code: "not_found" }, { status: 404 });
+    },
+  });
 }
