@@ -25,7 +25,7 @@ import type { FlushResult } from "./writer.ts";
 /** The Kafka consumer the loop drives (kafka/ffi-consumer.ts); the unit tests give it a fake one. */
 export type Source = FfiConsumer;
 
-/** What it needs of Postgres (writer.ts) and of the topic's log (kafka/admin.ts). */
+/** What it needs of Postgres (writer.ts, db/) and of the topic's log (kafka/admin.ts). */
 export interface Store extends OffsetStore {
   flush(batch: Batch, topicId: string | null): Promise<FlushResult>;
   /** Copies a message that cannot be counted to the dead-letter topic (kafka/dead-letter.ts); rejects if it could not. */

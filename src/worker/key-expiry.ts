@@ -9,7 +9,7 @@ export interface KeyExpiry {
 }
 
 export function startKeyExpiry(opts: {
-  /** Deletes up to `limit` expired keys, returning how many (writer.ts expireKeys). */
+  /** Deletes up to `limit` expired keys, returning how many (db/keys.ts expireKeys). */
   expire(limit: number): Promise<number>;
   intervalMs: number;
   log: Logger;
