@@ -8,6 +8,8 @@ import { MAX_TOP_LIMIT, type Product } from "../domain/product.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Histogram, Registry } from "../metrics.ts";
+import { coalescedReads } from "./coalesced.ts";
+import { createPublished } from "./published.ts";
 
 // GET /top?window=: the most viewed products of a sliding window, held in memory per API like the all-time top.
 // A full ranking (db/history.ts windowViews: a sum over the window's rows) is read at start and each time the window
@@ -34,6 +36,51 @@ export interface WindowTop {
   stop(): Promise<void>;
 }
 
+type Request = Set<string> | "full";
+const merge = (a: Request, b: Request): Request => (a === "full" || b === "full" ? "full" : new Set([...a, ...b]));
+
+/** The window's top products at `at`: all of it summed ("full"), or only the listed and the named ones re-read. */
+async function readWindow(
+  database: Database,
+  window: Window,
+  at: number,
+  listed: readonly string[],
+  named: Request,
+): Promise<WindowProduct[]> {
+  const counts =
+    named === "full"
+      ? await windowViews(database.db, window, at, { limit: MAX_TOP_LIMIT })
+      : await windowViews(database.db, window, at, { ids: [...new Set([...listed, ...named])] });
+  const top = counts.slice(0, MAX_TOP_LIMIT);
+  const products = new Map(
+    (
+      await productsByIds(
+        database.db,
+        top.map((c) => c.id),
+      )
+    ).map((p) => [p.id, p]),
+  );
+  return top.flatMap((c) => {
+    const p = products.get(c.id);
+    return p ? [{ ...p, window, window_views: c.views }] : [];
+  });
+}
+
+/** Calls `fn` just after each bucket edge (the window slid), then every `step`; the timers go into `timers`. */
+function atEdges(step: number, now: number, fn: () => void, timers: Array<ReturnType<typeof setTimeout>>) {
+  const t = setTimeout(
+    () => {
+      fn();
+      const each = setInterval(fn, step);
+      each.unref?.();
+      timers.push(each);
+    },
+    step - (now % step) + 50,
+  );
+  t.unref?.();
+  timers.push(t);
+}
+
 export function createWindowTop(
   database: Database,
   log: Logger,
@@ -41,87 +88,43 @@ export function createWindowTop(
   opts: { refreshMs: number; now?: () => number; reads?: Histogram; readTimeoutMs?: number },
 ): WindowTop {
   const now = opts.now ?? Date.now;
-  const reads = opts.reads;
   const step = BUCKET_MS[WINDOW_BUCKET[window].bucket];
-  let rows: WindowProduct[] = [];
-  let json = new Map<number, string>();
+  const list = createPublished<WindowProduct>((r) => `${r.id}:${r.window_views}`);
   let freshAt = -Infinity;
-  let signature = "";
-  let failing = false;
-  let running: Promise<void> | null = null;
-  let again: Set<string> | "full" | null = null;
-  let timers: Array<ReturnType<typeof setTimeout>> = [];
+  const timers: Array<ReturnType<typeof setTimeout>> = [];
   let unlisten: (() => Promise<void>) | undefined;
-  const listeners = new Set<() => void>();
   // Full reads come at least every min(refreshMs, step) (1 h: every step): three missed in a row and the list is not
   // served.
   const maxStaleMs = 3 * (window === "1h" ? step : Math.min(opts.refreshMs, step));
+  const reads = coalescedReads<Request>(
+    async (named) => {
+      const at = now();
+      const started = performance.now();
+      const listed = list.rows().map((r) => r.id);
+      list.set(await guard(readWindow(database, window, at, listed, named), opts.readTimeoutMs ?? 5000));
+      freshAt = at;
+      opts.reads?.observe((performance.now() - started) / 1000, { window, kind: named === "full" ? "full" : "candidates" });
+    },
+    merge,
+    log,
+    { window },
+  );
+  const full = () => reads.request("full");
 
-  async function read(named: Set<string> | "full") {
-    const at = now();
-    const started = performance.now();
-    const counts =
-      named === "full"
-        ? await windowViews(database.db, window, at, { limit: MAX_TOP_LIMIT })
-        : await windowViews(database.db, window, at, { ids: [...new Set([...rows.map((r) => r.id), ...named])] });
-    const top = counts.slice(0, MAX_TOP_LIMIT);
-    const products = new Map(
-      (
-        await productsByIds(
-          database.db,
-          top.map((c) => c.id),
-        )
-      ).map((p) => [p.id, p]),
-    );
-    rows = top.flatMap((c) => {
-      const p = products.get(c.id);
-      return p ? [{ ...p, window, window_views: c.views }] : [];
-    });
-    freshAt = at;
-    reads?.observe((performance.now() - started) / 1000, { window, kind: named === "full" ? "full" : "candidates" });
-    json = new Map();
-    const sig = rows.map((r) => `${r.id}:${r.window_views}`).join(",");
-    if (sig !== signature) {
-      signature = sig;
-      for (const l of listeners) l();
+  async function follow1h() {
+    try {
+      const sub = await database.sql.listen(
+        FLUSH_CHANNEL_1H,
+        (payload) => {
+          const notice = parseFlush(payload);
+          reads.request(notice === null ? "full" : new Set(notice.items.map((i) => i.id)));
+        },
+        full, // (re)connected: notices may have been missed
+      );
+      unlisten = sub.unlisten;
+    } catch (err) {
+      log.warn({ err, window }, "LISTEN failed; the window ranking falls back to periodic refresh");
     }
-  }
-
-  /** Queues a read; reads coalesce (one in flight, one queued that takes every request meanwhile). */
-  function refresh(named: Set<string> | "full") {
-    if (running) {
-      if (named === "full" || again === "full") again = "full";
-      else again = new Set([...(again ?? []), ...named]);
-      return;
-    }
-    running = (async () => {
-      let next: Set<string> | "full" | null = named;
-      while (next) {
-        try {
-          await guard(read(next), opts.readTimeoutMs ?? 5000);
-          if (failing) log.info({ window }, "window ranking refresh recovered");
-          failing = false;
-        } catch (err) {
-          if (!failing) log.warn({ err, window }, "window ranking refresh failed");
-          failing = true;
-        }
-        next = again;
-        again = null;
-      }
-    })().finally(() => (running = null));
-  }
-
-  /** A full read just after each bucket edge (the window slid), then every `step`. */
-  function atEdges() {
-    const first = step - (now() % step) + 50;
-    const t = setTimeout(() => {
-      refresh("full");
-      const each = setInterval(() => refresh("full"), step);
-      each.unref?.();
-      timers.push(each);
-    }, first);
-    t.unref?.();
-    timers.push(t);
   }
 
   return {
@@ -129,48 +132,25 @@ export function createWindowTop(
       if (now() - freshAt > maxStaleMs) {
         throw new AppError("database_unavailable", "the window's ranking is temporarily unavailable; retry later", { retryable: true });
       }
-      let text = json.get(limit);
-      if (text === undefined) {
-        text = JSON.stringify(rows.length <= limit ? rows : rows.slice(0, limit));
-        json.set(limit, text);
-      }
-      return text;
+      return list.json(limit);
     },
-    onChange(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
+    onChange: list.onChange,
     async start() {
-      refresh("full");
-      await running;
-      atEdges();
+      full();
+      await reads.idle();
+      atEdges(step, now(), full, timers);
       // The 1 h window follows the flushes between its edges; the others are summed again every refreshMs (a full
       // read costs a scan of the window's rows: bench/RESULTS.md).
-      if (window !== "1h") {
-        const every = setInterval(() => refresh("full"), opts.refreshMs);
-        every.unref?.();
-        timers.push(every);
-        return;
-      }
-      try {
-        const sub = await database.sql.listen(
-          FLUSH_CHANNEL_1H,
-          (payload) => {
-            const notice = parseFlush(payload);
-            refresh(notice === null ? "full" : new Set(notice.items.map((i) => i.id)));
-          },
-          () => refresh("full"), // (re)connected: notices may have been missed
-        );
-        unlisten = sub.unlisten;
-      } catch (err) {
-        log.warn({ err, window }, "LISTEN failed; the window ranking falls back to periodic refresh");
-      }
+      if (window === "1h") return follow1h();
+      const every = setInterval(full, opts.refreshMs);
+      every.unref?.();
+      timers.push(every);
     },
     async stop() {
       for (const t of timers) clearTimeout(t);
-      timers = [];
+      timers.length = 0;
       await unlisten?.().catch(() => {});
-      await running;
+      await reads.idle();
     },
   };
 }

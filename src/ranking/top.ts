@@ -6,6 +6,7 @@ import type { Registry } from "../metrics.ts";
 import { MAX_TOP_LIMIT, type Product, type Rank } from "../domain/product.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { createPublished } from "./published.ts";
 
 // GET /top costs no query: it reads an in-memory top-100. A flush's NOTIFY names the products it changed that
 // can rank with their new counts (top-merge.ts): when all of them are listed already or cannot enter the list, it
@@ -44,8 +45,8 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
     "Top-N refreshes by kind (full, partial: queries; notice: merged from a NOTIFY), and how long they took",
     [0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
   );
+  const list = createPublished<Product>((r) => `${r.id}:${r[by]}`);
   let rows: Product[] = [];
-  let json = new Map<number, string>();
   let freshAt = 0;
   let running: Promise<void> | null = null;
   let dirty = false;
@@ -57,8 +58,6 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
   let unlisten: (() => Promise<void>) | undefined;
   let failing = false;
   const maxStaleMs = Math.max(3 * opts.refreshMs, 3000);
-  const listeners = new Set<() => void>();
-  let signature = "";
 
   async function readOnce() {
     const started = performance.now();
@@ -87,14 +86,7 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
   }
 
   /** After `rows` changed: the serialised lists are stale, and listeners hear of a changed ranking or count. */
-  function published() {
-    json = new Map();
-    const now = rows.map((r) => `${r.id}:${r[by]}`).join(",");
-    if (now !== signature) {
-      signature = now;
-      for (const l of listeners) l();
-    }
-  }
+  const published = () => list.set(rows);
 
   async function refreshLoop() {
     do {
@@ -140,28 +132,15 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
     reads?.observe((performance.now() - started) / 1000, { kind: "notice" });
   }
 
-  function top(limit: number): Product[] {
-    if (performance.now() - freshAt > maxStaleMs) {
-      throw new AppError("database_unavailable", "the top list is temporarily unavailable; retry later", { retryable: true });
-    }
-    return rows.length <= limit ? rows : rows.slice(0, limit);
-  }
-
   return {
     topJson(limit) {
-      const list = top(limit);
-      let text = json.get(limit);
-      if (text === undefined) {
-        text = JSON.stringify(list);
-        json.set(limit, text);
+      if (performance.now() - freshAt > maxStaleMs) {
+        throw new AppError("database_unavailable", "the top list is temporarily unavailable; retry later", { retryable: true });
       }
-      return text;
+      return list.json(limit);
     },
     invalidate,
-    onChange(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
+    onChange: list.onChange,
     async start() {
       invalidate();
       await running;
