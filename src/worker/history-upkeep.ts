@@ -1,4 +1,5 @@
 import type { Logger } from "../log.ts";
+import { startEvery } from "./every.ts";
 import type { Registry } from "../metrics.ts";
 import type { Folded } from "../db/history.ts";
 
@@ -27,8 +28,6 @@ export function startHistoryUpkeep(opts: {
   const limit = opts.limit ?? 60;
   const folded = opts.metrics.counter("worker_history_folded_views_total", "Views folded from minute rows into hour rows");
   const failing = { fold: false, partitions: false };
-  let stopped = false;
-  let running: Promise<void> = Promise.resolve();
   let lastPartitions = performance.now();
 
   const guarded = async (what: keyof typeof failing, work: () => Promise<void>) => {
@@ -43,9 +42,9 @@ export function startHistoryUpkeep(opts: {
     }
   };
 
-  async function tick() {
+  async function tick(stopped: () => boolean) {
     await guarded("fold", async () => {
-      for (let i = 0; i < FOLDS_PER_TICK && !stopped; i++) {
+      for (let i = 0; i < FOLDS_PER_TICK && !stopped(); i++) {
         const r = await opts.fold(limit);
         folded.inc(undefined, r.views);
         if (r.minutes < limit) break;
@@ -59,16 +58,5 @@ export function startHistoryUpkeep(opts: {
     });
   }
 
-  const timer = setInterval(() => {
-    running = running.then(tick);
-  }, opts.intervalMs);
-  timer.unref();
-
-  return {
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return startEvery(opts.intervalMs, tick);
 }

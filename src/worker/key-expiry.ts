@@ -1,4 +1,5 @@
 import type { Logger } from "../log.ts";
+import { startEvery } from "./every.ts";
 import type { Registry } from "../metrics.ts";
 
 // Keeps view_keys to about one window's worth of keys. Expired rows already count as absent (a flush
@@ -20,13 +21,11 @@ export function startKeyExpiry(opts: {
   const limit = opts.limit ?? 10_000;
   const expired = opts.metrics.counter("worker_idempotency_keys_expired_total", "Expired Idempotency-Key records deleted");
   let failing = false;
-  let stopped = false;
-  let running: Promise<void> = Promise.resolve();
 
-  async function sweep() {
+  async function sweep(stopped: () => boolean) {
     try {
       // Bounded: a large backlog is taken over several ticks rather than in one long loop.
-      for (let i = 0; i < 20 && !stopped; i++) {
+      for (let i = 0; i < 20 && !stopped(); i++) {
         const n = await opts.expire(limit);
         expired.inc(undefined, n);
         if (n < limit) break;
@@ -40,16 +39,5 @@ export function startKeyExpiry(opts: {
     }
   }
 
-  const timer = setInterval(() => {
-    running = running.then(sweep);
-  }, opts.intervalMs);
-  timer.unref();
-
-  return {
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return startEvery(opts.intervalMs, sweep);
 }
