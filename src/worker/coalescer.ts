@@ -32,6 +32,16 @@ export interface PartitionSlice {
   views: number;
 }
 
+/**
+ * Rows a batch writes: its products (and keyed items and viewer pairs) plus one history row per product and minute.
+ * What the row budget (worker/flusher.ts) paces by.
+ */
+export function rowsOf(batch: Batch): number {
+  let history = 0;
+  for (const s of batch.slices) for (const m of s.minutes.values()) history += m.size;
+  return batch.products + history;
+}
+
 export type AddResult = "counted" | "duplicate" | "gap" | "malformed" | "unknown_partition";
 
 export interface Batch {

@@ -1,7 +1,7 @@
 import { orTimeout } from "../deadline.ts";
 import { backoff } from "../backoff.ts";
 import type { Logger } from "../log.ts";
-import type { Batch, Coalescer } from "./coalescer.ts";
+import { type Batch, type Coalescer, rowsOf } from "./coalescer.ts";
 
 // When to write: every `intervalMs`, sooner when woken (the pending map reached its size trigger), with
 // backoff after a failure. Under a row budget (`maxRowsPerS`), a flush of R rows is followed by at least
@@ -98,7 +98,7 @@ export function startFlusher(opts: {
         () => new Error(`flush did not settle within ${opts.timeoutMs} ms; retrying the same batch`),
       );
       kept = null;
-      lastRows = batch.products;
+      lastRows = rowsOf(batch);
       return "ok";
     } catch (err) {
       opts.onFailure(err, batch);
