@@ -107,7 +107,7 @@ export interface HistoryConfig {
   readonly hourDays: number;
   /** How often a worker folds minutes into hours. */
   readonly foldIntervalMs: number;
-  /** How often the API re-ranks the 24 h and 7 d windows besides each hour (the 1 h window follows the flushes). */
+  /** How often the API sums each window whole (24 h and 7 d also at each hour; 1 h follows the flushes between). */
   readonly windowRefreshMs: number;
 }
 
@@ -344,7 +344,7 @@ export function loadConfig(env: Env = process.env): Config {
     history: {
       minuteDays: r.int("HISTORY_MINUTE_DAYS", 7, 1, 366),
       hourDays: r.int("HISTORY_HOUR_DAYS", 400, 8, 36_600),
-      foldIntervalMs: r.int("HISTORY_FOLD_INTERVAL_MS", 5000, 100, 3_600_000),
+      foldIntervalMs: r.int("HISTORY_FOLD_INTERVAL_MS", 300_000, 100, 3_600_000),
       windowRefreshMs: r.int("TOP_WINDOW_REFRESH_MS", 300_000, 100, 3_600_000),
     },
     logLevel: r.oneOf("LOG_LEVEL", "info", ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const),

@@ -12,12 +12,12 @@ import { coalescedReads } from "./coalesced.ts";
 import { createPublished } from "./published.ts";
 
 // GET /top?window=: the most viewed products of a sliding window, held in memory per API like the all-time top.
-// A full ranking (db/history.ts windowViews: a sum over the window's rows) is read at start and each time the window
-// slides past a bucket edge (the oldest bucket's views leave it); 24 h and 7 d also every refreshMs. The 1 h window
-// the flushes: each names the products it added the most views to in the window (flush-channel.ts), and the API
-// re-reads those and the listed ones (primary-key ranges, at most 200 products x 60 minutes), so a product rising
-// fast is listed one flush after its views are counted. One that rises slowly, never among a flush's 100 largest
-// additions, waits for the next full read (a minute at most).
+// A full ranking (db/history.ts windowViews: a sum over the window's rows) is read at start and every refreshMs; 24 h
+// and 7 d also at each hour, when their oldest bucket leaves. The 1 h window follows the flushes: each names the
+// products it added the most views to in the window (flush-channel.ts), and the API re-reads those and the listed ones
+// (primary-key ranges, at most 200 products x 60 minutes), so a product rising fast is listed one flush after its views
+// are counted; at each minute the listed ones are re-read as the window slides. One that rises slowly, never among a
+// flush's 100 largest additions, waits for the next full read (refreshMs).
 
 /** The windows' read timings, one histogram for all of them (a registry holds each name once). */
 export const windowReads = (metrics: Registry) =>
@@ -93,9 +93,8 @@ export function createWindowTop(
   let freshAt = -Infinity;
   const timers: Array<ReturnType<typeof setTimeout>> = [];
   let unlisten: (() => Promise<void>) | undefined;
-  // Full reads come at least every min(refreshMs, step) (1 h: every step): three missed in a row and the list is not
-  // served.
-  const maxStaleMs = 3 * (window === "1h" ? step : Math.min(opts.refreshMs, step));
+  // A read comes at least every min(refreshMs, step): three missed in a row and the list is not served.
+  const maxStaleMs = 3 * Math.min(opts.refreshMs, step);
   const reads = coalescedReads<Request>(
     async (named) => {
       const at = now();
@@ -138,13 +137,19 @@ export function createWindowTop(
     async start() {
       full();
       await reads.idle();
-      atEdges(step, now(), full, timers);
-      // The 1 h window follows the flushes between its edges; the others are summed again every refreshMs (a full
-      // read costs a scan of the window's rows: bench/RESULTS.md).
-      if (window === "1h") return follow1h();
+      // A full read sums every row of the window (bench/RESULTS.md: ~2 s at a million products): every refreshMs.
+      // 24 h and 7 d also at each hour, when their oldest bucket leaves; 1 h, whose buckets leave every minute,
+      // re-reads only its listed products then (their counts stay exact as it slides), and the products each flush
+      // names in between.
       const every = setInterval(full, opts.refreshMs);
       every.unref?.();
       timers.push(every);
+      if (window !== "1h") {
+        atEdges(step, now(), full, timers);
+        return;
+      }
+      atEdges(step, now(), () => reads.request(new Set()), timers);
+      await follow1h();
     },
     async stop() {
       for (const t of timers) clearTimeout(t);
