@@ -48,10 +48,15 @@ export const Series = Type.Object(
 );
 export type Series = typeof Series.static;
 
-export function productRoutes(deps: { http: HttpConfig; products: ProductService; clientAddress: ClientAddress }) {
-  const { http } = deps;
-  const productBody = ({ request }: { request: Request }) => readJsonBody(request, http.bodyLimitBytes);
-  return new Elysia({ name: "products" })
+type Deps = { http: HttpConfig; products: ProductService; clientAddress: ClientAddress };
+
+export function productRoutes(deps: Deps) {
+  return new Elysia({ name: "products" }).use(topRoutes(deps)).use(readRoutes(deps)).use(createRoute(deps));
+}
+
+/** GET /top and its live stream. */
+function topRoutes(deps: Deps) {
+  return new Elysia({ name: "products-top" })
     .get(
       `${API}/top`,
       ({ request }) =>
@@ -98,7 +103,12 @@ export function productRoutes(deps: { http: HttpConfig; products: ProductService
           503: err("Too many live streams are open"),
         },
       },
-    )
+    );
+}
+
+/** A product by id, and its series. */
+function readRoutes(deps: Deps) {
+  return new Elysia({ name: "products-read" })
     .get(
       `${API}/:id/views`,
       async ({ params, request }) => {
@@ -146,46 +156,52 @@ export function productRoutes(deps: { http: HttpConfig; products: ProductService
           503: err("The database is unavailable"),
         },
       },
-    )
-    .post(
-      API,
-      async ({ body, headers, set }) => {
-        if (http.adminToken !== undefined) {
-          const auth = headers.authorization;
-          if (!auth) throw new AppError("unauthorized", "this route requires Authorization: Bearer <admin token>");
-          if (!timingSafeEqual(auth, `Bearer ${http.adminToken}`)) throw new AppError("forbidden", "the admin token is not valid");
-        } else if (!http.adminOpen) {
-          throw new AppError(
-            "unauthorized",
-            "product creation is closed: the operator sets ADMIN_TOKEN (or ADMIN_OPEN=1 to open it to anyone)",
-          );
-        }
-        const product = await deps.products.create(normaliseNewProduct(body));
-        set.status = 201;
-        set.headers.location = `${API}/${product.id}`;
-        return product;
-      },
-      {
-        parse: productBody,
-        body: CreateProductRequest,
-        detail: {
-          summary: "Create a product",
-          description:
-            "Requires Authorization: Bearer <ADMIN_TOKEN>; without ADMIN_TOKEN it answers 401 unless the operator set ADMIN_OPEN=1.",
-          tags: ["products"],
-          security: [{ bearer: [] }],
-        },
-        response: {
-          201: Product,
-          400: err("Invalid body"),
-          401: err("Missing bearer token, or no ADMIN_TOKEN configured (and ADMIN_OPEN is not 1)"),
-          403: err("Wrong bearer token"),
-          413: err("Body larger than BODY_LIMIT_BYTES"),
-          415: err("Content-Type is not application/json"),
-          503: err("The database is unavailable"),
-        },
-      },
     );
+}
+
+/** POST /products: behind the admin token. */
+function createRoute(deps: Deps) {
+  const { http } = deps;
+  const productBody = ({ request }: { request: Request }) => readJsonBody(request, http.bodyLimitBytes);
+  return new Elysia({ name: "products-create" }).post(
+    API,
+    async ({ body, headers, set }) => {
+      if (http.adminToken !== undefined) {
+        const auth = headers.authorization;
+        if (!auth) throw new AppError("unauthorized", "this route requires Authorization: Bearer <admin token>");
+        if (!timingSafeEqual(auth, `Bearer ${http.adminToken}`)) throw new AppError("forbidden", "the admin token is not valid");
+      } else if (!http.adminOpen) {
+        throw new AppError(
+          "unauthorized",
+          "product creation is closed: the operator sets ADMIN_TOKEN (or ADMIN_OPEN=1 to open it to anyone)",
+        );
+      }
+      const product = await deps.products.create(normaliseNewProduct(body));
+      set.status = 201;
+      set.headers.location = `${API}/${product.id}`;
+      return product;
+    },
+    {
+      parse: productBody,
+      body: CreateProductRequest,
+      detail: {
+        summary: "Create a product",
+        description:
+          "Requires Authorization: Bearer <ADMIN_TOKEN>; without ADMIN_TOKEN it answers 401 unless the operator set ADMIN_OPEN=1.",
+        tags: ["products"],
+        security: [{ bearer: [] }],
+      },
+      response: {
+        201: Product,
+        400: err("Invalid body"),
+        401: err("Missing bearer token, or no ADMIN_TOKEN configured (and ADMIN_OPEN is not 1)"),
+        403: err("Wrong bearer token"),
+        413: err("Body larger than BODY_LIMIT_BYTES"),
+        415: err("Content-Type is not application/json"),
+        503: err("The database is unavailable"),
+      },
+    },
+  );
 }
 
 const LIMIT_PARAMETER: OpenAPIV3.ParameterObject = {
