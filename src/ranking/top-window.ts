@@ -5,6 +5,7 @@ import { windowViews } from "../db/history.ts";
 import { productsByIds } from "../db/products.ts";
 import { BUCKET_MS, type Window, WINDOW_BUCKET } from "../domain/history.ts";
 import { MAX_TOP_LIMIT, type Product } from "../domain/product.ts";
+import { withDeadline } from "../deadline.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Histogram, Registry } from "../metrics.ts";
@@ -155,7 +156,8 @@ export function createWindowTop(
       for (const t of timers) clearTimeout(t);
       timers.length = 0;
       await unlisten?.().catch(() => {});
-      await reads.idle();
+      // A whole-window sum may take seconds at scale: not waited for past a moment (closing its connection ends it).
+      await withDeadline(reads.idle(), 2000);
     },
   };
 }
