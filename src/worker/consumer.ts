@@ -10,7 +10,8 @@ import { backoff } from "../backoff.ts";
 import { pollWaitMs, startFlusher } from "./flusher.ts";
 import { createFlushReport } from "./flush-report.ts";
 import { createGapTracker } from "./gaps.ts";
-import { createMessageReader, type Letter } from "./message-reader.ts";
+import type { DeadLetter } from "../kafka/dead-letter.ts";
+import { createMessageReader } from "./message-reader.ts";
 import type { OffsetProblem } from "./offset-check.ts";
 import { createOffsetGuard, type OffsetStore } from "./offset-guard.ts";
 import { createKafkaCommits } from "./kafka-commits.ts";
@@ -29,7 +30,7 @@ export type Source = FfiConsumer;
 export interface Store extends OffsetStore {
   flush(batch: Batch, topicId: string | null): Promise<FlushResult>;
   /** Copies a message that cannot be counted to the dead-letter topic (kafka/dead-letter.ts); rejects if it could not. */
-  deadLetter(letter: Letter): Promise<void>;
+  deadLetter(letter: DeadLetter): Promise<void>;
   sampleUnknown(ids: readonly string[]): Promise<string[]>;
   /** The client ids of the group's members (kafka/admin.ts); rejects when Kafka cannot be asked. */
   groupMembers(): Promise<string[]>;

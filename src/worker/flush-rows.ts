@@ -26,7 +26,7 @@ export function flushInput(batch: Batch, skip: ((id: string) => boolean) | undef
     skippedIn.set(partition, (skippedIn.get(partition) ?? 0) + n);
     return true;
   };
-  const { keys, keyItems, localRepeats } = keyedRows(batch, skipping);
+  const { keys, keyItems, localRepeats } = keyedRows(batch, skip, skipping);
   // Views left out of the unkeyed counts (the keyed ones were taken off above); no pass at all in a plain flush.
   if (skip) for (const slice of batch.slices) for (const [id, n] of slice.counts) skipping(slice.partition, id, n);
   const keep = (id: string) => !skip?.(id);
@@ -50,14 +50,19 @@ export function flushInput(batch: Batch, skip: ((id: string) => boolean) | undef
  * views are. A key met twice in this batch (a retry that arrived before the first was flushed) is counted at its
  * first place only: one statement cannot insert a key twice.
  */
-function keyedRows(batch: Batch, skipping: (partition: number, id: string, n: number) => boolean) {
+function keyedRows(
+  batch: Batch,
+  skip: ((id: string) => boolean) | undefined,
+  skipping: (partition: number, id: string, n: number) => boolean,
+) {
   const keys: FlushRows["keys"] = { parts: [], keys: [], fps: [], ats: [] };
   const keyItems: FlushRows["keyItems"] = { keys: [], ids: [], counts: [] };
   const seen = new Map<string, string>();
   const localRepeats: FlushInput["localRepeats"] = [];
   for (const slice of batch.slices) {
     for (const k of slice.keyed) {
-      const views = k.views.filter((e) => !skipping(slice.partition, e.product_id, e.count));
+      // A plain flush (no skip) sends the views as they are, without a copy.
+      const views = skip ? k.views.filter((e) => !skipping(slice.partition, e.product_id, e.count)) : k.views;
       const fp = seen.get(k.key);
       if (fp !== undefined) {
         localRepeats.push({ partition: slice.partition, views: viewCount(views), mismatched: fp !== k.fp });

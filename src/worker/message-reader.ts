@@ -1,17 +1,10 @@
+import type { DeadLetter } from "../kafka/dead-letter.ts";
 import type { Message } from "../kafka/ffi-consumer.ts";
 import { limitedLog, type Logger } from "../log.ts";
 import { readViewMessage, type ViewMessage } from "../domain/view.ts";
 import { NO_OFFSET } from "../db/offsets.ts";
 import type { Coalescer } from "./coalescer.ts";
 import type { ConsumerMetrics } from "./consumer-metrics.ts";
-
-/** A message that cannot be counted, on its way to the dead-letter topic. */
-export interface Letter {
-  partition: number;
-  offset: number;
-  payload: Uint8Array | null | undefined;
-  reason: string;
-}
 
 /**
  * The message's views, or null when they cannot be counted exactly: then, if it is the partition's next message
@@ -21,7 +14,7 @@ export interface Letter {
  */
 export function createMessageReader(deps: {
   coalescer: Pick<Coalescer, "fits" | "expected">;
-  deadLetter(letter: Letter): Promise<void>;
+  deadLetter(letter: DeadLetter): Promise<void>;
   m: ConsumerMetrics;
   log: Logger;
 }) {
