@@ -38,3 +38,13 @@ export function consumerMetrics(metrics: Registry) {
 }
 
 export type ConsumerMetrics = ReturnType<typeof consumerMetrics>;
+
+/** The loop's gauges, read at scrape time. */
+export function consumerGauges(metrics: Registry, m: ConsumerMetrics, read: { pending(): number; paused(): boolean }) {
+  metrics.gauge("worker_pending_products", "Distinct products waiting for the next flush", read.pending);
+  metrics.gauge("worker_paused", "1 while fetching is paused for a flush backlog", () => (read.paused() ? 1 : 0));
+  metrics.gauge("worker_coalescing_ratio", "Views applied per row updated (higher is cheaper)", () => {
+    const rows = m.rows.get();
+    return rows === 0 ? 0 : m.views.get() / rows;
+  });
+}

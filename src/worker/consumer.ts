@@ -1,21 +1,21 @@
 import { createLagGauge } from "./lag.ts";
-import type { FfiConsumer, Message, RebalanceEvent } from "../kafka/ffi-consumer.ts";
+import type { FfiConsumer, Message } from "../kafka/ffi-consumer.ts";
 import type { KafkaConfig, WorkerConfig } from "../config.ts";
-import { type ViewMessage, viewCount } from "../domain/view.ts";
 import { limitedLog, type Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
-import { createCoalescer, type AddResult, type Batch } from "./coalescer.ts";
-import { consumerMetrics } from "./consumer-metrics.ts";
 import { backoff } from "../backoff.ts";
+import type { DeadLetter } from "../kafka/dead-letter.ts";
+import { type Batch, type Coalescer, createCoalescer } from "./coalescer.ts";
+import { consumerGauges, consumerMetrics, type ConsumerMetrics } from "./consumer-metrics.ts";
+import { type ConsumerSource, createConsumerSource } from "./consumer-source.ts";
 import { pollWaitMs, startFlusher } from "./flusher.ts";
 import { createFlushReport } from "./flush-report.ts";
-import { createGapTracker } from "./gaps.ts";
-import type { DeadLetter } from "../kafka/dead-letter.ts";
+import { createGapTracker, type GapTracker } from "./gaps.ts";
+import { createIntake } from "./intake.ts";
 import { createMessageReader } from "./message-reader.ts";
 import type { OffsetProblem } from "./offset-check.ts";
-import { createOffsetGuard, type OffsetStore } from "./offset-guard.ts";
+import { createOffsetGuard, type OffsetGuard, type OffsetStore } from "./offset-guard.ts";
 import { createKafkaCommits } from "./kafka-commits.ts";
-import { retire } from "./retire.ts";
 import { createStallWatch } from "./stall-watch.ts";
 import type { FlushResult } from "./writer.ts";
 
@@ -57,8 +57,6 @@ const STALL_CHECK_MS = 5000;
  */
 const STALL_MS = 10_000;
 
-const viewsIn = (m: ViewMessage) => m.keyed.reduce((n, k) => n + viewCount(k.views), viewCount(m.views));
-
 export interface ConsumerOptions {
   subscribeAttempts?: number;
   stallMs?: number;
@@ -83,144 +81,73 @@ export function startConsumer(
   const coalescer = createCoalescer();
   const gaps = createGapTracker();
   const guard = createOffsetGuard(store, coalescer, forget, log, metrics);
-  // Lag monitoring and restart position only; correctness rests on the offsets in Postgres.
-  const commits = createKafkaCommits((partition, offset) => {
-    source.commit(kafka.topic, partition, offset).catch((err) => log.debug({ err }, "kafka commit failed"));
-  }, config.commitIntervalMs);
   const state = { stopping: false, paused: false, lastFetchAt: 0, fetchedSinceCheck: 0 };
-  metrics.gauge("worker_pending_products", "Distinct products waiting for the next flush", () => coalescer.size());
-  metrics.gauge("worker_paused", "1 while fetching is paused for a flush backlog", () => (state.paused ? 1 : 0));
-  metrics.gauge("worker_coalescing_ratio", "Views applied per row updated (higher is cheaper)", () => {
-    const rows = m.rows.get();
-    return rows === 0 ? 0 : m.views.get() / rows;
-  });
-  const isMember = async (clientId: string) => (await store.groupMembers()).includes(clientId);
-  const read = createMessageReader({ coalescer, deadLetter: (l) => store.deadLetter(l), m, log });
-  const stallWatch = createStallWatch({
-    store,
-    expected: (p) => coalescer.expected(p),
-    isHeld: (p) => guard.isHeld(p),
-    isPaused: () => state.paused,
-    setLag: createLagGauge(metrics),
-    stallMs: opts.stallMs ?? STALL_MS,
-    checkMs: opts.stallCheckMs ?? STALL_CHECK_MS,
+  const isStopping = () => state.stopping;
+  const source = createConsumerSource({
+    topic: kafka.topic,
+    make: makeSource,
+    forget,
+    groupMembers: () => store.groupMembers(),
+    isStopping,
+    subscribeAttempts: opts.subscribeAttempts ?? SUBSCRIBE_ATTEMPTS,
     m,
     log,
   });
+  // Lag monitoring and restart position only; correctness rests on the offsets in Postgres.
+  const commits = createKafkaCommits((partition, offset) => {
+    source.commit(partition, offset).catch((err) => log.debug({ err }, "kafka commit failed"));
+  }, config.commitIntervalMs);
+  consumerGauges(metrics, m, { pending: () => coalescer.size(), paused: () => state.paused });
 
   function forget(partition: number) {
     coalescer.drop(partition);
     gaps.clear(partition);
     commits.forget(partition);
   }
-
-  function onEvents(error: Error | undefined, event: RebalanceEvent) {
-    if (error) {
-      log.warn({ err: error }, "consumer event error");
-      return;
-    }
-    if (event.name !== "PreRebalance" && event.name !== "PostRebalance") return;
-    m.rebalances.inc({ event: event.name, action: event.payload.action ?? "" });
-    // Whatever we held for a moving partition is dropped, not flushed: the next owner (maybe us again) replays
-    // from Kafka's committed offset, and Postgres' stored offset skips what was already counted.
-    const parts = event.payload.tpl.filter((t) => t.topic === kafka.topic).flatMap((t) => t.partitionOffset.map((p) => p.partition));
-    for (const p of parts) forget(p);
-    if (parts.length) log.info({ event: event.name, action: event.payload.action, partitions: parts }, "rebalance");
-  }
-  let source = makeSource();
-  source.onEvents(onEvents);
-
-  /** Back to the next uncounted offset: after a gap in the fetched offsets, or as the first answer to a stall. */
-  function seek(partition: number, offset: number, after: "gap" | "stall" = "gap") {
-    if (after === "gap") m.seeks.inc();
-    try {
-      source.seek(kafka.topic, partition, offset);
-      log.info({ partition, offset, after }, "sought back to the next uncounted offset");
-    } catch (err) {
-      // Not assigned right now (being moved): the gap tracker retries; the next owner starts from Postgres.
-      log.warn({ partition, offset, after, err }, "seek back to the next uncounted offset failed");
-    }
-  }
-
-  async function subscribe() {
-    const attempts = opts.subscribeAttempts ?? SUBSCRIBE_ATTEMPTS;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await source.subscribe(kafka.topic);
-        return;
-      } catch (err) {
-        if (state.stopping) throw err;
-        if (attempt + 1 >= attempts) throw new Error(`cannot subscribe to ${kafka.topic}`, { cause: err });
-        log.warn({ err, attempt }, "subscribe failed; retrying");
-        await Bun.sleep(backoff(attempt + 2));
-      }
-    }
-  }
-
-  /**
-   * A new Kafka consumer in place of the old one: it rejoins the group, its partitions start from Kafka's
-   * committed offsets, and each one's base is loaded from Postgres again (what was pending is dropped, not lost:
-   * it is read again).
-   */
+  /** What was pending is dropped, not lost: the new consumer reads it again from each partition's stored offset. */
   async function replaceConsumer() {
-    const old = source;
     coalescer.dropAll();
     for (const p of gaps.open()) gaps.clear(p);
     stallWatch.reset();
-    await retire(old, isMember);
-    source = makeSource();
-    source.onEvents(onEvents);
-    await subscribe();
+    await source.replace();
   }
 
-  const topicCheck = topicWatch(store, guard, m, log, replaceConsumer);
-
-  /** The partitions librdkafka says this consumer holds now (null: it cannot say). */
-  function assigned(): number[] | null {
-    try {
-      return source
-        .assignment()
-        .filter((t) => t.topic === kafka.topic)
-        .flatMap((t) => t.partitionOffset.map((p) => p.partition));
-    } catch {
-      return null;
-    }
-  }
-
-  async function housekeeping(now: number) {
-    await topicCheck(now);
-    stallWatch.check(now);
-    await stallWatch.respond({
-      assigned,
-      seek: (p, offset) => seek(p, offset, "stall"),
-      replace: replaceConsumer,
-      context: () => {
-        const c = {
-          paused: state.paused,
-          pending: coalescer.size(),
-          gaps: gaps.open(),
-          lastFetchAgoMs: Math.round(now - state.lastFetchAt),
-          fetchedSinceCheck: state.fetchedSinceCheck,
-        };
-        state.fetchedSinceCheck = 0;
-        return c;
-      },
-    });
-    for (const g of gaps.due(now)) seek(g.partition, g.expected);
-    for (const { partition, next } of await guard.recheckHeld(now)) {
-      // The fetch position is past the re-based offset: go back to it at once.
-      if (next >= 0 && gaps.onGap(partition, next, now)) seek(partition, next);
-    }
-  }
-
-  function account(msg: Message, result: AddResult | "held") {
-    m.consumed.inc({ outcome: result });
-    if (result === "counted" || result === "malformed") gaps.clear(msg.partition);
-    if (result === "gap") {
-      const expected = coalescer.expected(msg.partition)!;
-      if (gaps.onGap(msg.partition, expected, performance.now())) seek(msg.partition, expected);
-    } else if (result === "duplicate") guard.onDuplicate(performance.now());
-  }
+  const stallWatch = createConsumerStallWatch(store, coalescer, guard, state, opts, m, metrics, log);
+  const housekeeping = createHousekeeping({
+    store,
+    guard,
+    gaps,
+    stallWatch,
+    source,
+    replaceConsumer,
+    m,
+    log,
+    context: (now) => {
+      const c = {
+        paused: state.paused,
+        pending: coalescer.size(),
+        gaps: gaps.open(),
+        lastFetchAgoMs: Math.round(now - state.lastFetchAt),
+        fetchedSinceCheck: state.fetchedSinceCheck,
+      };
+      state.fetchedSinceCheck = 0;
+      return c;
+    },
+  });
+  const read = createMessageReader({ coalescer, deadLetter: (l) => store.deadLetter(l), m, log });
+  const take = createIntake({ coalescer, guard, gaps, read, seek: (p, o) => source.seek(p, o), isStopping, m });
+  const report = createFlushReport({
+    m,
+    log,
+    sampleUnknown: (ids) => store.sampleUnknown(ids),
+    fenced(partition, stored) {
+      forget(partition);
+      // If we still own it, the position is past the stored offset: the gap tracker seeks back (and retries).
+      if (stored >= 0 && gaps.onGap(partition, stored, performance.now())) source.seek(partition, stored);
+    },
+    flushed: (partition, next) => commits.flushed(partition, next),
+  });
+  const flusher = startBatchFlusher(config, coalescer, guard, store, log, m, report);
 
   /** Paused or not, the loop keeps polling: that keeps this consumer in its group (max.poll.interval.ms). */
   function pauseWhileFull() {
@@ -236,64 +163,37 @@ export function startConsumer(
     }
   }
 
-  async function take(messages: Message[]) {
-    await guard.ensureBases(
-      [...new Set(messages.filter((x) => !coalescer.hasBase(x.partition)).map((x) => x.partition))],
-      () => state.stopping,
-    );
-    for (const msg of messages) {
-      if (guard.isHeld(msg.partition)) {
-        account(msg, "held");
-        continue;
-      }
-      const decoded = await read(msg);
-      const result = coalescer.add(msg.partition, msg.offset, decoded?.views ?? null, decoded?.keyed, decoded?.at);
-      if (result === "counted") m.viewsRead.inc(undefined, viewsIn(decoded!));
-      account(msg, result);
-    }
-    if (coalescer.size() >= config.flushMaxProducts) flusher.wake();
-  }
-
   const ready = Promise.withResolvers<void>();
-  const fetchLog = limitedLog(log, 60_000);
+  const fetch = createFetch(source, m, log);
   async function consumeLoop() {
-    await subscribe();
-    let fetchFailures = 0;
+    await source.subscribe();
     while (!state.stopping) {
       pauseWhileFull();
       await housekeeping(performance.now());
-      let messages: Message[];
-      try {
-        messages = await source.recvBatch(config.fetchBatchSize, pollWaitMs(flusher.dueAt(), performance.now()));
-        fetchFailures = 0;
-      } catch (err) {
-        // Broker away or restarting: librdkafka reconnects by itself; keep asking, without a log line per try.
-        if (fetchFailures++ === 0) fetchLog("warn", { err }, "fetch failed; retrying until Kafka answers");
-        m.fetchFailures.inc();
-        await Bun.sleep(backoff(Math.min(fetchFailures, 4)));
-        continue;
-      }
+      const messages = await fetch(config.fetchBatchSize, pollWaitMs(flusher.dueAt(), performance.now()));
+      if (messages === null) continue;
       ready.resolve();
       if (messages.length === 0) continue;
       state.lastFetchAt = performance.now();
       state.fetchedSinceCheck += messages.length;
       await take(messages);
+      if (coalescer.size() >= config.flushMaxProducts) flusher.wake();
     }
   }
+  return running(consumeLoop, ready, state, guard, flusher, commits, source, log);
+}
 
-  const flusher = startBatchFlusher(config, coalescer, guard, store, log, m, (batch, res, seconds) => report(batch, res, seconds));
-  const report = createFlushReport({
-    m,
-    log,
-    sampleUnknown: (ids) => store.sampleUnknown(ids),
-    fenced(partition, stored) {
-      forget(partition);
-      // If we still own it, the position is past the stored offset: the gap tracker seeks back (and retries).
-      if (stored >= 0 && gaps.onGap(partition, stored, performance.now())) seek(partition, stored);
-    },
-    flushed: (partition, next) => commits.flushed(partition, next),
-  });
-
+/** The loop started, and the handle to stop it: the flusher drains, commits go out, the consumer leaves its group. */
+function running(
+  consumeLoop: () => Promise<void>,
+  ready: PromiseWithResolvers<void>,
+  state: { stopping: boolean },
+  guard: OffsetGuard,
+  flusher: ReturnType<typeof startFlusher>,
+  commits: ReturnType<typeof createKafkaCommits>,
+  source: ConsumerSource,
+  log: Logger,
+): ViewConsumer {
   const crashed = Promise.withResolvers<never>();
   crashed.promise.catch(() => {});
   ready.promise.catch(() => {});
@@ -303,7 +203,6 @@ export function startConsumer(
     ready.reject(err);
     crashed.reject(err);
   });
-
   return {
     ready: ready.promise,
     crashed: crashed.promise,
@@ -315,8 +214,83 @@ export function startConsumer(
       if (pending > 0) log.error({ pending }, "stopped with views not flushed; they will be replayed");
       // The next owner starts from here; librdkafka sends queued commits before its consumer closes.
       commits.commitDue();
-      await retire(source, isMember);
+      await source.retire();
     },
+  };
+}
+
+/** One fetch; null when it failed (broker away or restarting: librdkafka reconnects, the loop asks again). */
+function createFetch(source: ConsumerSource, m: ConsumerMetrics, log: Logger) {
+  const fetchLog = limitedLog(log, 60_000);
+  let failures = 0;
+  return async (size: number, waitMs: number): Promise<Message[] | null> => {
+    try {
+      const messages = await source.recvBatch(size, waitMs);
+      failures = 0;
+      return messages;
+    } catch (err) {
+      if (failures++ === 0) fetchLog("warn", { err }, "fetch failed; retrying until Kafka answers");
+      m.fetchFailures.inc();
+      await Bun.sleep(backoff(Math.min(failures, 4)));
+      return null;
+    }
+  };
+}
+
+function createConsumerStallWatch(
+  store: Store,
+  coalescer: Coalescer,
+  guard: OffsetGuard,
+  state: { paused: boolean },
+  opts: ConsumerOptions,
+  m: ConsumerMetrics,
+  metrics: Registry,
+  log: Logger,
+) {
+  return createStallWatch({
+    store,
+    expected: (p) => coalescer.expected(p),
+    isHeld: (p) => guard.isHeld(p),
+    isPaused: () => state.paused,
+    setLag: createLagGauge(metrics),
+    stallMs: opts.stallMs ?? STALL_MS,
+    checkMs: opts.stallCheckMs ?? STALL_CHECK_MS,
+    m,
+    log,
+  });
+}
+
+/**
+ * What the loop checks between fetches: the topic's id, stalls (and the answer to one), gaps due for another
+ * seek, and held partitions that fit their log again.
+ */
+function createHousekeeping(deps: {
+  store: Store;
+  guard: OffsetGuard;
+  gaps: GapTracker;
+  stallWatch: ReturnType<typeof createStallWatch>;
+  source: ConsumerSource;
+  replaceConsumer: () => Promise<void>;
+  context: (now: number) => Record<string, unknown>;
+  m: ConsumerMetrics;
+  log: Logger;
+}) {
+  const { guard, gaps, stallWatch, source } = deps;
+  const topicCheck = topicWatch(deps.store, guard, deps.m, deps.log, deps.replaceConsumer);
+  return async (now: number) => {
+    await topicCheck(now);
+    stallWatch.check(now);
+    await stallWatch.respond({
+      assigned: () => source.assigned(),
+      seek: (p, offset) => source.seek(p, offset, "stall"),
+      replace: deps.replaceConsumer,
+      context: () => deps.context(now),
+    });
+    for (const g of gaps.due(now)) source.seek(g.partition, g.expected);
+    for (const { partition, next } of await guard.recheckHeld(now)) {
+      // The fetch position is past the re-based offset: go back to it at once.
+      if (next >= 0 && gaps.onGap(partition, next, now)) source.seek(partition, next);
+    }
   };
 }
 
@@ -326,13 +300,7 @@ export function startConsumer(
  * few seconds; on a change the consumer is replaced, and the new one's first messages meet the offset check in
  * ensureBases (and are held until re-based).
  */
-function topicWatch(
-  store: Store,
-  guard: ReturnType<typeof createOffsetGuard>,
-  m: ReturnType<typeof consumerMetrics>,
-  log: Logger,
-  replace: () => Promise<void>,
-) {
+function topicWatch(store: Store, guard: OffsetGuard, m: ConsumerMetrics, log: Logger, replace: () => Promise<void>) {
   let last = performance.now();
   return async (now: number) => {
     if (now - last < TOPIC_CHECK_MS) return;
@@ -353,11 +321,11 @@ function topicWatch(
 /** The flusher over the coalescer: each batch is written with the topic id its bases were checked against. */
 function startBatchFlusher(
   config: WorkerConfig,
-  coalescer: ReturnType<typeof createCoalescer>,
-  guard: ReturnType<typeof createOffsetGuard>,
+  coalescer: Coalescer,
+  guard: OffsetGuard,
   store: Store,
   log: Logger,
-  m: ReturnType<typeof consumerMetrics>,
+  m: ConsumerMetrics,
   report: (batch: Batch, res: FlushResult, seconds: number) => void,
 ) {
   // Even if the topic changes meanwhile.
