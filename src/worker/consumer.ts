@@ -57,6 +57,13 @@ const STALL_CHECK_MS = 5000;
  */
 const STALL_MS = 10_000;
 
+interface LoopState {
+  stopping: boolean;
+  paused: boolean;
+  lastFetchAt: number;
+  fetchedSinceCheck: number;
+}
+
 export interface ConsumerOptions {
   subscribeAttempts?: number;
   stallMs?: number;
@@ -81,7 +88,7 @@ export function startConsumer(
   const coalescer = createCoalescer();
   const gaps = createGapTracker();
   const guard = createOffsetGuard(store, coalescer, forget, log, metrics);
-  const state = { stopping: false, paused: false, lastFetchAt: 0, fetchedSinceCheck: 0 };
+  const state: LoopState = { stopping: false, paused: false, lastFetchAt: 0, fetchedSinceCheck: 0 };
   const isStopping = () => state.stopping;
   const source = createConsumerSource({
     topic: kafka.topic,
@@ -122,53 +129,19 @@ export function startConsumer(
     replaceConsumer,
     m,
     log,
-    context: (now) => {
-      const c = {
-        paused: state.paused,
-        pending: coalescer.size(),
-        gaps: gaps.open(),
-        lastFetchAgoMs: Math.round(now - state.lastFetchAt),
-        fetchedSinceCheck: state.fetchedSinceCheck,
-      };
-      state.fetchedSinceCheck = 0;
-      return c;
-    },
+    context: loopContext(state, coalescer, gaps),
   });
   const read = createMessageReader({ coalescer, deadLetter: (l) => store.deadLetter(l), m, log });
   const take = createIntake({ coalescer, guard, gaps, read, seek: (p, o) => source.seek(p, o), isStopping, m });
-  const report = createFlushReport({
-    m,
-    log,
-    sampleUnknown: (ids) => store.sampleUnknown(ids),
-    fenced(partition, stored) {
-      forget(partition);
-      // If we still own it, the position is past the stored offset: the gap tracker seeks back (and retries).
-      if (stored >= 0 && gaps.onGap(partition, stored, performance.now())) source.seek(partition, stored);
-    },
-    flushed: (partition, next) => commits.flushed(partition, next),
-  });
+  const report = reportFlushes(store, gaps, source, commits, forget, m, log);
   const flusher = startBatchFlusher(config, coalescer, guard, store, log, m, report);
-
-  /** Paused or not, the loop keeps polling: that keeps this consumer in its group (max.poll.interval.ms). */
-  function pauseWhileFull() {
-    const full = coalescer.size() >= config.maxPendingProducts;
-    if (full === state.paused) return;
-    state.paused = full;
-    if (full) {
-      source.pause();
-      log.warn({ pending: coalescer.size() }, "pending map full; fetching paused until a flush drains it");
-    } else {
-      source.resume();
-      log.info("fetching resumed");
-    }
-  }
 
   const ready = Promise.withResolvers<void>();
   const fetch = createFetch(source, m, log);
   async function consumeLoop() {
     await source.subscribe();
     while (!state.stopping) {
-      pauseWhileFull();
+      pauseWhileFull(state, coalescer.size(), config.maxPendingProducts, source, log);
       await housekeeping(performance.now());
       const messages = await fetch(config.fetchBatchSize, pollWaitMs(flusher.dueAt(), performance.now()));
       if (messages === null) continue;
@@ -216,6 +189,58 @@ function running(
       commits.commitDue();
       await source.retire();
     },
+  };
+}
+
+/** A flush's result: a fenced partition is dropped and sought back; a flushed one's offset goes to Kafka. */
+function reportFlushes(
+  store: Store,
+  gaps: GapTracker,
+  source: ConsumerSource,
+  commits: ReturnType<typeof createKafkaCommits>,
+  forget: (partition: number) => void,
+  m: ConsumerMetrics,
+  log: Logger,
+) {
+  return createFlushReport({
+    m,
+    log,
+    sampleUnknown: (ids) => store.sampleUnknown(ids),
+    fenced(partition, stored) {
+      forget(partition);
+      // If we still own it, the position is past the stored offset: the gap tracker seeks back (and retries).
+      if (stored >= 0 && gaps.onGap(partition, stored, performance.now())) source.seek(partition, stored);
+    },
+    flushed: (partition, next) => commits.flushed(partition, next),
+  });
+}
+
+/** Paused or not, the loop keeps polling: that keeps this consumer in its group (max.poll.interval.ms). */
+function pauseWhileFull(state: { paused: boolean }, pending: number, max: number, source: ConsumerSource, log: Logger) {
+  const full = pending >= max;
+  if (full === state.paused) return;
+  state.paused = full;
+  if (full) {
+    source.pause();
+    log.warn({ pending }, "pending map full; fetching paused until a flush drains it");
+  } else {
+    source.resume();
+    log.info("fetching resumed");
+  }
+}
+
+/** What a stall's log line says of the loop (the fetches counted since the last one). */
+function loopContext(state: LoopState, coalescer: Coalescer, gaps: GapTracker) {
+  return (now: number) => {
+    const c = {
+      paused: state.paused,
+      pending: coalescer.size(),
+      gaps: gaps.open(),
+      lastFetchAgoMs: Math.round(now - state.lastFetchAt),
+      fetchedSinceCheck: state.fetchedSinceCheck,
+    };
+    state.fetchedSinceCheck = 0;
+    return c;
   };
 }
 
