@@ -3,6 +3,7 @@ import type { Logger } from "../log.ts";
 import type { Registry } from "../metrics.ts";
 import { backoff } from "../backoff.ts";
 import { offsetProblem, type OffsetProblem } from "./offset-check.ts";
+import { createHeldPartitions } from "./held-partitions.ts";
 import type { StoredOffset } from "../db/offsets.ts";
 
 // Where each partition starts, and whether it may be applied at all. A partition's base (the offset Postgres
@@ -39,11 +40,6 @@ export interface OffsetGuard {
   setTopicId(id: string | null): void;
 }
 
-const PROBLEM_TEXT = {
-  topic_changed: "stored offsets belong to another topic id: the topic was recreated or Kafka's data wiped",
-  log_reset: "stored offset is beyond the log end: the topic was recreated or Kafka's data wiped",
-  log_truncated: "stored offset is below the log start: messages were deleted before they were counted",
-} as const;
 const HELD_RECHECK_MS = 3000;
 const RESET_CHECK_MS = 2000;
 
@@ -54,40 +50,20 @@ export function createOffsetGuard(
   log: Logger,
   metrics: Registry,
 ): OffsetGuard {
-  const problems = metrics.gauge(
-    "worker_offset_problem",
-    "1 while a partition is held: offsets stored for another topic id (topic_changed), beyond the log end (log_reset) or below its start (log_truncated)",
-  );
-  metrics.gauge("worker_held_partitions", "Partitions not applied until their offsets are re-based", () => held.size);
-  const held = new Map<number, OffsetProblem>();
+  const held = createHeldPartitions(forget, log, metrics);
   let topicId: string | null = null;
   let lastResetCheck = 0;
   let lastHeldCheck = 0;
+  const { hold, release } = held;
 
-  function hold(problem: OffsetProblem) {
-    forget(problem.partition);
-    if (!held.has(problem.partition)) {
-      problems.set(1, { partition: problem.partition, kind: problem.kind });
-      log.error(problem, `${PROBLEM_TEXT[problem.kind]}; partition held until its offsets are re-based (bun src/main.ts rebase-offsets)`);
-    }
-    held.set(problem.partition, problem);
-  }
-
-  function release(partition: number, stored: number) {
-    const p = held.get(partition);
-    if (!p) return;
-    held.delete(partition);
-    problems.set(0, { partition, kind: p.kind });
-    log.info({ partition, stored }, "stored offset fits the log again; partition released");
-  }
-
-  async function watermarksOrNone(): Promise<Map<number, Watermarks> | null> {
-    try {
-      return await store.watermarks();
-    } catch (err) {
-      log.debug({ err }, "cannot read the log's watermarks; offsets not checked this time");
-      return null;
-    }
+  const watermarksOrNone = () => readWatermarks(store, log);
+  /** The partition's base is set when its stored offset fits the log; otherwise its problem is returned. */
+  function settle(p: number, s: StoredOffset, id: string | null, mark: Watermarks | undefined): OffsetProblem | null {
+    const problem = offsetProblem(p, s, id, mark);
+    if (problem) return problem;
+    release(p, s.next);
+    bases.setBase(p, s.next);
+    return null;
   }
 
   /** Duplicates are normal while replaying; from another topic id, or below a log end under them, a reset. */
@@ -112,13 +88,8 @@ export function createOffsetGuard(
           topicId = id;
           for (const [p, s] of stored) {
             if (bases.hasBase(p)) continue;
-            const problem = offsetProblem(p, s, id, marks?.get(p));
-            if (problem) {
-              hold(problem);
-              continue;
-            }
-            release(p, s.next);
-            bases.setBase(p, s.next);
+            const problem = settle(p, s, id, marks?.get(p));
+            if (problem) hold(problem);
           }
           return;
         } catch (err) {
@@ -129,16 +100,16 @@ export function createOffsetGuard(
       }
     },
     isHeld: (p) => held.has(p),
-    held: () => [...held.values()],
+    held: () => held.list(),
     onDuplicate(now) {
       if (now - lastResetCheck <= RESET_CHECK_MS) return;
       lastResetCheck = now;
       void checkForReset();
     },
     async recheckHeld(now) {
-      if (held.size === 0 || now - lastHeldCheck <= HELD_RECHECK_MS) return [];
+      if (held.size() === 0 || now - lastHeldCheck <= HELD_RECHECK_MS) return [];
       lastHeldCheck = now;
-      const partitions = [...held.keys()];
+      const partitions = held.partitions();
       const stored = await store.loadOffsets(partitions).catch(() => null);
       const id = stored && (await store.topicId().catch(() => undefined));
       const marks = stored && id !== undefined && (await watermarksOrNone());
@@ -147,13 +118,9 @@ export function createOffsetGuard(
       const released: Array<{ partition: number; next: number }> = [];
       for (const p of partitions) {
         const s = stored.get(p)!;
-        const problem = offsetProblem(p, s, id, marks.get(p));
-        if (problem) held.set(p, problem);
-        else {
-          release(p, s.next);
-          bases.setBase(p, s.next);
-          released.push({ partition: p, next: s.next });
-        }
+        const problem = settle(p, s, id, marks.get(p));
+        if (problem) held.update(problem);
+        else released.push({ partition: p, next: s.next });
       }
       return released;
     },
@@ -162,4 +129,13 @@ export function createOffsetGuard(
       topicId = id;
     },
   };
+}
+
+async function readWatermarks(store: OffsetStore, log: Logger): Promise<Map<number, Watermarks> | null> {
+  try {
+    return await store.watermarks();
+  } catch (err) {
+    log.debug({ err }, "cannot read the log's watermarks; offsets not checked this time");
+    return null;
+  }
 }
