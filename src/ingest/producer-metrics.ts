@@ -21,3 +21,4 @@ export function producerMetrics(metrics: Registry) {
     ),
   };
 }
+export type ProducerMetrics = ReturnType<typeof producerMetrics>;
