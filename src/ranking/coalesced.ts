@@ -36,6 +36,7 @@ export function coalescedReads<T>(
       }
       running = drain(r).finally(() => (running = null));
     },
+    busy: () => running !== null,
     /** Resolves when no read is in flight. */
     idle: () => running ?? Promise.resolve(),
   };

@@ -6,6 +6,7 @@ import type { Registry } from "../metrics.ts";
 import { MAX_TOP_LIMIT, type Product, type Rank } from "../domain/product.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { coalescedReads } from "./coalesced.ts";
 import { createPublished } from "./published.ts";
 
 // GET /top costs no query: it reads an in-memory top-100. A flush's NOTIFY names the products it changed that
@@ -46,95 +47,49 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
     [0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
   );
   const list = createPublished<Product>((r) => `${r.id}:${r[by]}`);
-  let rows: Product[] = [];
-  let freshAt = 0;
-  let running: Promise<void> | null = null;
-  let dirty = false;
-  // Products named by notifications since the last refresh, and whether the next one must read everything.
-  let changed = new Set<string>();
-  let full = true;
-  let lastFullAt = -Infinity;
+  const st: TopState = { rows: [], freshAt: 0, changed: new Set(), full: true, lastFullAt: -Infinity };
   let timer: ReturnType<typeof setInterval> | undefined;
   let unlisten: (() => Promise<void>) | undefined;
-  let failing = false;
   const maxStaleMs = Math.max(3 * opts.refreshMs, 3000);
 
   async function readOnce() {
     const started = performance.now();
-    const wantFull = full || (by === "view_count" && needsFullRead(rows, MAX_TOP_LIMIT)) || started - lastFullAt > opts.fullRefreshMs;
-    const ids = wantFull ? [] : [...new Set([...rows.map((r) => r.id), ...changed])];
-    const taken = changed;
-    changed = new Set();
-    full = false;
-    try {
-      // Bounded: one hung query must not hold back every later refresh (they queue behind `running`).
-      if (wantFull) {
-        rows = await guard(topProducts(database.db, MAX_TOP_LIMIT, by), 5000);
-        lastFullAt = started;
-      } else {
-        rows = topOf(await guard(productsByIds(database.db, ids), 5000), MAX_TOP_LIMIT, by);
-      }
-      reads?.observe((performance.now() - started) / 1000, { kind: wantFull ? "full" : "partial" });
-    } catch (err) {
-      // What this refresh was to read is read by the next one.
-      for (const id of taken) changed.add(id);
-      full ||= wantFull;
-      throw err;
-    }
-    freshAt = started;
+    const kind = await readTop(database, by, opts.fullRefreshMs, st);
+    reads?.observe((performance.now() - started) / 1000, { kind });
     published();
   }
 
   /** After `rows` changed: the serialised lists are stale, and listeners hear of a changed ranking or count. */
-  const published = () => list.set(rows);
-
-  async function refreshLoop() {
-    do {
-      dirty = false;
-      try {
-        await readOnce();
-        if (failing) log.info("top-N refresh recovered");
-        failing = false;
-      } catch (err) {
-        if (!failing) log.warn({ err }, "top-N refresh failed");
-        failing = true;
-        return;
-      }
-    } while (dirty);
-  }
-
+  const published = () => list.set(st.rows);
+  const refreshes = coalescedReads<true>(readOnce, () => true, log, { ranking: by });
   function invalidate(ids?: readonly string[]) {
-    if (ids) for (const id of ids) changed.add(id);
-    if (running) {
-      dirty = true;
-      return;
-    }
-    running = refreshLoop().finally(() => (running = null));
+    if (ids) for (const id of ids) st.changed.add(id);
+    refreshes.request(true);
   }
 
   function onNotify(payload: string) {
     const notice = parseFlush(payload);
     if (notice === null) {
-      full = true;
+      st.full = true;
       invalidate();
       return;
     }
     const started = performance.now();
-    // A read in flight may have started before this flush committed: it reads again (dirty) instead of racing
+    // A read in flight may have started before this flush committed: it reads again (queued) instead of racing
     // this merge.
-    const merged = running ? null : mergeNotice(rows, notice, MAX_TOP_LIMIT, by);
+    const merged = refreshes.busy() ? null : mergeNotice(st.rows, notice, MAX_TOP_LIMIT, by);
     if (merged === null) {
       invalidate(notice.items.map((i) => i.id));
       return;
     }
-    rows = merged;
+    st.rows = merged;
     published();
     reads?.observe((performance.now() - started) / 1000, { kind: "notice" });
   }
 
   return {
     topJson(limit) {
-      if (performance.now() - freshAt > maxStaleMs) {
+      if (performance.now() - st.freshAt > maxStaleMs) {
         throw new AppError("database_unavailable", "the top list is temporarily unavailable; retry later", { retryable: true });
       }
       return list.json(limit);
@@ -143,16 +98,16 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
     onChange: list.onChange,
     async start() {
       invalidate();
-      await running;
+      await refreshes.idle();
       timer = setInterval(() => invalidate(), opts.refreshMs);
       try {
         const sub = await database.sql.listen(by === "view_count" ? FLUSH_CHANNEL : FLUSH_CHANNEL_UV, onNotify, () => {
           // (Re)connected: notifications sent while the connection was down are lost.
-          full = true;
+          st.full = true;
           invalidate();
         });
         unlisten = sub.unlisten;
-        await running;
+        await refreshes.idle();
       } catch (err) {
         log.warn({ err }, "LISTEN failed; top-N falls back to periodic refresh");
       }
@@ -160,7 +115,42 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
     async stop() {
       clearInterval(timer);
       await unlisten?.().catch(() => {});
-      await running;
+      await refreshes.idle();
     },
   };
+}
+
+interface TopState {
+  rows: Product[];
+  /** When the last read that succeeded started. */
+  freshAt: number;
+  /** Products named by notifications since the last read, and whether the next one must read everything. */
+  changed: Set<string>;
+  full: boolean;
+  lastFullAt: number;
+}
+
+/** One read: the whole ranking, or the current top and the named products. What fails is read by the next one. */
+async function readTop(database: Database, by: Rank, fullRefreshMs: number, st: TopState): Promise<"full" | "partial"> {
+  const started = performance.now();
+  const wantFull = st.full || (by === "view_count" && needsFullRead(st.rows, MAX_TOP_LIMIT)) || started - st.lastFullAt > fullRefreshMs;
+  const ids = wantFull ? [] : [...new Set([...st.rows.map((r) => r.id), ...st.changed])];
+  const taken = st.changed;
+  st.changed = new Set();
+  st.full = false;
+  try {
+    // Bounded: one hung query must not hold back every later refresh (they queue behind the one in flight).
+    if (wantFull) {
+      st.rows = await guard(topProducts(database.db, MAX_TOP_LIMIT, by), 5000);
+      st.lastFullAt = started;
+    } else {
+      st.rows = topOf(await guard(productsByIds(database.db, ids), 5000), MAX_TOP_LIMIT, by);
+    }
+  } catch (err) {
+    for (const id of taken) st.changed.add(id);
+    st.full ||= wantFull;
+    throw err;
+  }
+  st.freshAt = started;
+  return wantFull ? "full" : "partial";
 }
