@@ -2,12 +2,12 @@ import type { Config } from "../config.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { Registry } from "../metrics.ts";
 import { registerProcessMetrics } from "../process-metrics.ts";
-import { connect } from "../db/client.ts";
+import { connect, type Database } from "../db/client.ts";
 import { migrate } from "../db/migrate.ts";
 import { createTopicAdmin } from "../kafka/admin.ts";
 import { createConsumer, registerClientInfo } from "../kafka/client.ts";
 import { fetchTopicIdentity } from "../kafka/topic-id.ts";
-import { startConsumer } from "../worker/consumer.ts";
+import { startConsumer, type Store } from "../worker/consumer.ts";
 import { createDeadLetters } from "../kafka/dead-letter.ts";
 import { flush } from "../worker/writer.ts";
 import { loadOffsets } from "../db/offsets.ts";
@@ -36,57 +36,11 @@ export async function start(config: Config) {
   await maintainPartitions(database.sql, Date.now(), history);
 
   const admin = createTopicAdmin(kafka);
-  const makeSource = consumerFactory(kafka, worker, root.child({ component: "librdkafka" }));
   const deadLetters = createDeadLetters(kafka);
-  const setAside = createSetAside({
-    flush: (batch, topicId, opts) =>
-      flush(
-        database.db,
-        kafka.topic,
-        batch,
-        topicId,
-        { windowMs: worker.idempotencyWindowMs },
-        {
-          ...opts,
-          historyFrom: oldestMinute(Date.now(), history).getTime(),
-        },
-      ),
-    deadLetter: (letter) => deadLetters.send(letter),
-    log: root.child({ component: "set-aside" }),
-    metrics,
-  });
-  const load = (partitions: readonly number[]) => loadOffsets(database.db, kafka.topic, partitions);
-  const consumer = startConsumer(
-    kafka,
-    worker,
-    makeSource,
-    {
-      loadOffsets: load,
-      flush: setAside.flush,
-      sampleUnknown: (ids) => sampleUnknown(database.db, ids),
-      deadLetter: (letter) => deadLetters.send(letter),
-      watermarks: () => admin.watermarks(),
-      groupMembers: () => admin.groupMembers(worker.groupId),
-      topicId: async () => (await fetchTopicIdentity(kafka.brokers, kafka.topic, kafka.security)).topicId,
-    },
-    root.child({ component: "consumer" }),
-    metrics,
-  );
-  const keyExpiry = startKeyExpiry({
-    // Kept one more window after they end: a repeat accepted inside the window and flushed by a worker that lags
-    // up to a window behind is still recognised (db/keys.ts).
-    expire: (limit) => expireKeys(database.db, limit, worker.idempotencyWindowMs),
-    intervalMs: Math.min(60_000, worker.idempotencyWindowMs),
-    log: root.child({ component: "key-expiry" }),
-    metrics,
-  });
-  const historyUpkeep = startHistoryUpkeep({
-    fold: (limit) => foldMinutes(database.db, limit),
-    partitions: () => maintainPartitions(database.sql, Date.now(), history),
-    intervalMs: history.foldIntervalMs,
-    log: root.child({ component: "history" }),
-    metrics,
-  });
+  const store = workerStore(database, config, admin, deadLetters, root, metrics);
+  const makeSource = consumerFactory(kafka, worker, root.child({ component: "librdkafka" }));
+  const consumer = startConsumer(kafka, worker, makeSource, store, root.child({ component: "consumer" }), metrics);
+  const upkeep = startUpkeep(database, config, root, metrics);
   let started = false;
   consumer.ready.then(
     () => (started = true),
@@ -104,14 +58,77 @@ export async function start(config: Config) {
     async stop() {
       // Order matters: stop fetching and flush what is pending (Postgres first, then Kafka), then leave.
       await consumer.stop();
-      await keyExpiry.stop();
-      await historyUpkeep.stop();
+      await upkeep.stop();
       await deadLetters.close();
       processMetrics.stop();
       await admin.close();
       server.stop(true);
       await database.close();
       root.info("worker stopped");
+    },
+  };
+}
+
+/** What the consume loop reads and writes: Postgres (through the set-aside of refused keyed requests) and Kafka. */
+function workerStore(
+  database: Database,
+  config: Config,
+  admin: ReturnType<typeof createTopicAdmin>,
+  deadLetters: ReturnType<typeof createDeadLetters>,
+  root: Logger,
+  metrics: Registry,
+): Store {
+  const { kafka, worker, history } = config;
+  const setAside = createSetAside({
+    flush: (batch, topicId, opts) =>
+      flush(
+        database.db,
+        kafka.topic,
+        batch,
+        topicId,
+        { windowMs: worker.idempotencyWindowMs },
+        {
+          ...opts,
+          historyFrom: oldestMinute(Date.now(), history).getTime(),
+        },
+      ),
+    deadLetter: (letter) => deadLetters.send(letter),
+    log: root.child({ component: "set-aside" }),
+    metrics,
+  });
+  return {
+    loadOffsets: (partitions) => loadOffsets(database.db, kafka.topic, partitions),
+    flush: setAside.flush,
+    sampleUnknown: (ids) => sampleUnknown(database.db, ids),
+    deadLetter: (letter) => deadLetters.send(letter),
+    watermarks: () => admin.watermarks(),
+    groupMembers: () => admin.groupMembers(worker.groupId),
+    topicId: async () => (await fetchTopicIdentity(kafka.brokers, kafka.topic, kafka.security)).topicId,
+  };
+}
+
+/** The periodic upkeep beside the loop: expired Idempotency-Keys, and the history's fold and partitions. */
+function startUpkeep(database: Database, config: Config, root: Logger, metrics: Registry) {
+  const { worker, history } = config;
+  const keyExpiry = startKeyExpiry({
+    // Kept one more window after they end: a repeat accepted inside the window and flushed by a worker that lags
+    // up to a window behind is still recognised (db/keys.ts).
+    expire: (limit) => expireKeys(database.db, limit, worker.idempotencyWindowMs),
+    intervalMs: Math.min(60_000, worker.idempotencyWindowMs),
+    log: root.child({ component: "key-expiry" }),
+    metrics,
+  });
+  const historyUpkeep = startHistoryUpkeep({
+    fold: (limit) => foldMinutes(database.db, limit),
+    partitions: () => maintainPartitions(database.sql, Date.now(), history),
+    intervalMs: history.foldIntervalMs,
+    log: root.child({ component: "history" }),
+    metrics,
+  });
+  return {
+    async stop() {
+      await keyExpiry.stop();
+      await historyUpkeep.stop();
     },
   };
 }
