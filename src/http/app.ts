@@ -80,22 +80,7 @@ export function createApp(deps: ApiDeps) {
     .onRequest(({ request, set }) => {
       started.set(request, performance.now());
       Object.assign(set.headers, keepAlive);
-      const origin = request.headers.get("origin");
-      if (origin === null && request.method !== "OPTIONS") return;
-      const path = pathOf(request.url);
-      if (request.method === "OPTIONS") {
-        const pre = cors.preflight(origin, path);
-        if (pre === null) return; // not a cross-origin route: 405 with Allow, as for any other method
-        if (!pre.allowed) {
-          set.status = 403;
-          return errorResponse(new AppError("forbidden", `origin ${origin} may not call this route (CORS_ORIGINS)`), log, pre.headers);
-        }
-        set.status = 204;
-        return new Response(null, { status: 204, headers: pre.headers });
-      }
-      // Errors carry them too, so a page can read a 400 or a 503 and its Retry-After.
-      const h = cors.headers(origin, path);
-      if (h) Object.assign(set.headers, h);
+      return applyCors(request, set, cors, log);
     })
     .onAfterResponse(({ request, route, set }) => {
       const t0 = started.get(request);
@@ -104,30 +89,8 @@ export function createApp(deps: ApiDeps) {
       requests.observe((performance.now() - t0) / 1000, { route: route || "unmatched", method: request.method, status });
     })
     .onError(({ code, error, request, set }) => {
-      let e: unknown = error;
-      if (code === "NOT_FOUND" || code === "VALIDATION") {
-        // GET /view would otherwise reach GET /:id and fail as "not a UUID": it is a known path, wrong method.
-        const path = pathOf(request.url);
-        allowedMethods ??= methodsFor(app.routes);
-        const allow = allowedMethods(path);
-        if (allow.length > 0 && !allow.includes(request.method)) {
-          const res = errorResponse(new AppError("method_not_allowed", `method ${request.method} is not allowed here`), log, {
-            allow: allow.join(", "),
-          });
-          set.status = 405;
-          return res;
-        }
-        if (code === "NOT_FOUND") e = new AppError("not_found", `no route for ${request.method} ${path}`);
-      }
-      if (code === "VALIDATION") e = new AppError("invalid_request", describeValidationError(error));
-      else if (code === "PARSE") {
-        // Elysia wraps whatever the body parser threw; our parser throws AppErrors (413, 415, 400).
-        const cause = (error as Error).cause;
-        e = cause instanceof AppError ? cause : new AppError("invalid_json", "request body is not valid JSON");
-      }
-      const res = errorResponse(e, log);
-      set.status = res.status;
-      return res;
+      allowedMethods ??= methodsFor(app.routes);
+      return mapError(String(code), error, request, set, allowedMethods, log);
     })
     .use(docs())
     .use(opsRoutes(deps))
@@ -149,6 +112,64 @@ export function createApp(deps: ApiDeps) {
 
 /** The app's type, for Elysia's typed client: `treaty<App>("http://127.0.0.1:8080")` from @elysiajs/eden. */
 export type App = ReturnType<typeof createApp>;
+
+interface ResponseSet {
+  status?: number | string;
+  headers: Record<string, string | number>;
+}
+
+/** A cross-origin request's CORS headers, or the answer to its preflight (204, or 403 for an origin not allowed). */
+function applyCors(request: Request, set: ResponseSet, cors: ReturnType<typeof createCorsPolicy>, log: Logger): Response | undefined {
+  const origin = request.headers.get("origin");
+  if (origin === null && request.method !== "OPTIONS") return;
+  const path = pathOf(request.url);
+  if (request.method === "OPTIONS") {
+    const pre = cors.preflight(origin, path);
+    if (pre === null) return; // not a cross-origin route: 405 with Allow, as for any other method
+    if (!pre.allowed) {
+      set.status = 403;
+      return errorResponse(new AppError("forbidden", `origin ${origin} may not call this route (CORS_ORIGINS)`), log, pre.headers);
+    }
+    set.status = 204;
+    return new Response(null, { status: 204, headers: pre.headers });
+  }
+  // Errors carry them too, so a page can read a 400 or a 503 and its Retry-After.
+  const h = cors.headers(origin, path);
+  if (h) Object.assign(set.headers, h);
+}
+
+/** Elysia's errors as the service's JSON errors: 405 for a known path, 404, 400 for validation and parsing. */
+function mapError(
+  code: string,
+  error: unknown,
+  request: Request,
+  set: ResponseSet,
+  allowedMethods: (path: string) => string[],
+  log: Logger,
+) {
+  let e: unknown = error;
+  if (code === "NOT_FOUND" || code === "VALIDATION") {
+    // GET /view would otherwise reach GET /:id and fail as "not a UUID": it is a known path, wrong method.
+    const path = pathOf(request.url);
+    const allow = allowedMethods(path);
+    if (allow.length > 0 && !allow.includes(request.method)) {
+      set.status = 405;
+      return errorResponse(new AppError("method_not_allowed", `method ${request.method} is not allowed here`), log, {
+        allow: allow.join(", "),
+      });
+    }
+    if (code === "NOT_FOUND") e = new AppError("not_found", `no route for ${request.method} ${path}`);
+  }
+  if (code === "VALIDATION") e = new AppError("invalid_request", describeValidationError(error));
+  else if (code === "PARSE") {
+    // Elysia wraps whatever the body parser threw; our parser throws AppErrors (413, 415, 400).
+    const cause = (error as Error).cause;
+    e = cause instanceof AppError ? cause : new AppError("invalid_json", "request body is not valid JSON");
+  }
+  const res = errorResponse(e, log);
+  set.status = res.status;
+  return res;
+}
 
 /** The path of a request URL without building a URL object (hot path). */
 function pathOf(url: string): string {
