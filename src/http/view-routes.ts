@@ -72,6 +72,69 @@ const KEY_PARAMETER: OpenAPIV3.ParameterObject = {
   schema: { type: "string", minLength: 1, maxLength: 255, pattern: "^[\\x20-\\x7e]+$" },
 };
 
+/** POST /view in the OpenAPI document: what it does and every answer. */
+const VIEW_DOCS = {
+  detail: {
+    summary: "Record one product view",
+    description:
+      "Answers 202 once Kafka has acknowledged the event (acks=all). With INGEST_ACK=queued, 202 means queued in the producer." + KEY_DOC,
+    tags: ["views"],
+    parameters: [KEY_PARAMETER],
+  },
+  response: {
+    200: Ignored,
+    202: Accepted,
+    400: err("Malformed JSON, a missing / non-UUID product_id, or a malformed Idempotency-Key"),
+    401: err("An Authorization header that carries no ingest token (INGEST_TOKEN)"),
+    403: err("The request's Origin is not in CORS_ORIGINS"),
+    404: err("Unknown product (no event produced)"),
+    409: err("A request with this Idempotency-Key is still in flight; retry after Retry-After seconds"),
+    413: err("Body larger than BODY_LIMIT_BYTES"),
+    415: err("Content-Type is not application/json"),
+    422: err("This Idempotency-Key was used with a different body"),
+    429: err("Too many views from this viewer or address; retry after Retry-After seconds"),
+    503: err("Kafka could not take the event in time; retry after Retry-After seconds"),
+  },
+};
+
+/** POST /views in the OpenAPI document. */
+const BATCH_DOCS = {
+  detail: {
+    summary:
+      "Record a batch of views (1..1000 items, count 1..1000 each, with an ingest token; public: 1..PUBLIC_MAX_BATCH_ITEMS items, count 1)",
+    description:
+      "All or nothing: the first bad item is named by its index; unknown products are listed in unknown_ids. A public caller's items pass the rules of README's \"What counts as a view\" (bots, rates, repeats)." +
+      KEY_DOC,
+    tags: ["views"],
+    parameters: [KEY_PARAMETER],
+  },
+  response: {
+    200: Ignored,
+    202: Type.Object({
+      accepted: Type.Integer({ minimum: 1, description: "Views counted" }),
+      ignored: Type.Optional(
+        Type.Integer({
+          minimum: 1,
+          description:
+            "Public items not counted: repeats (of a view counted within VIEW_REPEAT_WINDOW_S, or of another item of this batch)",
+        }),
+      ),
+    }),
+    400: err("Malformed JSON, an invalid item (the error names its index), or a malformed Idempotency-Key"),
+    401: err("An Authorization header that carries no ingest token (INGEST_TOKEN)"),
+    403: err(
+      "The request's Origin is not in CORS_ORIGINS, or a public batch over PUBLIC_MAX_BATCH_ITEMS or with a count above 1 (ingest_token_required)",
+    ),
+    404: err("Some products are unknown (unknown_ids lists them); nothing was recorded"),
+    409: err("A request with this Idempotency-Key is still in flight; retry after Retry-After seconds"),
+    413: err("Body larger than BATCH_BODY_LIMIT_BYTES"),
+    415: err("Content-Type is not application/json"),
+    422: err("This Idempotency-Key was used with a different body"),
+    429: err("Too many views from this viewer or address; retry after Retry-After seconds"),
+    503: err("Kafka could not take the events in time; retry after Retry-After seconds"),
+  },
+};
+
 export function viewRoutes(deps: { http: HttpConfig; views: Views; callerOf: CallerOf }) {
   const { http } = deps;
   const viewBody = ({ request }: { request: Request }) => readJsonBody(request, http.bodyLimitBytes, { textPlain: true });
@@ -87,28 +150,7 @@ export function viewRoutes(deps: { http: HttpConfig; views: Views; callerOf: Cal
       {
         parse: viewBody,
         body: ViewRequest,
-        detail: {
-          summary: "Record one product view",
-          description:
-            "Answers 202 once Kafka has acknowledged the event (acks=all). With INGEST_ACK=queued, 202 means queued in the producer." +
-            KEY_DOC,
-          tags: ["views"],
-          parameters: [KEY_PARAMETER],
-        },
-        response: {
-          200: Ignored,
-          202: Accepted,
-          400: err("Malformed JSON, a missing / non-UUID product_id, or a malformed Idempotency-Key"),
-          401: err("An Authorization header that carries no ingest token (INGEST_TOKEN)"),
-          403: err("The request's Origin is not in CORS_ORIGINS"),
-          404: err("Unknown product (no event produced)"),
-          409: err("A request with this Idempotency-Key is still in flight; retry after Retry-After seconds"),
-          413: err("Body larger than BODY_LIMIT_BYTES"),
-          415: err("Content-Type is not application/json"),
-          422: err("This Idempotency-Key was used with a different body"),
-          429: err("Too many views from this viewer or address; retry after Retry-After seconds"),
-          503: err("Kafka could not take the event in time; retry after Retry-After seconds"),
-        },
+        ...VIEW_DOCS,
       },
     )
     .post(
@@ -121,40 +163,7 @@ export function viewRoutes(deps: { http: HttpConfig; views: Views; callerOf: Cal
       {
         parse: batchBody,
         body: BatchViewRequest,
-        detail: {
-          summary:
-            "Record a batch of views (1..1000 items, count 1..1000 each, with an ingest token; public: 1..PUBLIC_MAX_BATCH_ITEMS items, count 1)",
-          description:
-            "All or nothing: the first bad item is named by its index; unknown products are listed in unknown_ids. A public caller's items pass the rules of README's \"What counts as a view\" (bots, rates, repeats)." +
-            KEY_DOC,
-          tags: ["views"],
-          parameters: [KEY_PARAMETER],
-        },
-        response: {
-          200: Ignored,
-          202: Type.Object({
-            accepted: Type.Integer({ minimum: 1, description: "Views counted" }),
-            ignored: Type.Optional(
-              Type.Integer({
-                minimum: 1,
-                description:
-                  "Public items not counted: repeats (of a view counted within VIEW_REPEAT_WINDOW_S, or of another item of this batch)",
-              }),
-            ),
-          }),
-          400: err("Malformed JSON, an invalid item (the error names its index), or a malformed Idempotency-Key"),
-          401: err("An Authorization header that carries no ingest token (INGEST_TOKEN)"),
-          403: err(
-            "The request's Origin is not in CORS_ORIGINS, or a public batch over PUBLIC_MAX_BATCH_ITEMS or with a count above 1 (ingest_token_required)",
-          ),
-          404: err("Some products are unknown (unknown_ids lists them); nothing was recorded"),
-          409: err("A request with this Idempotency-Key is still in flight; retry after Retry-After seconds"),
-          413: err("Body larger than BATCH_BODY_LIMIT_BYTES"),
-          415: err("Content-Type is not application/json"),
-          422: err("This Idempotency-Key was used with a different body"),
-          429: err("Too many views from this viewer or address; retry after Retry-After seconds"),
-          503: err("Kafka could not take the events in time; retry after Retry-After seconds"),
-        },
+        ...BATCH_DOCS,
       },
     );
 }
