@@ -113,6 +113,36 @@ function addViewers(s: State, events: readonly ViewEvent[]): number {
   return n;
 }
 
+/** Whether these views can be added with every sum still an exact integer (at most 2^53 - 1). */
+function fitsExactly(s: State | undefined, events: readonly ViewEvent[], keyed: readonly KeyedViews[]): boolean {
+  const pending = s?.views ?? 0;
+  let added = 0;
+  for (const e of events) {
+    added += e.count;
+    if ((s?.counts.get(e.product_id) ?? 0) + e.count > Number.MAX_SAFE_INTEGER) return false;
+  }
+  for (const k of keyed) added += viewCount(k.views);
+  return pending + added <= Number.MAX_SAFE_INTEGER;
+}
+
+/** Adds a message's plain views to the partition's counts and to their minute; returns how many products are new. */
+function addCounts(s: State, events: readonly ViewEvent[], minute: number): number {
+  let added = 0;
+  let inMinute = s.minutes.get(minute);
+  if (!inMinute) {
+    inMinute = new Map();
+    if (events.length > 0) s.minutes.set(minute, inMinute);
+  }
+  for (const e of events) {
+    const before = s.counts.get(e.product_id);
+    if (before === undefined) added++;
+    s.counts.set(e.product_id, (before ?? 0) + e.count);
+    inMinute.set(e.product_id, (inMinute.get(e.product_id) ?? 0) + e.count);
+    s.views += e.count;
+  }
+  return added;
+}
+
 export function createCoalescer(): Coalescer {
   const states = new Map<number, State>();
   let products = 0;
@@ -124,17 +154,7 @@ export function createCoalescer(): Coalescer {
       if (s) products -= held(s);
       states.set(p, fresh(nextOffset));
     },
-    fits(p, events, keyed = []) {
-      const s = states.get(p);
-      const pending = s?.views ?? 0;
-      let added = 0;
-      for (const e of events) {
-        added += e.count;
-        if ((s?.counts.get(e.product_id) ?? 0) + e.count > Number.MAX_SAFE_INTEGER) return false;
-      }
-      for (const k of keyed) added += viewCount(k.views);
-      return pending + added <= Number.MAX_SAFE_INTEGER;
-    },
+    fits: (p, events, keyed = []) => fitsExactly(states.get(p), events, keyed),
     add(p, offset, events, keyed = [], at = null) {
       const s = states.get(p);
       if (!s) return "unknown_partition";
@@ -147,19 +167,7 @@ export function createCoalescer(): Coalescer {
       }
       s.next = offset + 1;
       if (!events) return "malformed";
-      const minute = at === null ? NO_MINUTE : Math.floor(at / MINUTE_MS);
-      let inMinute = s.minutes.get(minute);
-      if (!inMinute) {
-        inMinute = new Map();
-        if (events.length > 0) s.minutes.set(minute, inMinute);
-      }
-      for (const e of events) {
-        const before = s.counts.get(e.product_id);
-        if (before === undefined) products++;
-        s.counts.set(e.product_id, (before ?? 0) + e.count);
-        inMinute.set(e.product_id, (inMinute.get(e.product_id) ?? 0) + e.count);
-        s.views += e.count;
-      }
+      products += addCounts(s, events, at === null ? NO_MINUTE : Math.floor(at / MINUTE_MS));
       products += addViewers(s, events);
       for (const k of keyed) {
         s.keyed.push(k);
