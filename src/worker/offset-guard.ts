@@ -66,14 +66,16 @@ export function createOffsetGuard(
     return null;
   }
 
-  /** Duplicates are normal while replaying; from another topic id, or below a log end under them, a reset. */
-  async function checkForReset() {
-    const [id, marks] = await Promise.all([store.topicId().catch(() => null), watermarksOrNone()]);
-    for (const p of marks?.keys() ?? []) {
-      const next = bases.expected(p);
-      if (next === undefined) continue;
-      const problem = offsetProblem(p, { next, topicId }, id, marks!.get(p));
-      if (problem && problem.kind !== "log_truncated") hold(problem);
+  /** The stored offsets of partitions without a base, each checked against the log: a base set, or held. */
+  async function loadBases(partitions: readonly number[]) {
+    const stored = await store.loadOffsets(partitions);
+    const anyStored = [...stored.values()].some((o) => o.next >= 0);
+    const [id, marks] = await Promise.all([store.topicId(), anyStored ? watermarksOrNone() : null]);
+    topicId = id;
+    for (const [p, s] of stored) {
+      if (bases.hasBase(p)) continue;
+      const problem = settle(p, s, id, marks?.get(p));
+      if (problem) hold(problem);
     }
   }
 
@@ -82,16 +84,7 @@ export function createOffsetGuard(
       if (partitions.length === 0) return;
       for (let attempt = 0; ; attempt++) {
         try {
-          const stored = await store.loadOffsets(partitions);
-          const anyStored = [...stored.values()].some((o) => o.next >= 0);
-          const [id, marks] = await Promise.all([store.topicId(), anyStored ? watermarksOrNone() : null]);
-          topicId = id;
-          for (const [p, s] of stored) {
-            if (bases.hasBase(p)) continue;
-            const problem = settle(p, s, id, marks?.get(p));
-            if (problem) hold(problem);
-          }
-          return;
+          return await loadBases(partitions);
         } catch (err) {
           if (stopping()) throw err;
           if (attempt === 0) log.warn({ err }, "cannot read stored offsets or the topic's id; retrying");
@@ -104,7 +97,7 @@ export function createOffsetGuard(
     onDuplicate(now) {
       if (now - lastResetCheck <= RESET_CHECK_MS) return;
       lastResetCheck = now;
-      void checkForReset();
+      void resetProblems(store, bases, () => topicId, log).then((problems) => problems.forEach(hold));
     },
     async recheckHeld(now) {
       if (held.size() === 0 || now - lastHeldCheck <= HELD_RECHECK_MS) return [];
@@ -129,6 +122,19 @@ export function createOffsetGuard(
       topicId = id;
     },
   };
+}
+
+/** Duplicates are normal while replaying; from another topic id, or below a log end under them, a reset. */
+async function resetProblems(store: OffsetStore, bases: Bases, topicId: () => string | null, log: Logger): Promise<OffsetProblem[]> {
+  const [id, marks] = await Promise.all([store.topicId().catch(() => null), readWatermarks(store, log)]);
+  const problems: OffsetProblem[] = [];
+  for (const p of marks?.keys() ?? []) {
+    const next = bases.expected(p);
+    if (next === undefined) continue;
+    const problem = offsetProblem(p, { next, topicId: topicId() }, id, marks!.get(p));
+    if (problem && problem.kind !== "log_truncated") problems.push(problem);
+  }
+  return problems;
 }
 
 async function readWatermarks(store: OffsetStore, log: Logger): Promise<Map<number, Watermarks> | null> {
