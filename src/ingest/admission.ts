@@ -2,7 +2,7 @@ import type { TrustConfig } from "../config.ts";
 import { canonicalId } from "../domain/view.ts";
 import type { ViewEvent } from "../domain/view.ts";
 import { AppError } from "../errors.ts";
-import type { Registry } from "../metrics.ts";
+import type { Counter, Registry } from "../metrics.ts";
 import { isbot } from "isbot";
 import { createRateLimiter } from "./rate-limit.ts";
 import { createRepeatMemory, pairKey } from "./repeats.ts";
@@ -43,6 +43,35 @@ function expand(address: string): string[] {
   return [...l, ...new Array(8 - l.length - r.length).fill("0"), ...r];
 }
 
+/** What a page could send: a batch of at most PUBLIC_MAX_BATCH_ITEMS, each counting 1; more needs a token (403). */
+function checkShape(items: readonly PublicItem[], trust: TrustConfig, refused: Counter) {
+  if (items.length > trust.publicMaxBatchItems) {
+    refused.inc({ reason: "token_required" });
+    throw new AppError(
+      "ingest_token_required",
+      `a public batch holds at most ${trust.publicMaxBatchItems} items; larger batches need an ingest token (Authorization: Bearer)`,
+    );
+  }
+  if (items.some((i) => i.count !== undefined && i.count !== 1)) {
+    refused.inc({ reason: "token_required" });
+    throw new AppError("ingest_token_required", "a public view counts 1; counts above 1 need an ingest token (Authorization: Bearer)");
+  }
+}
+
+/** isbot runs a large regular expression (~4 µs a User-Agent); a page's visitors share a few hundred of them. */
+function botCache() {
+  const bots = new Map<string, boolean>();
+  return (ua: string) => {
+    let bot = bots.get(ua);
+    if (bot === undefined) {
+      if (bots.size >= 10_000) bots.clear();
+      bot = isbot(ua);
+      bots.set(ua, bot);
+    }
+    return bot;
+  };
+}
+
 export function createAdmission(trust: TrustConfig, viewerOf: ViewerOf, metrics: Registry): Admit {
   const ignoredViews = metrics.counter("views_ignored_total", "Public views answered 200 and not counted, by reason (repeat, bot)");
   const refused = metrics.counter(
@@ -53,20 +82,6 @@ export function createAdmission(trust: TrustConfig, viewerOf: ViewerOf, metrics:
   const byViewer = createRateLimiter({ burst: trust.viewerBurst, perS: trust.viewerPerS, capacity: trust.rateMemory });
   const byAddress = createRateLimiter({ burst: trust.addressBurst, perS: trust.addressPerS, capacity: trust.rateMemory });
   metrics.gauge("view_repeat_memory_pairs", "(viewer, product) pairs held to recognise repeats", () => repeats?.size ?? 0);
-
-  function checkShape(items: readonly PublicItem[]) {
-    if (items.length > trust.publicMaxBatchItems) {
-      refused.inc({ reason: "token_required" });
-      throw new AppError(
-        "ingest_token_required",
-        `a public batch holds at most ${trust.publicMaxBatchItems} items; larger batches need an ingest token (Authorization: Bearer)`,
-      );
-    }
-    if (items.some((i) => i.count !== undefined && i.count !== 1)) {
-      refused.inc({ reason: "token_required" });
-      throw new AppError("ingest_token_required", "a public view counts 1; counts above 1 need an ingest token (Authorization: Bearer)");
-    }
-  }
 
   function limit(caller: Extract<Caller, { kind: "public" }>, viewer: Viewer, n: number, nowMs: number) {
     const wait = byAddress.take(addressKey(caller.address), n, nowMs);
@@ -80,20 +95,10 @@ export function createAdmission(trust: TrustConfig, viewerOf: ViewerOf, metrics:
     });
   }
 
-  // isbot runs a large regular expression (~4 µs a User-Agent); a page's visitors share a few hundred of them.
-  const bots = new Map<string, boolean>();
-  const isBot = (ua: string) => {
-    let bot = bots.get(ua);
-    if (bot === undefined) {
-      if (bots.size >= 10_000) bots.clear();
-      bot = isbot(ua);
-      bots.set(ua, bot);
-    }
-    return bot;
-  };
+  const isBot = botCache();
 
   return (caller, items, nowMs = Date.now()) => {
-    checkShape(items);
+    checkShape(items, trust, refused);
     if (trust.botFilter && caller.userAgent !== "" && isBot(caller.userAgent)) {
       ignoredViews.inc({ reason: "bot" }, items.length);
       return { kind: "ignored", reason: "bot", views: items.length };
