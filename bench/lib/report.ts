@@ -15,11 +15,24 @@ export interface Target {
 // biome-ignore lint/suspicious/noExplicitAny: every field read below is checked where it is used
 export type Json = any;
 
+type Verdict = (name: string, goal: string, measured: string | null, met: boolean) => void;
+
 /** The performance targets against this run's numbers; a scenario not run is "not measured", never met. */
 export function targets(r: Record<string, Json>): Target[] {
   const out: Target[] = [];
-  const t = (name: string, goal: string, measured: string | null, met: boolean) =>
+  const t: Verdict = (name, goal, measured, met) =>
     out.push({ name, goal, measured: measured ?? "-", met: measured === null ? null : met });
+  cpuTargets(r, t);
+  ladderTargets(r, t);
+  amplificationTarget(r, t);
+  scaleTarget(r, t);
+  keyTargets(r, t);
+  historyTargets(r, t);
+  return out;
+}
+
+/** CPU per view at a fixed rate, by process, against the bare server's. */
+function cpuTargets(r: Record<string, Json>, t: Verdict) {
   const cpu = r.cpu;
   if (cpu) {
     const p = cpu.pipeline.cpuPerViewUs;
@@ -31,6 +44,10 @@ export function targets(r: Record<string, Json>): Target[] {
   } else
     for (const n of ["pipeline CPU per view", "API CPU per view vs the bare server", "Kafka CPU per view", "worker CPU per view"])
       t(n, "", null, false);
+}
+
+/** The ladders: sustained rates against the bare server's, RSS at the best rate, freshness at 80 % of it. */
+function ladderTargets(r: Record<string, Json>, t: Verdict) {
   const ingest = r.ingest;
   const best = ingest?.best;
   t(
@@ -64,7 +81,11 @@ export function targets(r: Record<string, Json>): Target[] {
   );
   const f = r.freshness;
   t("freshness 202 -> counted at 80 % of max", "p99 < 250 ms", f ? `p99 ${f.p99} ms @${f.rate}/s` : null, !!f && f.p99 < 250);
-  // Write amplification from the batch steps: rows updated per second against views per second.
+}
+
+/** Write amplification from the batch steps: rows updated per second against views per second. */
+function amplificationTarget(r: Record<string, Json>, t: Verdict) {
+  const batch = r.batch;
   const steps = (batch?.steps ?? []).filter((s: Json) => s.passed || s === batch.steps[0]);
   if (steps.length >= 2) {
     const lo = steps[0],
@@ -81,6 +102,10 @@ export function targets(r: Record<string, Json>): Target[] {
       k <= Math.log(3) / Math.log(10),
     );
   } else t("write amplification (batch steps)", "rows grow <= 3x for 10x views", null, false);
+}
+
+/** GET /top with 10 million products (the top10m scenario). */
+function scaleTarget(r: Record<string, Json>, t: Verdict) {
   const big = r.top10m;
   t(
     "/top with 10 million products",
@@ -90,7 +115,10 @@ export function targets(r: Record<string, Json>): Target[] {
       : null,
     !!big && !!big.top.best && big.top.best.p99 < 10 && big.freshness.p99 < 500,
   );
-  // An Idempotency-Key on every request costs at most 15 % in CPU per view and in throughput.
+}
+
+/** An Idempotency-Key on every request costs at most 15 % in CPU per view and in throughput. */
+function keyTargets(r: Record<string, Json>, t: Verdict) {
   const k = r.keys;
   const exact = (s: Json) => s.accounting.exact;
   t(
@@ -105,8 +133,11 @@ export function targets(r: Record<string, Json>): Target[] {
     k ? `${k.keyedRps} vs ${k.plainRps} views/s offered ${k.offered}/s = ${k.throughputRatio}x` : null,
     !!k && k.throughputRatio !== null && k.throughputRatio >= 0.85 && [...k.plainSat, ...k.keyedSat].every(exact),
   );
-  // The history's costs: rows per flush against a flush without it, and the windows at scale.
-  const rows = cpu?.rowsPerFlush;
+}
+
+/** The history's costs: rows per flush against a flush without it, and the windows at scale. */
+function historyTargets(r: Record<string, Json>, t: Verdict) {
+  const rows = r.cpu?.rowsPerFlush;
   t(
     "rows written per flush, with the history / without",
     "<= 2.2x",
@@ -126,7 +157,6 @@ export function targets(r: Record<string, Json>): Target[] {
     w ? `p99 ${w.freshness1h.p99} ms @${w.freshness1h.rate}/s` : null,
     !!w && w.freshness1h.p99 < 1000,
   );
-  return out;
 }
 
 /** Each step search's p50 and p99 against the offered rate, one SVG per scenario (baseline drawn alongside). */
