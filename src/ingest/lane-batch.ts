@@ -4,24 +4,14 @@ import { partitionOf } from "./partition.ts";
 
 // Edge coalescing and delivery accounting, without I/O.
 //
-// Every request waiting in the queue joins one message of the batch whole: its views are merged per product
-// with the other requests' views of that window, at most MAX_MESSAGE_ITEMS distinct products a message and one
-// message per partition. Where the messages go (KAFKA_PARTITIONER):
-//   - "round-robin" (the default): one message while the window fits in one, on the partition after the last
-//     batch's; a larger window spills into the following partitions. Messages per second depend on windows
-//     only: the broker appends one batch per window (librdkafka sends a produce request per partition touched)
-//     and the worker decodes one message. A product's views reach every partition; counting does not need them
-//     together (increments commute; the worker sums per product and locks rows in id order), and windows taken
-//     in turn spread the load evenly over partitions and workers whatever the product mix.
-//   - "product": each request goes to its first product's partition, so a window is one message per partition
-//     its requests touch (partitions x windows a second, the broker's cost), and a product's single views stay
-//     on one partition: with several workers, a hot product is one row update per flush instead of one per
-//     worker (docs/capacity.md weighs the two).
-// Either way each request travels in exactly one message, so it is written entirely or not at all; and with one
-// message per partition a delivery report (it names a partition) maps to its message, so each request is
-// answered from its own message's report. A request with an Idempotency-Key is not merged: it travels as its own
-// entry of the message, under its key, so the worker counts it at most once (the key's record is in Postgres,
-// whichever partition carries a repeat).
+// Every queued request joins one message of the batch whole: its views merged per product with the window's other
+// requests', at most MAX_MESSAGE_ITEMS products a message and one message per partition. KAFKA_PARTITIONER says where
+// messages go: "round-robin" (default) takes partitions in turn, so messages per second depend on windows only and
+// the load spreads evenly whatever the product mix (increments commute: the worker needs no product on one
+// partition); "product" sends each request to its first product's partition, one row update per flush for a hot
+// product with several workers (docs/capacity.md weighs the two). Each request travels in exactly one message, and a
+// delivery report names a partition, so each request is answered from its own message's report. A request with an
+// Idempotency-Key travels as its own entry under its key, so the worker counts it at most once.
 
 /** A keyed request's digests (ingest/idempotency.ts). */
 export interface KeyTag {
