@@ -71,9 +71,10 @@ export interface ConsumerOptions {
 }
 
 /**
- * The consume loop. It owns the Kafka consumer (replaced when the topic's id changes or a stall calls for it) and the
- * in-memory state (coalescer, gaps, offset guard); the flusher writes what accumulated; the modules beside this one
- * each take one concern: message-reader (decode or dead-letter), flush-report (a flush's result), stall-watch.
+ * The consume loop: fetch, take the batch in (intake.ts), flush when due (flusher.ts), and between fetches the
+ * housekeeping below. It owns the in-memory state (coalescer, gaps, offset guard) and the Kafka consumer
+ * (consumer-source.ts: replaced when the topic's id changes or a stall calls for it); the modules beside it each take
+ * one concern: message-reader (decode or dead-letter), flush-report (a flush's result), stall-watch.
  */
 export function startConsumer(
   kafka: KafkaConfig,
