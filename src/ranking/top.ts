@@ -37,15 +37,9 @@ export interface TopOptions {
 }
 
 export function createTopCache(database: Database, log: Logger, opts: TopOptions, metrics?: Registry): TopCache {
-  // kind="full": the whole ranking (a scan of products); kind="partial": the current top and the named products;
-  // kind="notice": a flush's NOTIFY merged in memory, no query.
   const by = opts.by ?? "view_count";
   // Registered by one cache per process (the API passes `metrics` to the view_count ranking's only).
-  const reads = metrics?.histogram(
-    "top_refresh_seconds",
-    "Top-N refreshes by kind (full, partial: queries; notice: merged from a NOTIFY), and how long they took",
-    [0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
-  );
+  const reads = metrics && refreshHistogram(metrics);
   const list = createPublished<Product>((r) => `${r.id}:${r[by]}`);
   const st: TopState = { rows: [], freshAt: 0, changed: new Set(), full: true, lastFullAt: -Infinity };
   let timer: ReturnType<typeof setInterval> | undefined;
@@ -118,6 +112,18 @@ export function createTopCache(database: Database, log: Logger, opts: TopOptions
       await refreshes.idle();
     },
   };
+}
+
+/**
+ * kind="full": the whole ranking (a scan of products); kind="partial": the current top and the named products;
+ * kind="notice": a flush's NOTIFY merged in memory, no query.
+ */
+function refreshHistogram(metrics: Registry) {
+  return metrics.histogram(
+    "top_refresh_seconds",
+    "Top-N refreshes by kind (full, partial: queries; notice: merged from a NOTIFY), and how long they took",
+    [0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+  );
 }
 
 interface TopState {
