@@ -1,5 +1,4 @@
-import type { Logger } from "../log.ts";
-import { limitedLog } from "../log.ts";
+import { limitedLog, type Logger } from "../log.ts";
 import type { Counter } from "../metrics.ts";
 import { type Lane, safeInFlight } from "./lane-cycle.ts";
 
